@@ -1,0 +1,76 @@
+"""Parameter counts per preset and the CPU time of one chunk forward of a preset.
+
+    python benchmarks/model_forward.py --preset tiny --frames 3 --repeat 10
+
+Times the chunk-causal forward of one chunk (latent frames at offset 4, i.e. the second chunk, with camera and
+Plücker branches on) in float32 and bfloat16, after warm-up. Prints a markdown table for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from world.model import WorldModel, count_parameters
+from world.presets import PRESETS, get_preset
+
+
+def chunk_inputs(cfg, frames: int):
+    H, W = cfg.latent_hw
+    B = 1
+    x = torch.randn(B, cfg.latent_channels, frames, H, W)
+    ts = torch.full((B, frames), 727.0)
+    c2w = torch.eye(4).reshape(1, 1, 16).repeat(B, frames, 1)
+    intr = torch.tensor([W * 0.87, W * 0.87, (W - 1) / 2, (H - 1) / 2]).repeat(B, frames, 1)
+    cam = torch.cat([c2w, intr], -1)
+    pl = torch.randn(B, cfg.plucker_channels, frames, H, W)
+    return x, ts, cam, pl
+
+
+def time_forward(model, args_, repeat: int) -> list[float]:
+    times = []
+    with torch.inference_mode():
+        for _ in range(2):
+            model(*args_, mode="chunk_causal", frame_offset=4)
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            model(*args_, mode="chunk_causal", frame_offset=4)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--frames", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"device: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}")
+    print("\n| preset | parameters |\n|---|---:|")
+    for name in PRESETS:
+        print(f"| {name} | {count_parameters(name):,} |")
+    cfg = get_preset(a.preset)
+    H, W = cfg.latent_hw
+    torch.manual_seed(0)
+    model = WorldModel(cfg).init_weights().eval()
+    inp = chunk_inputs(cfg, a.frames)
+    raw = a.frames * cfg.temporal_stride
+    print(f"\n{a.preset}: one chunk = {a.frames} latent frames x {H}x{W} tokens = {a.frames * H * W} tokens, "
+          f"{raw} raw frames = {raw / cfg.fps * 1000:.0f} ms of video at {cfg.fps} fps")
+    print("\n| dtype | median ms / forward | min ms | 5 forwards (4 steps + cache write) / video time |\n|---|---:|---:|---:|")
+    for dt in (torch.float32, torch.bfloat16):
+        t = time_forward(model.to(dt), inp, a.repeat)
+        med = statistics.median(t) * 1000
+        print(f"| {str(dt).replace('torch.', '')} | {med:.1f} | {min(t) * 1000:.1f} | "
+              f"{5 * med / (raw / cfg.fps * 1000):.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

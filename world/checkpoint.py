@@ -1,0 +1,121 @@
+"""Our checkpoint files: one safetensors file whose metadata carries the model config (and any extra JSON).
+
+Loading is strict: missing, unexpected and mis-shaped tensors are all listed in one CheckpointError.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from world.presets import ModelConfig
+
+CONFIG_KEY = "worldwalk_config"
+EXTRA_KEY = "worldwalk_extra"
+# tensors of the official release that carry nothing the forward reads and have no place in our modules
+IGNORED_KEYS = ("pos_embed",)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and what is wrong."""
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | Path, extra: dict | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write model weights (optionally cast, e.g. to bfloat16 to ship small) with the config inside the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+          for k, v in model.state_dict().items()}
+    meta = {CONFIG_KEY: json.dumps(model.cfg.to_dict())}
+    if extra:
+        meta[EXTRA_KEY] = json.dumps(extra)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(sd, str(tmp), metadata=meta)
+    tmp.replace(path)  # never leave a half-written checkpoint under the real name
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
+    """-> (tensors, config or None if the file has none, extra metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file (expected a .safetensors checkpoint)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    cfg = None
+    if CONFIG_KEY in meta:
+        try:
+            cfg = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: bad model config in metadata: {e}") from None
+    extra = json.loads(meta[EXTRA_KEY]) if EXTRA_KEY in meta else {}
+    return tensors, cfg, extra
+
+
+def load_state_dict_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy tensors into model; any missing / unexpected / mis-shaped tensor is listed in one CheckpointError."""
+    own = model.state_dict()
+    tensors = {k: v for k, v in tensors.items() if k not in IGNORED_KEYS}
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = sorted(f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(tensors) if tuple(own[k].shape) != tuple(tensors[k].shape))
+    if missing or unexpected or shapes:
+        def listing(name, items):
+            if not items:
+                return None
+            more = f" … and {len(items) - 8} more" if len(items) > 8 else ""
+            return f"{len(items)} {name} ({', '.join(items[:8])}{more})"
+        parts = [p for p in (listing("missing", missing), listing("unexpected", unexpected),
+                             listing("mis-shaped", shapes)) if p]
+        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+        raise CheckpointError(f"{source}: does not fit model {name!r}: " + "; ".join(parts))
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_checkpoint(path: str | Path, expect: ModelConfig | str | None = None, device="cpu",
+                    dtype: torch.dtype | None = None):
+    """Build the model the file describes and load it. -> (WorldModel, extra metadata).
+
+    `expect` (a config or preset name) is checked against the file's own config first, so a checkpoint of another
+    preset is reported as such rather than as a wall of shape mismatches.
+    """
+    from world.model import WorldModel
+    from world.presets import get_preset
+
+    tensors, cfg, extra = read_checkpoint(path)
+    if expect is not None:
+        want = get_preset(expect) if isinstance(expect, str) else expect
+        if cfg is None:
+            cfg = want
+        elif _arch(cfg) != _arch(want):
+            diff = {k: (v, want.to_dict()[k]) for k, v in cfg.to_dict().items()
+                    if k != "name" and v != want.to_dict()[k] and k in _ARCH_FIELDS}
+            raise CheckpointError(f"{path}: is a checkpoint of {cfg.name!r}, expected {want.name!r} "
+                                  f"(differs in {', '.join(f'{k} {a} vs {b}' for k, (a, b) in diff.items())})")
+    if cfg is None:
+        raise CheckpointError(f"{path}: carries no worldwalk config; name the preset it belongs to")
+    with torch.device("meta"):
+        model = WorldModel(cfg)
+    model = model.to_empty(device=device)
+    load_state_dict_strict(model, tensors, str(path))
+    if dtype is not None:
+        model = model.to(dtype)
+    return model.eval(), extra
+
+
+_ARCH_FIELDS = ("depth", "hidden", "head_dim", "latent_channels", "softmax_every", "ffn_ratio", "conv_kernel",
+                "t_kernel", "caption_channels", "temporal_stride", "legacy_tensors")
+
+
+def _arch(cfg: ModelConfig) -> tuple:
+    d = cfg.to_dict()
+    return tuple(d[k] for k in _ARCH_FIELDS)
