@@ -38,6 +38,7 @@ class Layout:
     chunk_of_frame: torch.Tensor  # (T,) chunk index of each latent frame (all zeros when bidirectional)
     rope: Rope  # main-branch RoPE, (N, D/2)
     ucpe: UcpeTransforms | None  # camera branch transforms, None when no camera is given
+    window_tokens: int | None = None  # streaming: softmax keys kept after the sink (None: all)
 
     @property
     def S(self) -> int:
@@ -71,26 +72,46 @@ def _shift_time(x: torch.Tensor, j: int) -> torch.Tensor:
     return torch.cat([z, x[:, :-j]], 1) if j > 0 else torch.cat([x[:, -j:], z], 1)
 
 
-def temporal_short_conv(x: torch.Tensor, weight: torch.Tensor, layout: Layout) -> torch.Tensor:
+def with_tail(x: torch.Tensor, tail: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepend the cached last frames of the previous chunk (zeros when there is none).
+
+    x (B, T, ...) -> (x_ext (B, n + T, ...), new_tail: the last n frames of x_ext, for the next chunk)
+    """
+    if tail is None:
+        tail = torch.zeros_like(x[:, :1]).expand(-1, n, *x.shape[2:])
+    ext = torch.cat([tail.to(x.dtype), x], 1)
+    return ext, ext[:, ext.shape[1] - n:].contiguous()
+
+
+def same_chunk_ahead(layout: "Layout", j: int, device) -> torch.Tensor:
+    """(T,) bool: frame t+j (j >= 1) exists and lies in t's chunk."""
+    c = layout.chunk_of_frame.to(device)
+    keep = torch.zeros_like(c, dtype=torch.bool)
+    if j < len(c):
+        keep[: len(c) - j] = c[j:] == c[:-j]
+    return keep
+
+
+def temporal_short_conv(x: torch.Tensor, weight: torch.Tensor, layout: Layout,
+                        tail: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Depthwise conv over frames, kernel w_0..w_{k-1} (w_{k-1} on the current frame), run both ways.
 
-    y[t] = sum_j w_{k-1-j} (x[t-j] + x[t+j]) - w_{k-1} x[t]; in chunk-causal mode x[t+j] counts only inside t's chunk.
-    x (B, T, S, C), weight (C, 1, k) -> (B, T, S, C)
+    y[t] = sum_j w_{k-1-j} (x[t-j] + x[t+j]) - w_{k-1} x[t]. Looking back crosses chunk boundaries (from `tail`, the
+    last k-1 input frames of the previous chunk, when streaming); in chunk-causal mode x[t+j] counts only inside t's
+    chunk. x (B, T, S, C), weight (C, 1, k) -> (y (B, T, S, C), new tail (B, k-1, S, C))
     """
     k = weight.shape[-1]
     w = weight[:, 0].to(x.dtype)  # (C, k)
-    same = layout.chunk_of_frame.to(x.device)
+    past, new_tail = with_tail(x, tail, k - 1)
     y = -w[:, k - 1] * x
     for j in range(k):
         wj = w[:, k - 1 - j]
-        y = y + wj * _shift_time(x, j)
+        y = y + wj * _shift_time(past, j)[:, k - 1:]
         ahead = _shift_time(x, -j)
         if layout.causal and j > 0:
-            keep = torch.zeros_like(same, dtype=torch.bool)
-            keep[: len(same) - j] = same[j:] == same[:-j]
-            ahead = ahead * keep.view(1, -1, 1, 1).to(x.dtype)
+            ahead = ahead * same_chunk_ahead(layout, j, x.device).view(1, -1, 1, 1).to(x.dtype)
         y = y + wj * ahead
-    return y
+    return y, new_tail
 
 
 class _AttentionParams(nn.Module):
@@ -157,46 +178,61 @@ class GDNAttention(_AttentionParams):
         B, Hh, _, D = t.shape
         return t.float().view(B, Hh, L.T, L.S, D)
 
-    def scan_both_ways(self, q, k, v, beta, decay, L: Layout) -> torch.Tensor:
-        """Forward (inclusive) + reverse (exclusive; restarted at each chunk in chunk-causal mode) -> (B,h,T,S,Dv)."""
-        out_f, _ = frame_gdn_scan(q, k, v, beta, decay)
+    def scan_both_ways(self, q, k, v, beta, decay, L: Layout, state=None):
+        """Forward (inclusive, from `state`) + reverse (exclusive; restarted at each chunk in chunk-causal mode).
+
+        -> (out (B, h, T, S, Dv), forward state after the last frame)
+        """
+        out_f, state = frame_gdn_scan(q, k, v, beta, decay, state)
         if L.causal:
             keep = (~L.chunk_starts().to(decay.device)).to(decay.dtype)
             beta, decay = beta * keep.view(1, 1, -1, 1), decay * keep.view(1, 1, -1)
         out_b, _ = frame_gdn_scan(q, k, v, beta, decay, reverse=True)
-        return out_f + out_b
+        return out_f + out_b, state
 
-    def forward(self, x: torch.Tensor, L: Layout) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, L: Layout, cache: dict | None = None, write: bool = False) -> torch.Tensor:
+        """x (B, N, C) -> (B, N, C). `cache` (streaming): this block's carried states and tails, read always and
+        overwritten with this chunk's when `write`."""
         B, N, C = x.shape
+        c = cache if cache is not None else {}
+        new = {}
         beta, decay = self.gates(x, L)
         beta = beta.float()
         key_scale = (self.D * L.S) ** -0.5
 
         # ---- main branch: qkv -> short conv on K -> RMSNorm -> ReLU -> GDN (RoPE on the numerator only)
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        k = temporal_short_conv(k.view(B, L.T, L.S, C), self.conv_k.weight, L).view(B, N, C)
+        k, new["k_tail"] = temporal_short_conv(k.view(B, L.T, L.S, C), self.conv_k.weight, L, c.get("k_tail"))
         q = self.heads_first(F.relu(self.q_norm(q)))
-        k = self.heads_first(F.relu(self.k_norm(k))) * key_scale
+        k = self.heads_first(F.relu(self.k_norm(k.view(B, N, C)))) * key_scale
         v = self.heads_first(v)
         q_rot, k_rot = L.rope.apply(q), L.rope.apply(k)
         f = lambda t: self._frames(t, L)  # noqa: E731
-        num = self.scan_both_ways(f(q_rot), f(k_rot), f(v), beta, decay, L)
+        num, new["S_num"] = self.scan_both_ways(f(q_rot), f(k_rot), f(v), beta, decay, L, c.get("S_num"))
         ones = torch.ones(*f(v).shape[:-1], 1, device=x.device)
-        den = self.scan_both_ways(f(q), f(k), ones, beta, decay, L)
+        den, new["S_den"] = self.scan_both_ways(f(q), f(k), ones, beta, decay, L, c.get("S_den"))
         main = (num / (den + self.eps)).to(x.dtype).reshape(B, self.heads, N, self.D)
         main = self.merge_heads(main)
 
-        cam = None if L.ucpe is None else self.camera_branch(x, beta, decay, key_scale, L)
+        cam = None
+        if L.ucpe is not None:
+            cam, new["kc_tail"], new["S_cam"] = self.camera_branch(x, beta, decay, key_scale, L, c)
+        if write and cache is not None:
+            cache.update(new)
         return self.finish(x, main, cam)
 
-    def camera_branch(self, x, beta, decay, key_scale, L: Layout) -> torch.Tensor:
-        """UCPE branch: numerator-only GDN in per-ray frames; β discounted by the keys' UCPE inflation."""
+    def camera_branch(self, x, beta, decay, key_scale, L: Layout, c: dict):
+        """UCPE branch: numerator-only GDN in per-ray frames; β discounted by the keys' UCPE inflation.
+
+        -> (output (B, N, C), new K tail, forward state)
+        """
         B, N, C = x.shape
         q = self.q_proj_cam(x)
-        k = temporal_short_conv(self.k_proj_cam(x).view(B, L.T, L.S, C), self.conv_k_cam.weight, L).view(B, N, C)
+        k, tail = temporal_short_conv(self.k_proj_cam(x).view(B, L.T, L.S, C), self.conv_k_cam.weight, L,
+                                      c.get("kc_tail"))
         v = self.heads_first(self.v_proj_cam(x))
         q = self.heads_first(F.relu(self.q_norm_cam(q)))
-        k = self.heads_first(F.relu(self.k_norm_cam(k))) * key_scale
+        k = self.heads_first(F.relu(self.k_norm_cam(k.view(B, N, C)))) * key_scale
         U = L.ucpe
         q_u = downscale_to_reference_rms(q, ucpe_apply(q, U.P_T, U.rope))
         k_u = downscale_to_reference_rms(k, ucpe_apply(k, U.P_inv, U.rope))
@@ -205,9 +241,9 @@ class GDNAttention(_AttentionParams):
         frame_inflation = inflation.view(B, self.heads, L.T, L.S).mean(-1)  # (B, h, T)
         beta_cam = beta / frame_inflation.clamp_min(1.0)[..., None].float()
         f = lambda t: self._frames(t, L)  # noqa: E731
-        out = self.scan_both_ways(f(q_u), f(k_u), f(v_u), beta_cam, decay, L)
+        out, state = self.scan_both_ways(f(q_u), f(k_u), f(v_u), beta_cam, decay, L, c.get("S_cam"))
         out = out.to(x.dtype).reshape(B, self.heads, N, self.D)
-        return self.merge_heads(ucpe_apply(out, U.P, U.rope, inverse_rope=True))
+        return self.merge_heads(ucpe_apply(out, U.P, U.rope, inverse_rope=True)), tail, state
 
 
 class _ConvWeight(nn.Module):
@@ -237,12 +273,16 @@ class SoftmaxAttention(_AttentionParams):
         super().__init__(hidden, head_dim, norm_eps, legacy)
         self.cam_scale = camera_softmax_scale(head_dim)
 
-    def forward(self, x: torch.Tensor, L: Layout) -> torch.Tensor:
-        mask = L.attention_mask(x.device)
+    def forward(self, x: torch.Tensor, L: Layout, cache: dict | None = None, write: bool = False) -> torch.Tensor:
+        """x (B, N, C) -> (B, N, C). Streaming (`cache` given): the chunk's queries see the cached sink and window
+        keys (stored after RoPE / UCPE) plus the whole chunk, with no mask; `write` appends this chunk's keys."""
+        mask = None if cache is not None else L.attention_mask(x.device)
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         q = L.rope.apply(self.heads_first(self.q_norm(q)))
         k = L.rope.apply(self.heads_first(self.k_norm(k)))
         v = self.heads_first(v)
+        cur = {"k": k, "v": v}
+        k, v = self._with_cached(cache, "k", k), self._with_cached(cache, "v", v)
         main = self.merge_heads(F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask))
         cam = None
         if L.ucpe is not None:
@@ -253,7 +293,30 @@ class SoftmaxAttention(_AttentionParams):
             qc = downscale_to_reference_rms(qc, ucpe_apply(qc, U.P_T, U.rope))
             kc = downscale_to_reference_rms(kc, ucpe_apply(kc, U.P_inv, U.rope))
             vc = downscale_to_reference_rms(vc, ucpe_apply(vc, U.P_inv, U.rope))
+            cur.update(kc=kc, vc=vc)
+            kc, vc = self._with_cached(cache, "kc", kc), self._with_cached(cache, "vc", vc)
             oc = F.scaled_dot_product_attention(qc, kc.to(qc.dtype), vc.to(qc.dtype), attn_mask=mask,
                                                 scale=self.cam_scale)
             cam = self.merge_heads(ucpe_apply(oc.to(x.dtype), U.P, U.rope, inverse_rope=True))
+        if write and cache is not None:
+            self._write(cache, cur, L)
         return self.finish(x, main, cam)
+
+    @staticmethod
+    def _with_cached(cache: dict | None, name: str, cur: torch.Tensor) -> torch.Tensor:
+        """Keys or values (B, h, n, D) of the cached sink chunk and window, then the current chunk's."""
+        if not cache or f"{name}_sink" not in cache:
+            return cur
+        return torch.cat([cache[f"{name}_sink"].to(cur.dtype), cache[f"{name}_win"].to(cur.dtype), cur], dim=2)
+
+    @staticmethod
+    def _write(cache: dict, cur: dict, L: Layout) -> None:
+        """The first chunk becomes the sink; later chunks roll through a window of `L.window_tokens` tokens."""
+        keep = L.window_tokens  # None: keep every chunk
+        for name, t in cur.items():
+            if f"{name}_sink" not in cache:
+                cache[f"{name}_sink"] = t
+                cache[f"{name}_win"] = t[:, :, :0]
+            else:
+                win = torch.cat([cache[f"{name}_win"], t], dim=2)
+                cache[f"{name}_win"] = win if keep is None else win[:, :, max(0, win.shape[2] - keep):]

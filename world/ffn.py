@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from world.attention import Layout, _shift_time
+from world.attention import Layout, _shift_time, same_chunk_ahead, with_tail
 
 
 class _Conv(nn.Module):
@@ -44,19 +44,20 @@ class GLUMBConvTemp(nn.Module):
         value, gate = y.permute(0, 2, 3, 1).reshape(B, N, 2 * self.h).chunk(2, dim=-1)
         return F.linear(value * F.silu(gate), pc.weight.flatten(1))
 
-    def temporal(self, y: torch.Tensor, L: Layout) -> torch.Tensor:
-        """y + t_conv(y) over frames: (B, N, C) -> (B, N, C)."""
+    def temporal(self, y: torch.Tensor, L: Layout, tail: torch.Tensor | None = None):
+        """y + t_conv(y) over frames: (B, N, C) -> ((B, N, C), new tail: the last frame of y, (B, 1, S, C))."""
         B, N, C = y.shape
         y4 = y.view(B, L.T, L.S, C)
-        prev, nxt = _shift_time(y4, 1), _shift_time(y4, -1)
+        past, new_tail = with_tail(y4, tail, 1)
+        prev, nxt = _shift_time(past, 1)[:, 1:], _shift_time(y4, -1)
         if L.causal:
-            c = L.chunk_of_frame.to(y.device)
-            same_next = torch.zeros_like(c, dtype=torch.bool)
-            same_next[:-1] = c[1:] == c[:-1]
-            nxt = nxt * same_next.view(1, -1, 1, 1).to(y.dtype)
+            nxt = nxt * same_chunk_ahead(L, 1, y.device).view(1, -1, 1, 1).to(y.dtype)
         w = self.t_conv.weight[..., 0]  # (C_out, C_in, 3): taps on t-1, t, t+1
         out = F.linear(prev, w[:, :, 0]) + F.linear(y4, w[:, :, 1]) + F.linear(nxt, w[:, :, 2])
-        return (y4 + out).view(B, N, C)
+        return (y4 + out).view(B, N, C), new_tail
 
-    def forward(self, x: torch.Tensor, L: Layout) -> torch.Tensor:
-        return self.temporal(self.spatial(x, L), L)
+    def forward(self, x: torch.Tensor, L: Layout, cache: dict | None = None, write: bool = False) -> torch.Tensor:
+        out, tail = self.temporal(self.spatial(x, L), L, None if cache is None else cache.get("ffn_tail"))
+        if write and cache is not None:
+            cache["ffn_tail"] = tail
+        return out

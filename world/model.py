@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from controls.rays import ucpe_ray_frames
 from world.attention import GDNAttention, Layout, SoftmaxAttention
+from world.cache import StreamCache
 from world.ffn import GLUMBConvTemp
 from world.layers import (CaptionEmbedder, FinalLayer, PatchEmbed, RMSNorm, TimestepEmbedder, layer_norm, modulate,
                           per_frame)
@@ -67,16 +68,17 @@ class Block(nn.Module):
         self.cross_attn = CrossAttention(C, cfg.heads) if cfg.caption_channels else None
         self.mlp = GLUMBConvTemp(C, cfg.ffn_hidden, cfg.t_kernel)
 
-    def forward(self, x, t0, L: Layout, plucker_emb=None, y=None, y_mask=None):
-        # x (B, N, C); t0 (B, T, 6, C)
+    def forward(self, x, t0, L: Layout, plucker_emb=None, y=None, y_mask=None, cache=None, write=False):
+        # x (B, N, C); t0 (B, T, 6, C); cache: this block's streaming cache (dict) or None
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.scale_shift_table + t0).unbind(2)
-        x = x + per_frame(gate_msa, self.attn(modulate(layer_norm(x), shift_msa, scale_msa, L.T), L), L.T)
+        h = self.attn(modulate(layer_norm(x), shift_msa, scale_msa, L.T), L, cache, write)
+        x = x + per_frame(gate_msa, h, L.T)
         if plucker_emb is not None:
             x = x + self.plucker_proj(plucker_emb)
         if y is not None:
             x = x + self.cross_attn(x, y, y_mask)
-        x = x + per_frame(gate_mlp, self.mlp(modulate(layer_norm(x), shift_mlp, scale_mlp, L.T), L), L.T)
-        return x
+        h = self.mlp(modulate(layer_norm(x), shift_mlp, scale_mlp, L.T), L, cache, write)
+        return x + per_frame(gate_mlp, h, L.T)
 
 
 class WorldModel(nn.Module):
@@ -176,6 +178,19 @@ class WorldModel(nn.Module):
             if text_mask is not None and tuple(text_mask.shape) != tuple(text.shape[:2]):
                 raise ValueError(f"text_mask: expected (B, L) = {tuple(text.shape[:2])}, got {tuple(text_mask.shape)}")
 
+    def _check_chunk(self, cache: StreamCache, T: int, frame_offset: int, mode: str) -> None:
+        if mode != "chunk_causal":
+            raise ValueError(f"cache: streaming needs mode='chunk_causal', got {mode!r}")
+        if frame_offset != cache.frames:
+            raise ValueError(f"frame_offset: the cache holds {cache.frames} latent frames, so the next chunk starts "
+                             f"at {cache.frames}, got {frame_offset}")
+        chunks = self.chunk_of_frame(T, frame_offset)
+        if chunks[0] != chunks[-1] or (frame_offset > 0 and T != self.cfg.chunk_frames) or \
+                (frame_offset == 0 and T != self.cfg.first_chunk_frames):
+            want = self.cfg.first_chunk_frames if frame_offset == 0 else self.cfg.chunk_frames
+            raise ValueError(f"latents: a streamed chunk starting at latent frame {frame_offset} has {want} frames, "
+                             f"got {T}")
+
     def layout(self, B, T, H, W, camera_conditions, mode, frame_offset, device) -> Layout:
         cfg = self.cfg
         rope = Rope(rope_angles(cfg.head_dim, (T, H, W), cfg.rope_theta, frame_offset, device=device))
@@ -190,21 +205,27 @@ class WorldModel(nn.Module):
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, camera_conditions: torch.Tensor | None = None,
                 plucker: torch.Tensor | None = None, text: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, *, mode: str = "bidirectional",
-                frame_offset: int = 0) -> torch.Tensor:
+                frame_offset: int = 0, cache: StreamCache | None = None, write_cache: bool = False) -> torch.Tensor:
         """Flow velocity (B, C, T, H, W) for latents (B, C, T, H, W) at per-frame timesteps (B, T) (t = σ·1000).
 
         camera_conditions (B, T, 20) feed the UCPE branch, plucker (B, 6·stride, T, H, W) the post-attention branch,
         text (B, L, caption_channels) with text_mask (B, L) the cross-attention; each is skipped when None.
         frame_offset: absolute latent index of the first frame (RoPE and chunk boundaries).
+        cache: streaming (chunk-causal, one chunk at a time): the chunk sees the cached past of earlier chunks
+        instead of their tokens; `write_cache` stores this chunk's states in it (the clean t = 0 forward).
         """
         self._check_inputs(latents, timesteps, camera_conditions, plucker, text, text_mask, mode)
         B, _, T, H, W = latents.shape
+        if cache is not None:
+            self._check_chunk(cache, T, frame_offset, mode)
         dtype = self.x_embedder.proj.weight.dtype
         if timesteps.ndim == 1:
             timesteps = timesteps[:, None].expand(B, T)
         if self.cfg.integer_timesteps:
             timesteps = timesteps.long()
         L = self.layout(B, T, H, W, camera_conditions, mode, frame_offset, latents.device)
+        if cache is not None:
+            L.window_tokens = cache.window_tokens(H * W)
 
         x = self.x_embedder(latents.to(dtype))  # (B, N, C)
         t = self.t_embedder(timesteps.float())  # (B, T, C)
@@ -214,8 +235,10 @@ class WorldModel(nn.Module):
         if text is not None:
             y = self.attention_y_norm(self.y_embedder(text.to(dtype)))
             text_mask = None if text_mask is None else text_mask.bool()
-        for blk in self.blocks:
-            x = blk(x, t0, L, plucker_emb, y, text_mask)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, t0, L, plucker_emb, y, text_mask, None if cache is None else cache.blocks[i], write_cache)
+        if cache is not None and write_cache:
+            cache.advance(T)
         out = self.final_layer(x, t)  # (B, N, C_latent)
         return out.transpose(1, 2).reshape(B, -1, T, H, W)
 

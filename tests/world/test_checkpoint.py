@@ -63,3 +63,18 @@ def test_corrupt_or_missing_files(tmp_path, content):
         load_checkpoint(p, expect="test")
     with pytest.raises(CheckpointError, match="no such file"):
         load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_world_bundle_round_trip(tmp_path):
+    from world.bundle import load_bundle, random_world, save_bundle
+
+    model, vae = random_world("test", seed=1)
+    p = save_bundle(model, vae, tmp_path / "w.safetensors", extra={"trained": False}, dtype=None)
+    m2, v2, extra = load_bundle(p)
+    assert extra == {"trained": False} and m2.cfg == model.cfg and v2.cfg == vae.cfg
+    for a, b in zip(list(model.state_dict().values()) + list(vae.state_dict().values()),
+                    list(m2.state_dict().values()) + list(v2.state_dict().values())):
+        assert torch.equal(a, b)
+    plain = save_checkpoint(model, tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match="not a world bundle"):
+        load_bundle(plain)

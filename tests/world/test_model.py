@@ -134,3 +134,18 @@ def test_bad_mode_and_text(model):
         model(x, ts, cam, pl, mode="causal")
     with pytest.raises(ValueError, match="text: preset 'test' has no text branch"):
         model(x, ts, cam, pl, torch.zeros(1, 3, 8))
+
+
+def test_streaming_chunks_are_checked(model):
+    from world.cache import StreamCache
+
+    x, ts, cam, pl = inputs(CFG, T=7)
+    c = StreamCache(CFG)
+    with pytest.raises(ValueError, match="has 4 frames, got 3"):
+        model(x[:, :, :3], ts[:, :3], cam[:, :3], pl[:, :, :3], mode="chunk_causal", cache=c)
+    with pytest.raises(ValueError, match="next chunk starts at 0, got 4"):
+        model(x[:, :, 4:], ts[:, 4:], cam[:, 4:], pl[:, :, 4:], mode="chunk_causal", frame_offset=4, cache=c)
+    with pytest.raises(ValueError, match="needs mode='chunk_causal'"):
+        model(x[:, :, :4], ts[:, :4], cam[:, :4], pl[:, :, :4], cache=c)
+    with pytest.raises(ValueError, match="window_chunks"):
+        StreamCache(CFG, 0)

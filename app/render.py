@@ -1,0 +1,167 @@
+"""`launch.py render`: a trajectory (or a recorded walk) rendered offline to MP4, with a sidecar JSON to replay it.
+
+    python launch.py render --image IMG --trajectory TRAJ --out walk.mp4
+    python launch.py render --replay walk.json --out again.mp4 --steps 8      # same walk, other sampler settings
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from app.video import VideoWriter
+from controls import Trajectory, load_trajectory, save_trajectory
+from world.sampler import SamplerConfig
+from world.session import Session
+
+
+def add_world_args(p: argparse.ArgumentParser) -> None:
+    """Which world model to run: shared by every command that drives a Session."""
+    g = p.add_argument_group("world model")
+    g.add_argument("--weights", help="a world bundle (.safetensors); default: the embedded default in assets/")
+    g.add_argument("--preset", default=None, help="with --random-weights: which preset (default tiny)")
+    g.add_argument("--random-weights", action="store_true",
+                   help="untrained weights (tests, speed measurements): frames are not a world")
+    g.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default 4)")
+    g.add_argument("--shift", type=float, default=None, help="schedule shift (default 8)")
+    g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
+    g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
+    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+
+
+def load_world(args):
+    """-> (model, vae, description dict for sidecars)."""
+    from world.bundle import DEFAULT_BUNDLE, load_bundle, random_world
+
+    dtype = getattr(torch, args.dtype)
+    if args.random_weights:
+        if args.weights:
+            raise ValueError("--random-weights and --weights: choose one")
+        preset = args.preset or "tiny"
+        model, vae = random_world(preset, seed=0)
+        return model.to(args.device, dtype), vae.to(args.device), {"weights": "random", "preset": preset}
+    path = Path(args.weights) if args.weights else DEFAULT_BUNDLE
+    if path.is_dir():
+        raise ValueError(f"--weights {path}: a directory (the official release layout) is not supported yet; "
+                         "expected a world bundle .safetensors file")
+    if not path.exists():
+        if args.weights:
+            raise ValueError(f"--weights {path}: no such file; expected a world bundle .safetensors file")
+        raise ValueError(f"the embedded default world {path} is not in this checkout yet (it is trained in issue 6); "
+                         "pass --weights FILE, or --random-weights to run the engine on untrained weights")
+    if args.preset:
+        raise ValueError("--preset goes with --random-weights; a weights file carries its own configuration")
+    model, vae, _ = load_bundle(path, args.device, dtype)
+    return model, vae, {"weights": str(path), "preset": model.cfg.name}
+
+
+def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
+    base = dict(recorded or {})
+    base.pop("timesteps", None) if args.steps or args.shift else None
+    if base.get("timesteps") is not None:
+        base["timesteps"] = tuple(base["timesteps"])
+    for k in ("steps", "shift"):
+        if getattr(args, k) is not None:
+            base[k] = getattr(args, k)
+    if args.sampler:
+        base["kind"] = args.sampler
+    return SamplerConfig(**base).validate()
+
+
+def chunked_poses(c2w: np.ndarray, per_step: int) -> list[np.ndarray]:
+    """Raw frames 1 … F−1 of a walk (frame 0 is the start image) in chunks; the last one padded with its last pose."""
+    rest = c2w[1:]
+    n = math.ceil(len(rest) / per_step)
+    pad = n * per_step - len(rest)
+    if pad:
+        rest = np.concatenate([rest, np.repeat(rest[-1:], pad, 0)])
+    return [rest[i * per_step:(i + 1) * per_step] for i in range(n)]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("render", help="render a trajectory or a recorded walk to MP4")
+    p.add_argument("--image", help="start image (PNG/JPEG/WebP)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trajectory", help="camera path: worldwalk JSON, transforms.json, RealEstate10K .txt, .npz, "
+                                          ".npy, an action-string file, or a built-in name (walk_forward, orbit, …)")
+    src.add_argument("--replay", help="a recording's sidecar JSON (from render or the explorer)")
+    p.add_argument("--out", required=True, help="output .mp4; the sidecar JSON is written beside it")
+    p.add_argument("--fov", type=float, default=None, help="horizontal field of view in degrees (overrides the file)")
+    add_world_args(p)
+    p.set_defaults(func=run)
+
+
+def _trajectory(args) -> tuple[Trajectory, dict]:
+    if args.replay:
+        traj = load_trajectory(args.replay)
+        rec = traj.metadata.get("worldwalk_recording")
+        if not isinstance(rec, dict):
+            raise ValueError(f"--replay {args.replay}: has no worldwalk_recording metadata; expected a sidecar JSON "
+                             "written by render or the explorer")
+        return traj, rec
+    name = args.trajectory
+    if not Path(name).exists():
+        from controls.builtin import BUILTINS, load_builtin
+        if name in BUILTINS:
+            return load_builtin(name), {}
+    return load_trajectory(name), {}
+
+
+def run(args) -> int:
+    traj, rec = _trajectory(args)
+    image = args.image or rec.get("image")
+    if not image:
+        raise ValueError("--image: required (the recording names no start image)")
+    model, vae, world_desc = load_world(args)
+    sampler = sampler_from(args, rec.get("sampler"))
+    seed = args.seed if args.seed is not None else int(rec.get("seed", 0))
+    fps = model.cfg.fps
+    if abs(traj.fps - fps) > 1e-9:
+        traj = traj.resample(fps)
+    traj = traj.relative_to_first()
+
+    session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
+                      dtype=getattr(torch, args.dtype))
+    # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
+    intr = None
+    if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):
+        intr = traj.resized(session.size_wh).intrinsics[0]
+
+    first = session.start(image, seed=seed, fov_deg=args.fov, frame_intrinsics=intr)
+    if rec.get("image_sha256") and rec["image_sha256"] != session.image_sha256:
+        raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
+    chunks = chunked_poses(traj.c2w, session.frames_per_step)
+    out = Path(args.out)
+    writer = VideoWriter(out, fps, session.size_wh)
+    total = traj.num_frames
+    written = 0
+    t0 = time.perf_counter()
+    try:
+        writer.write(first)
+        written = 1
+        bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False)
+        for poses in bar:
+            frames = session.step(poses)[: total - written]
+            writer.write(frames)
+            written += len(frames)
+            bar.set_postfix(fps=f"{(written - 1) / (time.perf_counter() - t0):.1f}")
+    finally:
+        writer.close()
+    elapsed = time.perf_counter() - t0
+    sidecar = out.with_suffix(".json")
+    meta = {"worldwalk_recording": {
+        "image": str(Path(image).resolve()) if isinstance(image, str) else None,
+        "image_sha256": session.image_sha256, "seed": seed, "sampler": sampler.to_dict(),
+        "window_chunks": args.window, **world_desc}}
+    save_trajectory(Trajectory(traj.c2w, np.repeat(session.intrinsics[None], traj.num_frames, 0), fps,
+                               session.size_wh, meta), sidecar)
+    print(f"wrote {out} ({written} frames, {written / fps:.1f} s at {fps} fps) and {sidecar} in {elapsed:.1f} s "
+          f"({(written - 1) / elapsed:.1f} generated fps)")
+    return 0

@@ -1,0 +1,180 @@
+"""Video VAEs behind one interface, and the embedded default's small causal VAE.
+
+The engine needs three things of a VAE:
+    encode_image(img (B, 3, H, W) in [-1, 1])         -> latent frame 0, normalised, (B, C, 1, h, w)
+    new_decode_cache()                                 -> an empty per-walk decode cache (a dict)
+    decode_chunk(latents (B, C, T, h, w), cache)       -> frames (B, 3, F, H, W) in [-1, 1], continuing the walk
+where F = 1 + stride·(T−1) for the very first chunk (latent 0 is the start frame alone, causal-first-frame) and
+stride·T afterwards, so consecutive chunks join without seams: decoding chunk by chunk equals decoding the whole clip.
+
+`CausalVAE` is the small one the `tiny` and `test` presets ship with: 2-D convs per frame for space, and causal
+convolutions over latent frames (each sees the previous latent frame through the cache) for time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class VideoVAE(nn.Module):
+    """The interface; subclasses set these and implement the three methods."""
+
+    latent_channels: int
+    spatial_factor: int
+    temporal_stride: int
+
+    def encode_image(self, img: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def new_decode_cache(self) -> dict:
+        raise NotImplementedError
+
+    def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    name: str = "tiny-vae"
+    latent_channels: int = 16
+    spatial_factor: int = 16  # a power of two
+    temporal_stride: int = 4
+    latent_width: int = 128  # channels at the latent grid
+    widths: tuple[int, ...] = (64, 48, 32, 16)  # channels after each 2x spatial upsampling (len = log2(factor))
+
+    def validate(self) -> "VAEConfig":
+        n = int(round(math.log2(self.spatial_factor)))
+        if 2**n != self.spatial_factor or len(self.widths) != n:
+            raise ValueError(f"VAEConfig {self.name!r}: spatial_factor must be 2**len(widths), got "
+                             f"{self.spatial_factor} with {len(self.widths)} widths")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VAEConfig":
+        d = dict(d)
+        d["widths"] = tuple(d["widths"])
+        return cls(**d).validate()
+
+
+VAE_PRESETS = {
+    "tiny-vae": VAEConfig(),
+    "test-vae": VAEConfig(name="test-vae", latent_channels=4, spatial_factor=8, temporal_stride=2, latent_width=32,
+                          widths=(16, 12, 8)),
+}
+
+
+class CausalTimeConv(nn.Module):
+    """Conv over (latent time k=2, 3x3 space): frame t sees frames t−1 and t. x (B, C, T, h, w) -> (B, C', T, h, w)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv3d(c_in, c_out, (2, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, x: torch.Tensor, cache: dict, key: str) -> torch.Tensor:
+        prev = cache.get(key)
+        if prev is None:
+            prev = torch.zeros_like(x[:, :, :1])
+        ext = torch.cat([prev.to(x.dtype), x], dim=2)
+        cache[key] = ext[:, :, -1:].detach()
+        return self.conv(ext)
+
+
+class CausalResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = CausalTimeConv(c, c)
+        self.conv2 = CausalTimeConv(c, c)
+
+    def forward(self, x, cache, key):
+        h = self.conv1(F.silu(x), cache, key + ".1")
+        return x + self.conv2(F.silu(h), cache, key + ".2")
+
+
+class CausalVAE(VideoVAE):
+    def __init__(self, cfg: VAEConfig | str = "tiny-vae"):
+        super().__init__()
+        cfg = VAE_PRESETS[cfg] if isinstance(cfg, str) else cfg.validate()
+        self.cfg = cfg
+        self.latent_channels, self.spatial_factor, self.temporal_stride = (cfg.latent_channels, cfg.spatial_factor,
+                                                                           cfg.temporal_stride)
+        C, W, s = cfg.latent_channels, cfg.latent_width, cfg.temporal_stride
+        widths = cfg.widths
+        # ---- encoder: per frame down to the latent grid, then frame 0 alone / groups of s frames -> one latent
+        down, c = [], 3
+        for w in reversed(widths):
+            down += [nn.Conv2d(c, w, 3, stride=2, padding=1), nn.SiLU()]
+            c = w
+        self.enc_frames = nn.Sequential(*down, nn.Conv2d(c, W, 3, padding=1))
+        self.enc_first = nn.Conv2d(W, C, 1)
+        self.enc_group = nn.Conv2d(W * s, C, 1)
+        # ---- decoder: causal over latent time at the latent grid, then s frames per latent, then up in space
+        self.dec_in = CausalTimeConv(C, W)
+        self.dec_res = CausalResBlock(W)
+        self.dec_time = nn.Conv2d(W, widths[0] * s, 1)
+        ups, c = [], widths[0]
+        for w in list(widths[1:]) + [widths[-1]]:
+            ups += [nn.Conv2d(c, 4 * w, 3, padding=1), nn.PixelShuffle(2), nn.SiLU()]
+            c = w
+        self.dec_space = nn.Sequential(*ups, nn.Conv2d(c, 3, 3, padding=1))
+        # latent normalisation (per channel), fixed after training
+        self.register_buffer("latent_mean", torch.zeros(C))
+        self.register_buffer("latent_std", torch.ones(C))
+
+    # ------------------------------------------------------------------ encoder
+    def _norm(self, z):
+        return (z - self.latent_mean.view(1, -1, 1, 1, 1)) / self.latent_std.view(1, -1, 1, 1, 1)
+
+    def _denorm(self, z):
+        return z * self.latent_std.view(1, -1, 1, 1, 1) + self.latent_mean.view(1, -1, 1, 1, 1)
+
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, 3, F, H, W) in [-1, 1], F = 1 + s·k -> normalised latents (B, C, 1 + k, h, w)."""
+        B, _, Fr, H, W = frames.shape
+        s = self.temporal_stride
+        if (Fr - 1) % s:
+            raise ValueError(f"frames: expected 1 + {s}·k frames, got {Fr}")
+        if H % self.spatial_factor or W % self.spatial_factor:
+            raise ValueError(f"frames: height and width must be multiples of {self.spatial_factor}, got {H}x{W}")
+        feats = self.enc_frames(frames.transpose(1, 2).reshape(B * Fr, 3, H, W))  # (B*F, Wl, h, w)
+        feats = feats.view(B, Fr, *feats.shape[1:])
+        z0 = self.enc_first(feats[:, 0])[:, :, None]
+        k = (Fr - 1) // s
+        if k:
+            g = feats[:, 1:].reshape(B * k, s * feats.shape[2], *feats.shape[3:])
+            zk = self.enc_group(g).view(B, k, self.latent_channels, *feats.shape[3:]).transpose(1, 2)
+            z0 = torch.cat([z0, zk], dim=2)
+        return self._norm(z0)
+
+    def encode_image(self, img: torch.Tensor) -> torch.Tensor:
+        return self.encode_video(img[:, :, None])
+
+    # ------------------------------------------------------------------ decoder
+    def new_decode_cache(self) -> dict:
+        return {}
+
+    def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+        """Continue decoding a walk: latents (B, C, T, h, w) -> frames (B, 3, F, H, W) (see module doc)."""
+        B, _, T, h, w = latents.shape
+        s = self.temporal_stride
+        first = not cache.get("started", False)
+        x = self.dec_in(self._denorm(latents), cache, "in")
+        x = self.dec_res(x, cache, "res")  # (B, Wl, T, h, w)
+        x = self.dec_time(F.silu(x).transpose(1, 2).reshape(B * T, -1, h, w))  # (B*T, w0*s, h, w)
+        x = x.view(B, T, s, -1, h, w).reshape(B, T * s, -1, h, w)  # s frames per latent, in order
+        if first:  # causal first frame: latent 0 stands for one frame (the last of its s slots)
+            x = x[:, s - 1:]
+        cache["started"] = True
+        Fr = x.shape[1]
+        y = self.dec_space(x.reshape(B * Fr, -1, h, w))
+        return y.view(B, Fr, 3, *y.shape[-2:]).transpose(1, 2)
+
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """The whole clip at once (same result as chunk by chunk)."""
+        return self.decode_chunk(latents, self.new_decode_cache())
