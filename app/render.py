@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -15,64 +14,9 @@ import torch
 from tqdm import tqdm
 
 from app.video import VideoWriter
+from app.world_args import add_world_args, load_world, sampler_from
 from controls import Trajectory, load_trajectory, save_trajectory
-from world.sampler import SamplerConfig
 from world.session import Session
-
-
-def add_world_args(p: argparse.ArgumentParser) -> None:
-    """Which world model to run: shared by every command that drives a Session."""
-    g = p.add_argument_group("world model")
-    g.add_argument("--weights", help="a world bundle (.safetensors); default: the embedded default in assets/")
-    g.add_argument("--preset", default=None, help="with --random-weights: which preset (default tiny)")
-    g.add_argument("--random-weights", action="store_true",
-                   help="untrained weights (tests, speed measurements): frames are not a world")
-    g.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default 4)")
-    g.add_argument("--shift", type=float, default=None, help="schedule shift (default 8)")
-    g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
-    g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
-    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
-    g.add_argument("--device", default="cpu")
-    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-
-
-def load_world(args):
-    """-> (model, vae, description dict for sidecars)."""
-    from world.bundle import DEFAULT_BUNDLE, load_bundle, random_world
-
-    dtype = getattr(torch, args.dtype)
-    if args.random_weights:
-        if args.weights:
-            raise ValueError("--random-weights and --weights: choose one")
-        preset = args.preset or "tiny"
-        model, vae = random_world(preset, seed=0)
-        return model.to(args.device, dtype), vae.to(args.device), {"weights": "random", "preset": preset}
-    path = Path(args.weights) if args.weights else DEFAULT_BUNDLE
-    if path.is_dir():
-        raise ValueError(f"--weights {path}: a directory (the official release layout) is not supported yet; "
-                         "expected a world bundle .safetensors file")
-    if not path.exists():
-        if args.weights:
-            raise ValueError(f"--weights {path}: no such file; expected a world bundle .safetensors file")
-        raise ValueError(f"the embedded default world {path} is not in this checkout yet (it is trained in issue 6); "
-                         "pass --weights FILE, or --random-weights to run the engine on untrained weights")
-    if args.preset:
-        raise ValueError("--preset goes with --random-weights; a weights file carries its own configuration")
-    model, vae, _ = load_bundle(path, args.device, dtype)
-    return model, vae, {"weights": str(path), "preset": model.cfg.name}
-
-
-def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
-    base = dict(recorded or {})
-    base.pop("timesteps", None) if args.steps or args.shift else None
-    if base.get("timesteps") is not None:
-        base["timesteps"] = tuple(base["timesteps"])
-    for k in ("steps", "shift"):
-        if getattr(args, k) is not None:
-            base[k] = getattr(args, k)
-    if args.sampler:
-        base["kind"] = args.sampler
-    return SamplerConfig(**base).validate()
 
 
 def chunked_poses(c2w: np.ndarray, per_step: int) -> list[np.ndarray]:
