@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.video import VideoWriter
+from app.recorder import Recorder, recording_info
 from app.world_args import add_world_args, load_world, sampler_from
-from controls import Trajectory, load_trajectory, save_trajectory
+from controls import Trajectory, load_trajectory
 from world.session import Session
 
 
@@ -82,30 +82,18 @@ def run(args) -> int:
     if rec.get("image_sha256") and rec["image_sha256"] != session.image_sha256:
         raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
     chunks = chunked_poses(traj.c2w, session.frames_per_step)
-    out = Path(args.out)
-    writer = VideoWriter(out, fps, session.size_wh)
+    rec_info = recording_info(session, world_desc, args.window, image)
     total = traj.num_frames
-    written = 0
     t0 = time.perf_counter()
-    try:
-        writer.write(first)
-        written = 1
-        bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False)
+    with Recorder(args.out, fps, session.size_wh, session.intrinsics, rec_info) as recorder:
+        recorder.add(first, traj.c2w[:1])
+        bar = tqdm(chunks, desc=f"render {Path(args.out).name}", unit="chunk", leave=False)
         for poses in bar:
-            frames = session.step(poses)[: total - written]
-            writer.write(frames)
-            written += len(frames)
-            bar.set_postfix(fps=f"{(written - 1) / (time.perf_counter() - t0):.1f}")
-    finally:
-        writer.close()
+            keep = total - recorder.frames
+            recorder.add(session.step(poses)[:keep], poses[:keep])
+            bar.set_postfix(fps=f"{(recorder.frames - 1) / (time.perf_counter() - t0):.1f}")
     elapsed = time.perf_counter() - t0
-    sidecar = out.with_suffix(".json")
-    meta = {"worldwalk_recording": {
-        "image": str(Path(image).resolve()) if isinstance(image, str) else None,
-        "image_sha256": session.image_sha256, "seed": seed, "sampler": sampler.to_dict(),
-        "window_chunks": args.window, **world_desc}}
-    save_trajectory(Trajectory(traj.c2w, np.repeat(session.intrinsics[None], traj.num_frames, 0), fps,
-                               session.size_wh, meta), sidecar)
-    print(f"wrote {out} ({written} frames, {written / fps:.1f} s at {fps} fps) and {sidecar} in {elapsed:.1f} s "
-          f"({(written - 1) / elapsed:.1f} generated fps)")
+    n = recorder.frames
+    print(f"wrote {recorder.path} ({n} frames, {n / fps:.1f} s at {fps} fps) and {recorder.sidecar} in "
+          f"{elapsed:.1f} s ({(n - 1) / elapsed:.1f} generated fps)")
     return 0
