@@ -113,6 +113,10 @@ class Session:
     def chunk_index(self) -> int:
         return self.cache.chunks
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def _require_started(self):
         if not self._started:
             raise RuntimeError("session: call start(image) first")

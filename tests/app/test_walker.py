@@ -1,0 +1,92 @@
+"""app.walker.Walker: the live loop every front end drives (test preset, untrained weights)."""
+import time
+
+import numpy as np
+import pytest
+
+from app.video import read_video
+from app.walker import Walker
+from controls.rig import InputState
+from world.bundle import random_world
+from world.sampler import SamplerConfig
+from world.session import Session
+
+
+@pytest.fixture
+def walker():
+    model, vae = random_world("test", seed=0)
+    w = Walker(Session(model, vae, SamplerConfig(steps=2)))
+    yield w
+    w.close()
+
+
+def start_image():
+    return (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+
+
+def test_holding_w_walks_forward(walker):
+    walker.start(start_image())
+    walker.set_input(InputState(keys={"w"}))
+    chunks = [walker.wait_chunk(30) for _ in range(3)]
+    assert all(c is not None for c in chunks)
+    z = np.concatenate([c.poses[:, 2, 3] for c in chunks])
+    assert np.all(np.diff(z) >= -1e-9) and z[-1] > 0.1  # forward is +Z
+    assert chunks[-1].frames.shape == (6, 64, 96, 3)
+    assert walker.stats.position[2] == pytest.approx(z[-1])
+    assert len(walker.path) >= 4
+
+
+def test_pause_stops_generation(walker):
+    walker.start(start_image())
+    assert walker.wait_chunk(30) is not None
+    walker.pause()
+    time.sleep(0.5)
+    walker._drain()
+    n = walker.session.chunk_index
+    time.sleep(1.0)
+    assert walker.session.chunk_index == n
+    walker.resume()
+    assert walker.wait_chunk(30) is not None
+
+
+def test_bookmark_and_rewind(walker):
+    walker.start(start_image())
+    walker.set_input(InputState(keys={"w"}))
+    walker.wait_chunk(30)
+    walker.pause()
+    time.sleep(0.3)
+    walker.bookmark()
+    assert walker.sync()
+    mark = walker.bookmarks[-1].frame_index
+    walker.resume()
+    after_mark = [walker.wait_chunk(30) for _ in range(2)]
+    walker.pause()
+    walker.rewind()
+    assert walker.sync() and "rewound" in walker.message
+    assert walker.session.frame_index == mark
+    walker.resume()
+    again = walker.wait_chunk(30)
+    first_after = [c for c in after_mark if c.poses[0, 2, 3] == again.poses[0, 2, 3]]
+    assert first_after and np.array_equal(first_after[0].frames, again.frames)
+
+
+def test_recording(walker, tmp_path):
+    walker.start(start_image())
+    walker.record_start(tmp_path / "rec.mp4")
+    assert walker.sync() and walker.recording
+    for _ in range(2):
+        walker.wait_chunk(30)
+    walker.pause()
+    walker.record_stop()
+    assert walker.sync() and not walker.recording
+    frames, fps = read_video(tmp_path / "rec.mp4")
+    assert fps == 16 and frames.shape[1:] == (64, 96, 3) and len(frames) >= 12 and len(frames) % 6 == 0
+    assert (tmp_path / "rec.json").exists()
+
+
+def test_bad_image_keeps_the_walk(walker):
+    walker.start(start_image())
+    walker.wait_chunk(30)
+    with pytest.raises(ValueError, match="not a readable image"):
+        walker.start(b"not an image")
+    assert walker.wait_chunk(30) is not None
