@@ -11,6 +11,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from app import render
+    from world import train
 
     p = argparse.ArgumentParser(prog="launch.py", description="worldwalk: walk through the world one image opens onto")
     sub = p.add_subparsers(dest="command")
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--preset", action="append", default=None,
                        help="preset name (repeatable); default: all presets")
     render.add_parser(sub)
+    train.add_parser(sub)
     p.set_defaults(func=cmd_info)
     return p
 

@@ -1,0 +1,323 @@
+"""Training the embedded default world on procedural worlds: data, the causal VAE, the world model, the bundle.
+
+    python launch.py train data  --dir runs/data --clips 800            # render clips (resumable, sharded)
+    python launch.py train vae   --dir runs/data --out runs/vae --steps 3000
+    python launch.py train world --dir runs/data --vae runs/vae --out runs/world --steps 4000
+    python launch.py train bundle --vae runs/vae --world runs/world --out assets/default_world.safetensors
+
+Every stage resumes from its last checkpoint in --out (weights, optimiser, step, RNG), shows a progress bar and
+appends its losses to <out>/log.jsonl.
+
+World-model objective (flow matching, v = ε − x0, t = 1000·σ) over chunk-causal rollouts shaped like streaming: a clip
+of 1 + 6·stride frames gives 7 latents = chunks [0, 4) and [4, 7); a sample picks the chunk being generated, keeps
+every earlier latent clean at t = 0 (what the cache is written from), noises the chunk's new latents at one σ, drops
+later chunks, and takes the loss on the noised latents only. Camera conditions and Plücker maps come from the clip's
+own poses.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from controls import rays
+from controls.intrinsics import to_latent_grid
+from world.model import WorldModel
+from world.presets import get_preset
+from world.vae import CausalVAE
+
+
+
+# ====================================================================== data
+def cmd_data(a) -> int:
+    from world.procedural.clips import make_clip
+
+    cfg = get_preset(a.preset)
+    d = Path(a.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n_frames = 1 + 2 * cfg.chunk_frames * cfg.temporal_stride  # 7 latents: chunks [0, 4) and [4, 7)
+    size = (cfg.resolution[1], cfg.resolution[0])
+    per = a.shard_size
+    n_shards = math.ceil(a.clips / per)
+    for s in tqdm(range(n_shards), desc="data shards", unit="shard"):
+        path = d / f"shard_{s:04d}.npz"
+        if path.exists():
+            continue
+        clips = [make_clip(a.seed * 1_000_003 + s * per + i, n_frames, size) for i in range(per)]
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, frames=np.stack([c["frames"] for c in clips]), c2w=np.stack([c["c2w"] for c in clips]),
+                 intrinsics=np.stack([c["intrinsics"] for c in clips]))
+        tmp.replace(path)
+    print(f"{d}: {len(list(d.glob('shard_*.npz')))} shards of {per} clips, {n_frames} frames of {size} each")
+    return 0
+
+
+class ClipData:
+    """All shards in memory (uint8); random clips and windows."""
+
+    def __init__(self, d: str | Path, limit: int | None = None):
+        shards = sorted(Path(d).glob("shard_*.npz"))
+        if not shards:
+            raise ValueError(f"--dir {d}: no shard_*.npz files; run `launch.py train data --dir {d}` first")
+        parts = [np.load(p) for p in shards[:limit]]
+        self.frames = np.concatenate([p["frames"] for p in parts])  # (n, F, H, W, 3)
+        self.c2w = np.concatenate([p["c2w"] for p in parts])
+        self.intr = np.concatenate([p["intrinsics"] for p in parts])
+
+    def __len__(self):
+        return len(self.frames)
+
+
+def to_unit(frames_u8: np.ndarray) -> torch.Tensor:
+    """(B, F, H, W, 3) uint8 -> (B, 3, F, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames_u8).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+# ====================================================================== checkpoints
+def _save_state(out: Path, step: int, modules: dict, opt, extra: dict | None = None):
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"step": step, "opt": opt.state_dict(), "rng": torch.get_rng_state(), **(extra or {})}
+    state.update({k: m.state_dict() for k, m in modules.items()})
+    tmp = out / "state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(out / "state.pt")
+
+
+def _load_state(out: Path, modules: dict, opt) -> int:
+    p = out / "state.pt"
+    if not p.exists():
+        return 0
+    state = torch.load(p, weights_only=False)
+    for k, m in modules.items():
+        m.load_state_dict(state[k])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def _log(out: Path, row: dict):
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _lr(step: int, total: int, base: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+# ====================================================================== VAE
+def cmd_vae(a) -> int:
+    torch.manual_seed(a.seed)
+    data = ClipData(a.dir)
+    vae = CausalVAE(a.vae_preset).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=1e-4)
+    out = Path(a.out)
+    step = _load_state(out, {"vae": vae}, opt)
+    s = vae.temporal_stride
+    win = 1 + 3 * s
+    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="vae", unit="step")
+    rng = np.random.default_rng(a.seed + step)
+    t0 = time.time()
+    for step in bar:
+        idx = rng.integers(0, len(data), a.batch)
+        start = rng.integers(0, data.frames.shape[1] - win + 1, a.batch)
+        x = to_unit(np.stack([data.frames[i, st:st + win] for i, st in zip(idx, start)]))
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, a.steps, a.lr)
+        z = vae.encode_video(x)
+        z_noisy = z + 0.05 * torch.randn_like(z)  # robustness to the generator's small latent errors
+        y = vae.decode_video(z_noisy)
+        l1 = (y - x).abs().mean()
+        mse = (y - x).pow(2).mean()
+        gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+        gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+        edge = (gx(y) - gx(x)).abs().mean() + (gy(y) - gy(x)).abs().mean()
+        reg = 1e-3 * z.pow(2).mean()
+        loss = l1 + mse + 0.5 * edge + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+        if (step + 1) % 10 == 0 or step + 1 == a.steps:
+            _log(out, {"step": step + 1, "loss": loss.item(), "l1": l1.item(), "psnr": psnr, "time": time.time() - t0})
+        if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
+            _save_state(out, step + 1, {"vae": vae}, opt)
+    # latent statistics for normalisation
+    vae.eval()
+    with torch.no_grad():
+        vae.latent_mean.zero_()
+        vae.latent_std.fill_(1.0)
+        zs = [vae.encode_video(to_unit(data.frames[i:i + 4, :win])) for i in range(0, min(len(data), 64), 4)]
+        z = torch.cat(zs).transpose(0, 1).flatten(1)
+        vae.latent_mean.copy_(z.mean(1))
+        vae.latent_std.copy_(z.std(1).clamp_min(1e-3))
+    torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
+    print(f"VAE saved to {out / 'vae_final.pt'}")
+    return 0
+
+
+def load_trained_vae(path: str | Path) -> CausalVAE:
+    from world.vae import VAEConfig
+
+    st = torch.load(Path(path) / "vae_final.pt", weights_only=False)
+    vae = CausalVAE(VAEConfig.from_dict(st["cfg"]))
+    vae.load_state_dict(st["vae"])
+    return vae.eval()
+
+
+# ====================================================================== world model
+def encode_dataset(data: ClipData, vae: CausalVAE, batch: int = 4) -> torch.Tensor:
+    """(n, C, T, h, w) normalised latents of every clip."""
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(data), batch), desc="encode clips", unit="batch", leave=False):
+            out.append(vae.encode_video(to_unit(data.frames[i:i + batch])))
+    return torch.cat(out)
+
+
+def camera_tensors(c2w: np.ndarray, intr: np.ndarray, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per clip: camera_conditions (n, T, 20) and Plücker (n, 6s, T, h, w) on the latent grid."""
+    size = (cfg.resolution[1], cfg.resolution[0])
+    c = torch.from_numpy(c2w).float()
+    c = rays.relative_to_first(c)
+    li = torch.from_numpy(to_latent_grid(intr, size, cfg.spatial_factor)).float()[:, None].expand(-1, c.shape[1], 4)
+    cc = rays.camera_conditions(c, li, cfg.temporal_stride)
+    pl = rays.plucker_raymaps(c, li, cfg.latent_hw, cfg.temporal_stride)
+    return cc, pl
+
+
+def sample_sigma(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(n, generator=gen)
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def cmd_world(a) -> int:
+    torch.manual_seed(a.seed)
+    cfg = get_preset(a.preset)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "latents.pt"
+    if cache.exists():
+        lat = torch.load(cache, weights_only=False)
+        z, cc, pl = lat["z"], lat["cc"], lat["pl"]
+    else:
+        data = ClipData(a.dir)
+        vae = load_trained_vae(a.vae)
+        z = encode_dataset(data, vae)
+        cc, pl = camera_tensors(data.c2w, data.intr, cfg)
+        torch.save({"z": z, "cc": cc, "pl": pl}, cache)
+    model = WorldModel(cfg).init_weights(torch.Generator().manual_seed(a.seed)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    step = _load_state(out, {"model": model}, opt)
+    gen = torch.Generator().manual_seed(a.seed + 17 * step)
+    n, T = z.shape[0], z.shape[2]
+    first = cfg.first_chunk_frames
+    ends = [first + k * cfg.chunk_frames for k in range((T - first) // cfg.chunk_frames + 1)]  # 4, 7, ...
+    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step")
+    t0 = time.time()
+    ema = None
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, a.steps, a.lr, warmup=200)
+        k = int(torch.randint(len(ends), (1,), generator=gen))
+        end = ends[k]
+        begin = 1 if k == 0 else ends[k - 1]
+        idx = torch.randint(n, (a.batch,), generator=gen)
+        x0 = z[idx, :, :end]
+        sig = sample_sigma(a.batch, a.sigma_shift, gen)
+        eps = torch.randn(x0.shape, generator=gen)
+        noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
+        xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
+        ts = torch.zeros(a.batch, end)
+        ts[:, begin:] = 1000 * sig[:, None]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            v = model(xt, ts, cc[idx, :end], pl[idx, :, :end], mode="chunk_causal")
+        target = (eps - x0)[:, :, begin:]
+        loss = (v.float()[:, :, begin:] - target).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{ema:.4f}", chunk=k)
+        if (step + 1) % 10 == 0 or step + 1 == a.steps:
+            _log(out, {"step": step + 1, "loss": loss.item(), "ema": ema, "grad_norm": float(gn), "chunk": k,
+                       "sigma": sig.mean().item(), "time": time.time() - t0})
+        if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
+            _save_state(out, step + 1, {"model": model}, opt)
+    torch.save({"model": model.state_dict(), "cfg": cfg.to_dict()}, out / "world_final.pt")
+    print(f"world model saved to {out / 'world_final.pt'}")
+    return 0
+
+
+# ====================================================================== bundle
+def cmd_bundle(a) -> int:
+    from world.bundle import save_bundle
+    from world.presets import ModelConfig
+
+    vae = load_trained_vae(a.vae)
+    st = torch.load(Path(a.world) / "world_final.pt", weights_only=False)
+    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
+    model.load_state_dict(st["model"])
+    extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
+    p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16)
+    print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+# ====================================================================== CLI
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train the embedded default world on procedural worlds")
+    tsub = p.add_subparsers(dest="stage", required=True)
+    d = tsub.add_parser("data", help="render training clips")
+    d.add_argument("--dir", required=True)
+    d.add_argument("--clips", type=int, default=800)
+    d.add_argument("--preset", default="tiny")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--shard-size", type=int, default=50, help="clips per shard file")
+    d.set_defaults(func=cmd_data)
+    v = tsub.add_parser("vae", help="train the causal VAE")
+    v.add_argument("--dir", required=True)
+    v.add_argument("--out", required=True)
+    v.add_argument("--vae-preset", default="tiny-vae")
+    v.add_argument("--steps", type=int, default=3000)
+    v.add_argument("--batch", type=int, default=2)
+    v.add_argument("--lr", type=float, default=1e-3)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--save-every", type=int, default=200)
+    v.set_defaults(func=cmd_vae)
+    w = tsub.add_parser("world", help="train the world model on VAE latents")
+    w.add_argument("--dir", required=True)
+    w.add_argument("--vae", required=True)
+    w.add_argument("--out", required=True)
+    w.add_argument("--preset", default="tiny")
+    w.add_argument("--steps", type=int, default=4000)
+    w.add_argument("--batch", type=int, default=4)
+    w.add_argument("--lr", type=float, default=3e-4)
+    w.add_argument("--sigma-shift", type=float, default=3.0)
+    w.add_argument("--bf16", action="store_true")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--save-every", type=int, default=100)
+    w.set_defaults(func=cmd_world)
+    b = tsub.add_parser("bundle", help="pack the trained VAE and model into one file")
+    b.add_argument("--vae", required=True)
+    b.add_argument("--world", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--sampler", default='{"steps": 4, "shift": 8.0, "kind": "renoise"}')
+    b.set_defaults(func=cmd_bundle)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    add_parser(ap.add_subparsers(dest="cmd"))
+    a = ap.parse_args(argv)
+    return a.func(a)
