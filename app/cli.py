@@ -1,28 +1,32 @@
 """Command line of worldwalk: `launch.py [command] ...`.
 
-Commands: `info` (model summary; also what a bare `launch.py` prints until the explorer lands) and `render`.
+With no command it opens the explorer on the embedded default world: the desktop window where there is a display
+(DISPLAY or WAYLAND_DISPLAY set), the browser demo otherwise (it prints the local URL).
+Commands: explore (desktop window), web (browser demo), render (offline MP4), train (the embedded default), info.
 Every user error (bad file, bad value) is one line on stderr and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app import render
+    from app import desktop, render, web
     from world import train
 
-    p = argparse.ArgumentParser(prog="launch.py", description="worldwalk: walk through the world one image opens onto")
+    p = argparse.ArgumentParser(prog="launch.py", description="worldwalk: walk through the world one image opens "
+                                                              "onto. Without a command: the explorer (a window where "
+                                                              "there is a display, the browser demo otherwise).")
     sub = p.add_subparsers(dest="command")
-    info = sub.add_parser("info", help="print the model summary of presets")
-    info.set_defaults(func=cmd_info)
-    for q in (p, info):
-        q.add_argument("--preset", action="append", default=None,
-                       help="preset name (repeatable); default: all presets")
+    desktop.add_parser(sub)
+    web.add_parser(sub)
     render.add_parser(sub)
     train.add_parser(sub)
-    p.set_defaults(func=cmd_info)
+    info = sub.add_parser("info", help="print the model summary of presets")
+    info.add_argument("--preset", action="append", default=None, help="preset name (repeatable); default: all")
+    info.set_defaults(func=cmd_info)
     return p
 
 
@@ -39,8 +43,16 @@ def cmd_info(args) -> int:
     return 0
 
 
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["explore" if has_display() else "web"] + argv
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:

@@ -237,12 +237,20 @@ class Walker:
             pass
 
     # ------------------------------------------------------------------ the worker
+    def _run_commands(self):
+        """Carry out queued requests (under _lock); a failing one is reported in `message`, the walk goes on."""
+        with self._lock:
+            while not self._cmds.empty():
+                name, args = self._cmds.get_nowait()
+                try:
+                    self._do(name, args)
+                except Exception as e:  # noqa: BLE001 - a request must never stop the generator
+                    self.message = f"{name} failed: {e}"
+            self._idle.set()
+
     def _loop(self):
         while not self._stop.is_set():
-            with self._lock:
-                while not self._cmds.empty():
-                    self._do(*self._cmds.get_nowait())
-                self._idle.set()
+            self._run_commands()
             if not self._run.wait(timeout=0.05) or self._stop.is_set() or not self._cmds.empty():
                 continue
             with self._lock:
@@ -276,10 +284,7 @@ class Walker:
                     if gen != self._generation or not self._cmds.empty():
                         if gen != self._generation:
                             break
-                        with self._lock:
-                            while not self._cmds.empty():
-                                self._do(*self._cmds.get_nowait())
-                            self._idle.set()
+                        self._run_commands()
 
     @property
     def generation(self) -> int:

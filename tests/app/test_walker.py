@@ -90,3 +90,16 @@ def test_bad_image_keeps_the_walk(walker):
     with pytest.raises(ValueError, match="not a readable image"):
         walker.start(b"not an image")
     assert walker.wait_chunk(30) is not None
+
+
+def test_a_failing_request_is_reported_and_the_walk_goes_on(walker, tmp_path):
+    walker.start(start_image())
+    walker.record_start(tmp_path / "no" / "such" / "dir" / "rec.mp4")
+    assert walker.sync()
+    assert "cannot record" in walker.message or "failed" in walker.message
+    walker.bookmark()
+    assert walker.sync()
+    walker.bookmarks[-1].snapshot.meta["model"] = "another model"  # a rewind target that cannot be restored
+    walker.rewind()
+    assert walker.sync() and "rewind failed" in walker.message
+    assert walker.wait_chunk(30) is not None

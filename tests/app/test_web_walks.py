@@ -1,0 +1,198 @@
+"""app.web.walks: per-visitor walks, the cap and the line, idle timeout, tab close, upload checks (no server)."""
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.web.scenes import drawn_scenes, load_scenes
+from app.web.walks import Busy, Limits, WalkGone, WalkManager, check_upload, parse_seed
+from world.bundle import random_world
+from world.sampler import SamplerConfig
+from world.session import Session
+
+
+@pytest.fixture(scope="module")
+def world():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # several walks step at once on a busy 2-core machine
+    yield random_world("test", seed=0)
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def manager(world, tmp_path):
+    model, vae = world
+    made = []
+
+    def make_session():
+        made.append(Session(model, vae, SamplerConfig(steps=1)))
+        return made[-1]
+
+    m = WalkManager(make_session, limits=Limits(max_walks=1, idle_timeout=0), workdir=tmp_path / "walks")
+    m.made = made
+    yield m
+    m.shutdown()
+
+
+def scene():
+    return drawn_scenes()[0].image
+
+
+def wait_for(cond, timeout=60.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_live_walk_publishes_frames_and_walks_where_its_keys_say(manager):
+    w = manager.start_live("tab-a", scene(), 0, "Meadow")
+    assert w.state == "live" and w.seq == 1  # the start frame
+    seq, data = w.frame_after(0)
+    assert seq == 1 and data[:2] == b"\xff\xd8"  # a JPEG
+    w.set_input(["w", "not-a-key"], n=1)
+    assert w.held == {"w"}
+    wait_for(lambda: w.frame_after(0)[0] > 8 and w.pose[2, 3] > 0.05, what="frames walking forward")
+    w.set_input([], n=0)  # an older message overtaken on the way changes no keys
+    assert w.held == {"w"}
+    s = w.status()
+    assert s["state"] == "live" and s["pos"][2] > 0.05 and len(s["path"]) >= 2 and s["latency_ms"] is not None
+
+
+def test_the_cap_makes_a_line_and_a_freed_place_goes_to_the_first_in_line(manager):
+    a = manager.start_live("tab-a", scene(), 0, "Meadow")
+    b = manager.start_live("tab-b", scene(), 0, "Meadow")
+    c = manager.start_live("tab-c", scene(), 0, "Meadow")
+    assert (a.state, b.state, c.state) == ("live", "waiting", "waiting")
+    assert manager.position(b.token) == 1 and manager.position(c.token) == 2
+    assert "you are 2 in line" in manager.busy_message(manager.position(c.token))
+    assert c.status(manager.position(c.token))["position"] == 2
+    with pytest.raises(Busy, match="busy"):
+        manager.start_api(None, scene(), 0)
+    assert manager.release_owner("tab-a") == 1  # the tab closed
+    assert a.closed and a.walker is None
+    wait_for(lambda: b.state == "live", what="b to start")
+    assert manager.position(c.token) == 1 and c.state == "waiting"
+    with pytest.raises(WalkGone, match="tab was closed"):
+        manager.get(a.token)
+    with pytest.raises(WalkGone):  # walks are only found by their own tab
+        manager.get(b.token, owner="tab-c")
+
+
+def test_idle_walks_end_and_free_their_place(manager):
+    manager.limits.idle_timeout = 0.6
+    a = manager.start_live("tab-a", scene(), 0, "Meadow")
+    b = manager.start_live("tab-b", scene(), 0, "Meadow")
+    assert b.state == "waiting"
+    thread = a.walker._thread
+    wait_for(lambda: a.closed and a.walker is None, timeout=30, what="the idle walk to end")
+    assert not thread.is_alive()  # its generator thread is gone, and its Session with it
+    assert "idle" in manager.ended[a.token]
+    wait_for(lambda: b.state == "live", what="the next in line to start")
+
+
+def test_held_keys_are_not_idleness(manager):
+    manager.limits.idle_timeout = 0.5
+    a = manager.start_live("tab-a", scene(), 0, "Meadow")
+    a.set_input(["w"])
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        a.frame_after(a.seq)  # the page keeps watching
+        time.sleep(0.1)
+    assert not a.closed
+    a.set_input([])
+    wait_for(lambda: a.closed and a.walker is None, timeout=30, what="the walk to end once the keys are released")
+
+
+def test_restart_keeps_the_place_and_a_bad_image_keeps_the_walk(manager):
+    a = manager.start_live("tab-a", scene(), 0, "Meadow")
+    again = manager.start_live("tab-a", drawn_scenes()[1].image, 5, "Desert", token=a.token)
+    assert again is a and a.seed == 5 and a.label == "Desert" and manager.running() == 1
+    with pytest.raises(ValueError, match="not a readable image"):
+        manager.start_live("tab-a", b"junk", 1, "junk", token=a.token)
+    assert a.state == "live" and a.seed == 5
+
+
+def test_api_walks_count_against_the_cap(manager):
+    w, first = manager.start_api(None, scene(), 3)
+    assert first.shape == (1, 64, 96, 3)
+    with pytest.raises(Busy):
+        manager.start_api(None, scene(), 3)
+    b = manager.start_live("tab-b", scene(), 0, "Meadow")
+    assert b.state == "waiting"
+    manager.close(w.token, "ended by the client")
+    wait_for(lambda: b.state == "live", what="the browser walk to start")
+
+
+def test_check_upload(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(scene()).save(good)
+    assert check_upload(good) == good.read_bytes()
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        check_upload(tmp_path / "empty.png")
+    (tmp_path / "notes.png").write_bytes(b"just some text, not a picture")
+    with pytest.raises(ValueError, match="not an image"):
+        check_upload(tmp_path / "notes.png")
+    with pytest.raises(ValueError, match="too large"):
+        check_upload(good, max_bytes=100)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (9000, 8000)).save(big, compress_level=1)
+    with pytest.raises(ValueError, match="too large"):
+        check_upload(big)
+    Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
+    with pytest.raises(ValueError, match="too small"):
+        check_upload(tmp_path / "tiny.png")
+
+
+def test_parse_seed():
+    assert parse_seed(None) == 0 and parse_seed(7.0) == 7 and parse_seed("12") == 12
+    for bad in (-1, 1.5, "x", float("nan"), 2**31):
+        with pytest.raises(ValueError, match="seed"):
+            parse_seed(bad)
+
+
+def test_scenes(tmp_path):
+    drawn = load_scenes(tmp_path)  # no images there: the drawn ones
+    assert [s.name for s in drawn] == ["Meadow", "Desert", "Plaza", "Night"]
+    assert all(s.image.dtype == np.uint8 and s.image.shape == (320, 480, 3) for s in drawn)
+    Image.fromarray(drawn[2].image).save(tmp_path / "town_square.png")
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    only = load_scenes(tmp_path)
+    assert [s.name for s in only] == ["Town square"]
+
+
+def test_pause_bookmark_rewind_record(manager):
+    from app.video import read_video
+
+    a = manager.start_live("tab-a", scene(), 0, "Meadow")
+    watch = lambda: a.frame_after(a.seq)  # noqa: E731 - the page pulling frames
+    a.set_input(["w"])
+    wait_for(lambda: watch() and a.seq > 6, what="frames")
+    assert a.toggle_pause() and a.status()["paused"]
+    time.sleep(0.8)  # the chunk on screen plays out
+    watch()
+    n = a.seq
+    for _ in range(8):
+        watch()
+        time.sleep(0.1)
+    assert a.seq == n  # paused: nothing new
+    assert "bookmark 1" in a.command("bookmark")
+    marked = a.walker.bookmarks[-1].rig.pose[2, 3]
+    assert not a.toggle_pause()
+    assert "recording" in a.record_start()
+    wait_for(lambda: watch() and a.pose[2, 3] > marked + 0.2, what="walking on past the bookmark")
+    msg, mp4, side = a.record_stop()
+    assert mp4 is not None and side is not None and mp4.suffix == ".mp4", msg
+    frames, fps = read_video(mp4)
+    assert len(frames) >= 6 and frames.shape[1:] == (64, 96, 3) and fps == 16
+    assert "rewound" in a.command("rewind")
+    assert a.pose[2, 3] == pytest.approx(marked)  # the HUD is back at the bookmark at once
+    wait_for(lambda: watch() and a.status()["path"][-1][1] >= marked, what="walking again after the rewind")
+    path = a.dir
+    manager.close(a.token)
+    assert not path.exists()  # recordings go with the walk
