@@ -37,9 +37,13 @@ def load_world(args):
         model, vae = random_world(preset, seed=0)
         return model.to(args.device, dtype), vae.to(args.device), {"weights": "random", "preset": preset}
     path = Path(args.weights) if args.weights else DEFAULT_BUNDLE
-    if path.is_dir():
-        raise ValueError(f"--weights {path}: a directory (the official release layout) is not supported yet; "
-                         "expected a world bundle .safetensors file")
+    if path.is_dir():  # the official SANA-WM release (world/official.py): bf16 on CUDA, float32 on CPU
+        from world.official import load_official
+        if args.preset:
+            raise ValueError("--preset goes with --random-weights; a release directory is the sana-wm-1600m model")
+        cuda = torch.device(args.device).type == "cuda"
+        return load_official(path, args.device, torch.bfloat16 if cuda else dtype,
+                             prompt=getattr(args, "prompt", None))
     if not path.exists():
         if args.weights:
             raise ValueError(f"--weights {path}: no such file; expected a world bundle .safetensors file")
