@@ -12,10 +12,15 @@ import platform
 import statistics
 import time
 
+import sys
+from pathlib import Path
+
 import torch
 
-from world.model import WorldModel, count_parameters
-from world.presets import PRESETS, get_preset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo before benchmarks/ (kernels.py is here too)
+
+from world.model import WorldModel, count_parameters  # noqa: E402
+from world.presets import PRESETS, get_preset  # noqa: E402
 
 
 def chunk_inputs(cfg, frames: int):

@@ -85,10 +85,10 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # The released SANA-WM backbone (2.6B parameters with its camera branches).
     "sana-wm-1600m": ModelConfig(name="sana-wm-1600m"),
-    # The embedded default: ~10M parameters, 256x256 frames from a 16x16x16 latent grid (spatial 16x, temporal 4x),
+    # The embedded default: ~5M parameters, 256x256 frames from a 16x16x16 latent grid (spatial 16x, temporal 4x),
     # sized so a 3-latent chunk (12 frames, 0.75 s at 16 fps) is generated faster than real time on 2 CPU cores.
     "tiny": ModelConfig(
-        name="tiny", depth=8, hidden=256, head_dim=64, latent_channels=16, ffn_ratio=2.5, caption_channels=None,
+        name="tiny", depth=6, hidden=192, head_dim=64, latent_channels=16, ffn_ratio=2.5, caption_channels=None,
         temporal_stride=4, spatial_factor=16, integer_timesteps=False, legacy_tensors=False, resolution=(256, 256),
     ),
     # Seconds-fast for tests: 4 blocks (block 3 is softmax), 64 wide.

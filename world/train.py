@@ -119,16 +119,22 @@ def cmd_vae(a) -> int:
     vae = CausalVAE(a.vae_preset).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     step = _load_state(out, {"vae": vae}, opt)
     s = vae.temporal_stride
-    win = 1 + 3 * s
+    win = 1 + a.latents * s  # frames per training window: the first latent alone, then groups of s
+    H, W = data.frames.shape[2:4]
+    crop = min(a.crop or H, H, W)
+    crop -= crop % vae.spatial_factor
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="vae", unit="step")
     rng = np.random.default_rng(a.seed + step)
     t0 = time.time()
     for step in bar:
         idx = rng.integers(0, len(data), a.batch)
         start = rng.integers(0, data.frames.shape[1] - win + 1, a.batch)
-        x = to_unit(np.stack([data.frames[i, st:st + win] for i, st in zip(idx, start)]))
+        cy, cx = rng.integers(0, H - crop + 1, a.batch), rng.integers(0, W - crop + 1, a.batch)
+        x = to_unit(np.stack([data.frames[i, st:st + win, y:y + crop, xx:xx + crop]
+                              for i, st, y, xx in zip(idx, start, cy, cx)]))
         for g in opt.param_groups:
             g["lr"] = _lr(step, a.steps, a.lr)
         z = vae.encode_video(x)
@@ -156,7 +162,7 @@ def cmd_vae(a) -> int:
     with torch.no_grad():
         vae.latent_mean.zero_()
         vae.latent_std.fill_(1.0)
-        zs = [vae.encode_video(to_unit(data.frames[i:i + 4, :win])) for i in range(0, min(len(data), 64), 4)]
+        zs = [vae.encode_video(to_unit(data.frames[i:i + 4, :1 + 3 * s])) for i in range(0, min(len(data), 64), 4)]
         z = torch.cat(zs).transpose(0, 1).flatten(1)
         vae.latent_mean.copy_(z.mean(1))
         vae.latent_std.copy_(z.std(1).clamp_min(1e-3))
@@ -291,6 +297,8 @@ def add_parser(sub) -> None:
     v.add_argument("--vae-preset", default="tiny-vae")
     v.add_argument("--steps", type=int, default=3000)
     v.add_argument("--batch", type=int, default=2)
+    v.add_argument("--crop", type=int, default=128, help="square crop size in pixels (convolutions see any size)")
+    v.add_argument("--latents", type=int, default=2, help="latent frames per training window")
     v.add_argument("--lr", type=float, default=1e-3)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--save-every", type=int, default=200)
