@@ -51,12 +51,15 @@ def load_world(args):
                          "pass --weights FILE, or --random-weights to run the engine on untrained weights")
     if args.preset:
         raise ValueError("--preset goes with --random-weights; a weights file carries its own configuration")
-    model, vae, _ = load_bundle(path, args.device, dtype)
+    model, vae, extra = load_bundle(path, args.device, dtype)
+    args.default_sampler = extra.get("sampler")  # the settings the bundle was measured with (sampler_from)
     return model, vae, {"weights": str(path), "preset": model.cfg.name}
 
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
-    base = dict(recorded or {})
+    """Sampler settings: a recording's, else the loaded bundle's own (load_world sets args.default_sampler),
+    else the defaults; --steps / --shift / --sampler override."""
+    base = dict(recorded or getattr(args, "default_sampler", None) or {})
     base.pop("timesteps", None) if args.steps or args.shift else None
     if base.get("timesteps") is not None:
         base["timesteps"] = tuple(base["timesteps"])
