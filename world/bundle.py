@@ -39,11 +39,9 @@ def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict
 
 def load_bundle(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32):
     """-> (WorldModel, CausalVAE, extra). Raises CheckpointError naming the file and the problem."""
-    from safetensors import safe_open
-
-    tensors, cfg, extra = read_checkpoint(path)
-    with safe_open(str(path), framework="pt") as f:
-        vmeta = (f.metadata() or {}).get("worldwalk_vae")
+    meta: dict = {}
+    tensors, cfg, extra = read_checkpoint(path, meta)
+    vmeta = meta.get("worldwalk_vae")
     if cfg is None or vmeta is None:
         raise CheckpointError(f"{path}: not a world bundle (no model or VAE config in its metadata); expected a file "
                               "written by world.bundle.save_bundle")

@@ -39,17 +39,32 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, extra: dict | None
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
-    """-> (tensors, config or None if the file has none, extra metadata)."""
+class UnreadableFile(ValueError):
+    """A file safetensors cannot read; str() is the first line of the reason."""
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """-> (tensors, string metadata) of one safetensors file. Raises UnreadableFile; callers word the message."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UnreadableFile(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def read_checkpoint(path: str | Path, meta_out: dict | None = None
+                    ) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
+    """-> (tensors, config or None if the file has none, extra metadata). `meta_out` receives the raw metadata."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file (expected a .safetensors checkpoint)")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        tensors, meta = read_safetensors(path)
+    except UnreadableFile as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta_out is not None:
+        meta_out.update(meta)
     cfg = None
     if CONFIG_KEY in meta:
         try:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from controls import rays
 from controls.intrinsics import as_vectors, fov_deg as field_of_view, from_fov, to_latent_grid
 from controls.se3 import rigidity_problem
 from world.cache import StreamCache
+from world.checkpoint import UnreadableFile, read_safetensors
 from world.images import fit_to_model, image_hash, load_image
 from world.model import WorldModel
 from world.sampler import SamplerConfig, sample_chunk
@@ -55,11 +55,10 @@ class Snapshot:
     def load(cls, path: str | Path) -> "Snapshot":
         path = Path(path)
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = (f.metadata() or {}).get("worldwalk_snapshot")
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise ValueError(f"snapshot: {path}: not a readable snapshot file ({str(e).splitlines()[0]})") from None
+            tensors, md = read_safetensors(path)
+        except UnreadableFile as e:
+            raise ValueError(f"snapshot: {path}: not a readable snapshot file ({e})") from None
+        meta = md.get("worldwalk_snapshot")
         if meta is None:
             raise ValueError(f"snapshot: {path}: has no worldwalk snapshot metadata; expected a file from "
                              "Session.snapshot().save()")

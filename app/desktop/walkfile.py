@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from controls.rig import Rig, RigConfig
+from world.checkpoint import UnreadableFile, read_safetensors
 from world.session import Snapshot
 
 FORMAT = "worldwalk-walk"
@@ -119,11 +119,9 @@ def load_walk(path: str | Path) -> SavedWalk:
     if not path.is_file():
         raise ValueError(f"{where}: no such file; expected a .walk file saved by the explorer (Ctrl+S)")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{where}: not a readable walk file ({str(e).splitlines()[0][:120]})") from None
+        tensors, md = read_safetensors(path)
+    except UnreadableFile as e:
+        raise ValueError(f"{where}: not a readable walk file ({str(e)[:120]})") from None
     try:
         meta = json.loads(md["worldwalk_walk"])
         snap_meta = json.loads(md["worldwalk_snapshot"])
