@@ -63,7 +63,7 @@ def run(args) -> int:
     image = args.image or rec.get("image")
     if not image:
         raise ValueError("--image: required (the recording names no start image)")
-    model, vae, world_desc = load_world(args)
+    model, vae, world_desc = load_world(args, rec)  # a recorded prompt is used again
     sampler = sampler_from(args, rec.get("sampler"))
     seed = args.seed if args.seed is not None else int(rec.get("seed", 0))
     fps = model.cfg.fps

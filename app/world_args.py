@@ -22,28 +22,54 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
     g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
     g.add_argument("--device", default="cpu")
-    g.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                   help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
+    g.add_argument("--prompt", default=None,
+                   help="text for the world (a release directory with text_encoder/ and tokenizer/ only); "
+                        "default: none, or the recording's")
+    g.add_argument("--fp8", action="store_true",
+                   help="a release directory's DiT matmul weights stored in fp8 (about half the bf16 memory; "
+                        "dequantized layer by layer in the compute dtype)")
 
 
-def load_world(args):
-    """-> (model, vae, description dict for sidecars)."""
+def world_dtype(args, release: bool) -> torch.dtype:
+    """--dtype, else bf16 for a release directory on CUDA and float32 otherwise (bundles, random weights, CPU)."""
+    if args.dtype:
+        return getattr(torch, args.dtype)
+    cuda = torch.device(args.device).type == "cuda"
+    return torch.bfloat16 if release and cuda else torch.float32
+
+
+def load_world(args, recorded: dict | None = None):
+    """-> (model, vae, description dict for sidecars). `recorded`: the world description of a recording (render
+    --replay, a saved walk), whose prompt is used again unless --prompt is given. Sets args.dtype to the dtype the
+    world computes in, which the caller's Session is given."""
     from world.bundle import DEFAULT_BUNDLE, load_bundle, random_world
 
-    dtype = getattr(torch, args.dtype)
+    if args.random_weights and args.weights:
+        raise ValueError("--random-weights and --weights: choose one")
+    path = None if args.random_weights else Path(args.weights) if args.weights else DEFAULT_BUNDLE
+    release = path is not None and path.is_dir()
+    dtype = world_dtype(args, release)
+    args.dtype = str(dtype).removeprefix("torch.")
+    prompt, prompt_from = _prompt(args, recorded)
+    if not release:
+        world = ("the --random-weights world" if path is None else f"the world bundle {path}" if args.weights
+                 else "the embedded default world")
+        if prompt is not None:
+            raise ValueError(f"{prompt_from}: {world} has no text branch; prompts need --weights DIR with "
+                             "text_encoder/ and tokenizer/")
+        if args.fp8:
+            raise ValueError(f"--fp8: only for a release directory (--weights DIR); {world} is small enough as it is")
     if args.random_weights:
-        if args.weights:
-            raise ValueError("--random-weights and --weights: choose one")
         preset = args.preset or "tiny"
         model, vae = random_world(preset, seed=0)
         return model.to(args.device, dtype), vae.to(args.device), {"weights": "random", "preset": preset}
-    path = Path(args.weights) if args.weights else DEFAULT_BUNDLE
-    if path.is_dir():  # the official SANA-WM release (world/official.py): bf16 on CUDA, float32 on CPU
+    if release:  # the official SANA-WM release (world/official.py)
         from world.official import load_official
         if args.preset:
             raise ValueError("--preset goes with --random-weights; a release directory is the sana-wm-1600m model")
-        cuda = torch.device(args.device).type == "cuda"
-        return load_official(path, args.device, torch.bfloat16 if cuda else dtype,
-                             prompt=getattr(args, "prompt", None))
+        return load_official(path, args.device, dtype, prompt=prompt, fp8=args.fp8)
     if not path.exists():
         if args.weights:
             raise ValueError(f"--weights {path}: no such file; expected a world bundle .safetensors file")
@@ -54,6 +80,16 @@ def load_world(args):
     model, vae, extra = load_bundle(path, args.device, dtype)
     args.default_sampler = extra.get("sampler")  # the settings the bundle was measured with (sampler_from)
     return model, vae, {"weights": str(path), "preset": model.cfg.name}
+
+
+def _prompt(args, recorded: dict | None) -> tuple[str | None, str]:
+    """-> (the prompt, the words an error names it by): --prompt, else the recording's."""
+    if args.prompt is not None:
+        return args.prompt, "--prompt"
+    recorded_prompt = (recorded or {}).get("prompt")
+    if isinstance(recorded_prompt, str):
+        return recorded_prompt, f"the recording's prompt {recorded_prompt!r}"
+    return None, "--prompt"
 
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:

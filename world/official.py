@@ -18,10 +18,13 @@ one CheckpointError.
 Our one addition to the layout: an optional `DIR/worldwalk_config.json` holding a ModelConfig (world.presets) for a
 checkpoint of the same architecture at another size (the small synthetic releases of the tests, fine-tunes).
 
-Text: the release conditions on Gemma-2-2B-it hidden states. Without a text encoder (the app has no prompt today) the
-model runs with its cross-attention skipped (`text=None`), which is our documented null conditioning; see
-`null_text` for why, and `encode_prompt` for the release's prompt formatting when `DIR/text_encoder` +
-`DIR/tokenizer` (diffusers layout) are present.
+Text: the release conditions on Gemma-2-2B-it hidden states. A prompt (`launch.py ... --prompt TEXT`) needs
+`DIR/text_encoder/` + `DIR/tokenizer/` (diffusers layout, from google/gemma-2-2b-it); `encode_prompt` formats it as
+the release does, once per walk, and frees the encoder before the DiT is loaded. Without a prompt the model runs with
+its cross-attention skipped (`text=None`), our documented null conditioning; see `null_text` for why.
+
+Memory: bf16 on CUDA by default (float32 on CPU); `fp8=True` (`--fp8`) stores the DiT's matmul weights in fp8 with
+per-channel scales, about half the bf16 bytes (world/fp8.py).
 
 The VAE adapter `LTX2VAE` wraps diffusers' `AutoencoderKLLTX2Video` behind world.vae.VideoVAE, with the release's
 latent normalisation `(z − mean) · scaling_factor / std`. A causal decoder streams exactly: every causal time conv keeps
@@ -32,6 +35,7 @@ with the previous `context_latents` latents in front and drops the frames they r
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -201,12 +205,18 @@ def release_config(root: str | Path) -> ModelConfig:
 
 
 def load_official_model(files: ReleaseFiles, cfg: ModelConfig | None = None, device="cpu",
-                        dtype: torch.dtype | None = None):
-    """-> WorldModel (eval) with the release's DiT weights, in `dtype` (default: bf16 on CUDA, float32 on CPU)."""
+                        dtype: torch.dtype | None = None, fp8: bool = False):
+    """-> WorldModel (eval) with the release's DiT weights, in `dtype` (default: bf16 on CUDA, float32 on CPU).
+
+    fp8: the matmul weights stored as float8_e4m3fn with per-channel scales (world/fp8.py), computing in `dtype`;
+    quantized on the CPU before the move, so the device never holds the `dtype` copy of those weights."""
     from world.model import WorldModel
 
     cfg = cfg or release_config(files.root)
     dtype = dtype or default_dtype(device)
+    if fp8:
+        from world.fp8 import DIT_KEEP, quantize_fp8, require_fp8
+        require_fp8()  # before reading gigabytes
     if files.layout == "streaming":
         tensors, source = _read_training_dict(files.dit[0]), str(files.dit[0])
     else:
@@ -214,10 +224,13 @@ def load_official_model(files: ReleaseFiles, cfg: ModelConfig | None = None, dev
     check_size(tensors, cfg, source)
     with torch.device("meta"):
         model = WorldModel(cfg)
-    model = model.to(dtype).to_empty(device=device)  # allocate once, in the target dtype and place
+    # allocate once, in the target dtype and place (on the CPU first where fp8 quantizes)
+    model = model.to(dtype).to_empty(device="cpu" if fp8 else device)
     tensors = {k: v for k, v in tensors.items() if k not in IGNORED_KEYS}
     load_state_dict_strict(model, tensors, source)  # copies (and casts) tensor by tensor
     del tensors
+    if fp8:
+        model = quantize_fp8(model, keep=DIT_KEEP).to(device)
     return model.eval()
 
 
@@ -391,41 +404,86 @@ def null_text():
 
 
 def encode_prompt(files: ReleaseFiles, prompt: str, device="cpu", max_sequence_length: int = 300,
-                  offload: bool = True):
-    """Gemma-2-2B-it hidden states of the release's prompt formatting -> (text (1, L, 2304), mask (1, L) bool).
+                  offload: bool = True, dtype: torch.dtype | None = None):
+    """Gemma-2-2B-it hidden states of the release's prompt formatting -> (text (1, L, 2304) float32, mask (1, L) bool),
+    L = max_sequence_length.
 
-    The release prepends its chi prompt (the "Enhanced prompt" instruction), pads right to len(chi) + L − 2, and keeps
-    the BOS token plus the last L − 1 tokens. With `offload` the encoder is freed right after use."""
+    The release prepends its chi prompt (the "Enhanced prompt" instruction), pads right to len(chi) + L − 2 tokens
+    (BOS included), and keeps the BOS token plus the last L − 1 positions. The states are the encoder's last hidden
+    state, after Gemma's final RMSNorm (what the release reads as `hidden_states[-1]` of Gemma2ForCausalLM); we run
+    the base Gemma2Model only, which skips the 256k-word LM head. The encoder runs in `dtype` (default: bf16 on CUDA,
+    float32 on CPU); with `offload` it is freed right after use, before the DiT is loaded."""
+    tok, enc = load_text_encoder(files, device, dtype or default_dtype(device))
+    chi = "\n".join(chi_prompt())
+    length = len(tok.encode(chi)) + max_sequence_length - 2
+    t = tok([chi + prompt], max_length=length, padding="max_length", padding_side="right", truncation=True,
+            return_tensors="pt").to(device)
+    try:
+        with torch.inference_mode():
+            h = enc.base_model(input_ids=t.input_ids, attention_mask=t.attention_mask).last_hidden_state  # (1, N, D)
+    except (IndexError, RuntimeError, ValueError) as e:  # e.g. a tokenizer whose ids the encoder does not know
+        raise OfficialError(f"{files.text_encoder}: failed on the tokenizer's output ({_first_line(e)}); "
+                            "text_encoder/ and tokenizer/ must come from the same model") from None
+    select = [0] + list(range(-max_sequence_length + 1, 0))
+    text, mask = h[:, select].float(), t.attention_mask[:, select].bool()
+    if offload:
+        del enc, h
+        gc.collect()
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    return text, mask
+
+
+def chi_prompt() -> list[str]:
+    """The release's instruction prefix (diffusers keeps the public copy: pipelines/sana_wm)."""
+    try:
+        from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT
+    except ImportError as e:
+        raise OfficialError(f"prompt: needs diffusers >= 0.42 for the release's prompt prefix ({_first_line(e)}); "
+                            "pip install -e '.[sana]'") from None
+    return DEFAULT_CHI_PROMPT
+
+
+def load_text_encoder(files: ReleaseFiles, device, dtype: torch.dtype):
+    """-> (tokenizer, Gemma-2 model in eval) from DIR/tokenizer and DIR/text_encoder, offline and quietly."""
     if files.text_encoder is None:
         raise OfficialError(f"prompt: no text encoder in {files.root} (expected text_encoder/config.json and "
                             "tokenizer/ from google/gemma-2-2b-it, as in the diffusers layout); leave the prompt out")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as e:
-        raise OfficialError(f"prompt: needs transformers and diffusers ({_first_line(e)}); pip install -e '.[sana]'") \
-            from None
-    dtype = default_dtype(device)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(files.tokenizer), local_files_only=True)
-        enc = AutoModelForCausalLM.from_pretrained(str(files.text_encoder), local_files_only=True,
-                                                   torch_dtype=dtype).to(device).eval()
-    except Exception as e:  # noqa: BLE001 — transformers raises many kinds
-        raise OfficialError(f"{files.text_encoder}: not a loadable Gemma-2 text encoder ({_first_line(e)})") from None
-    chi = "\n".join(DEFAULT_CHI_PROMPT)
-    length = len(tok.encode(chi)) + max_sequence_length - 2
-    t = tok([chi + prompt], max_length=length, padding="max_length", padding_side="right", truncation=True,
-            return_tensors="pt").to(device)
-    with torch.inference_mode():
-        h = enc(input_ids=t.input_ids, attention_mask=t.attention_mask, output_hidden_states=True).hidden_states[-1]
-    select = [0] + list(range(-max_sequence_length + 1, 0))
-    text, mask = h[:, select].float(), t.attention_mask[:, select].bool()
-    if offload:
-        del enc
-        if torch.device(device).type == "cuda":
-            torch.cuda.empty_cache()
-    return text, mask
+        raise OfficialError(f"prompt: needs transformers ({_first_line(e)}); pip install -e '.[sana]'") from None
+    with _quiet_transformers():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(files.tokenizer), local_files_only=True)
+        except Exception as e:  # noqa: BLE001 — transformers raises many kinds
+            raise OfficialError(f"{files.tokenizer}: not a loadable tokenizer ({_first_line(e)})") from None
+        try:
+            enc = AutoModelForCausalLM.from_pretrained(str(files.text_encoder), local_files_only=True,
+                                                       torch_dtype=dtype)
+        except Exception as e:  # noqa: BLE001
+            raise OfficialError(f"{files.text_encoder}: not a loadable Gemma-2 text encoder ({_first_line(e)})") \
+                from None
+    return tok, enc.to(device).eval()
+
+
+class _quiet_transformers:
+    """Inside: transformers logs errors only and shows no progress bars (a one-line CLI stays one line)."""
+
+    def __enter__(self):
+        from transformers.utils import logging as tlogging
+
+        self.log, self.verbosity, self.bars = tlogging, tlogging.get_verbosity(), tlogging.is_progress_bar_enabled()
+        tlogging.set_verbosity_error()
+        tlogging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        self.log.set_verbosity(self.verbosity)
+        if self.bars:
+            self.log.enable_progress_bar()
+        return False
 
 
 class PromptedWorld(torch.nn.Module):
@@ -445,15 +503,19 @@ class PromptedWorld(torch.nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------------- all
 def load_official(root: str | Path, device="cpu", dtype: torch.dtype | None = None, prompt: str | None = None,
-                  cfg: ModelConfig | None = None):
-    """-> (model, vae, description) from a release directory (see module doc)."""
+                  cfg: ModelConfig | None = None, fp8: bool = False):
+    """-> (model, vae, description) from a release directory (see module doc). prompt: encoded once, before the DiT
+    is loaded, and fed to every forward (PromptedWorld); fp8: the DiT's matmul weights in fp8 (world/fp8.py)."""
     files = find_release(root)
     dtype = dtype or default_dtype(device)
     cfg = cfg or release_config(files.root)
     text = None
     if prompt is not None:
-        text = encode_prompt(files, prompt, device)  # before the DiT: the encoder is freed before the big load
-    model = load_official_model(files, cfg, device, dtype)
+        text = encode_prompt(files, prompt, device, dtype=dtype)  # the encoder is freed before the big load
+        if text[0].shape[-1] != cfg.caption_channels:
+            raise OfficialError(f"{files.text_encoder}: hidden size {text[0].shape[-1]} does not fit the DiT's "
+                                f"caption channels {cfg.caption_channels} (expected Gemma-2-2B-it)")
+    model = load_official_model(files, cfg, device, dtype, fp8=fp8)
     vae = load_official_vae(files.vae, device, dtype)
     if (vae.latent_channels, vae.spatial_factor, vae.temporal_stride) != \
             (cfg.latent_channels, cfg.spatial_factor, cfg.temporal_stride):
@@ -465,6 +527,10 @@ def load_official(root: str | Path, device="cpu", dtype: torch.dtype | None = No
     desc = {"weights": str(files.root), "preset": cfg.name, "layout": files.layout,
             "dit": [str(p.relative_to(files.root)) for p in files.dit], "vae": files.vae.name,
             "text": "gemma-2" if text is not None else "none (cross-attention skipped)"}
+    if prompt is not None:
+        desc["prompt"] = prompt  # a replay (render --replay) encodes it again
+    if fp8:
+        desc["fp8"] = True
     return model, vae, desc
 
 

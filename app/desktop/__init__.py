@@ -101,7 +101,7 @@ def build(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir}: exists and is not a folder")
 
-    model, vae, desc = load_world(args)
+    model, vae, desc = load_world(args, saved.meta.get("world") if saved else None)
     sampler = sampler_from(args, saved.meta.get("sampler") if saved else None)
     seed = args.seed if args.seed is not None else int(saved.meta.get("seed", 0)) if saved else 0
     window = int(saved.meta.get("window_chunks") or args.window) if saved else args.window

@@ -80,3 +80,36 @@ def test_errors_are_one_line(scene, case, args, msg):
     assert "Traceback" not in r.stderr
     err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and msg in err[0], r.stderr
+
+
+BUNDLE = ROOT / "assets" / "default_world.safetensors"
+
+
+@pytest.mark.parametrize("world,flag,msg", [
+    (["--random-weights", "--preset", "test"], ["--prompt", "a beach"],
+     ("error: --prompt: the --random-weights world has no text branch; prompts need --weights DIR with "
+      "text_encoder/ and tokenizer/")),
+    ([], ["--prompt", "a beach"], "error: --prompt: the embedded default world has no text branch"),
+    (["--weights", BUNDLE], ["--prompt", "a beach"], f"error: --prompt: the world bundle {BUNDLE} has no text branch"),
+    (["--random-weights"], ["--fp8"], "error: --fp8: only for a release directory (--weights DIR)"),
+    (["--weights", BUNDLE], ["--fp8"], "error: --fp8: only for a release directory (--weights DIR)"),
+], ids=["prompt-random", "prompt-default", "prompt-bundle", "fp8-random", "fp8-bundle"])
+def test_release_only_options_are_one_line_errors_elsewhere(scene, world, flag, msg):
+    if not BUNDLE.exists() and "--random-weights" not in world:
+        pytest.skip("the embedded default world is not in this checkout")
+    r = launch("render", "--image", "start.png", "--trajectory", "orbit", "--out", "o.mp4", *world, *flag, cwd=scene)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(msg), r.stderr
+
+
+def test_replay_of_a_prompted_walk_needs_a_text_branch(rendered, scene):
+    side = json.loads(rendered.with_suffix(".json").read_text())
+    side["metadata"]["worldwalk_recording"]["prompt"] = "a beach"
+    (scene / "prompted.json").write_text(json.dumps(side))
+    r = launch("render", "--replay", scene / "prompted.json", "--out", scene / "p.mp4", "--random-weights",
+               "--preset", "test")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: the recording's prompt 'a beach': the --random-weights world has no text branch; prompts need "
+        "--weights DIR with text_encoder/ and tokenizer/")

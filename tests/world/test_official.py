@@ -1,12 +1,15 @@
 """world.official: the released SANA-WM files read from a local directory (both layouts), the LTX-2 VAE adapter with
-streamed decoding, and `launch.py render --weights DIR` end to end, on small synthetic releases of the same
-architecture (official tensor names, legacy tensors included, LTX-2 VAE strides 32/8)."""
+streamed decoding, the Gemma-2 prompt path, fp8 weights, and `launch.py render --weights DIR` end to end, on small
+synthetic releases of the same architecture (official tensor names, legacy tensors included, LTX-2 VAE strides 32/8,
+a 2-layer Gemma-2 with a word-level tokenizer)."""
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,11 +19,18 @@ from safetensors.torch import save_file
 
 pytest.importorskip("diffusers")
 from diffusers import AutoencoderKLLTX2Video
+from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT, SanaWMPipeline
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import Gemma2Config, Gemma2ForCausalLM, PreTrainedTokenizerFast
 
 from world.checkpoint import CheckpointError
+from world.fp8 import is_quantized, weight_bytes
 from world.model import WorldModel
-from world.official import OfficialError, find_release, load_official, load_official_model, load_official_vae
+from world.official import (OfficialError, encode_prompt, find_release, load_official, load_official_model,
+                            load_official_vae, load_text_encoder)
 from world.presets import get_preset
+
+from test_oracle import random_camera
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENT = 8
@@ -43,6 +53,7 @@ def small_vae(causal: bool = True, seed: int = 0) -> AutoencoderKLLTX2Video:
 
 def small_state_dict(cfg=SMALL, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # init_weights leaves the convolutions' default init (global generator)
     sd = WorldModel(cfg).init_weights(g).state_dict()
     # make the zero-initialised camera / temporal injections non-trivial so loading errors would show
     return {k: (v + 0.01 * torch.randn(v.shape, generator=g)) if v.is_floating_point() else v for k, v in sd.items()}
@@ -66,12 +77,50 @@ def write_release(d: Path, layout: str, sd=None, cfg=SMALL, vae_dir: str | None 
     return d
 
 
+PROMPT = "a beach at dusk with palm trees"
+SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]
+
+
+def small_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the chi prompt's words and a few more, adding <bos> like Gemma's; padding on the
+    left by default, as Gemma's is (the release asks for the right)."""
+    text = "\n".join(DEFAULT_CHI_PROMPT) + " " + PROMPT + " snow covered mountain"
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))
+    vocab = {w: i for i, w in enumerate(SPECIALS + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>", padding_side="left")
+
+
+def write_text_encoder(d: Path, hidden: int = SMALL.caption_channels, seed: int = 0) -> Path:
+    """DIR/tokenizer and DIR/text_encoder: a 2-layer Gemma-2 of width `hidden` (the release's is Gemma-2-2B-it)."""
+    tok = small_tokenizer()
+    tok.save_pretrained(str(d / "tokenizer"))
+    cfg = Gemma2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=1, head_dim=16, pad_token_id=0, eos_token_id=1,
+                       bos_token_id=2)
+    torch.manual_seed(seed)
+    Gemma2ForCausalLM(cfg).eval().save_pretrained(str(d / "text_encoder"))
+    return d
+
+
+def linked_release(d: Path, src: Path, *names: str) -> Path:
+    """A release directory whose `names` are links to those of `src`."""
+    d.mkdir(parents=True)
+    for name in names:
+        (d / name).symlink_to(src / name)
+    return d
+
+
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
     base = tmp_path_factory.mktemp("official")
     sd = small_state_dict()
     return {"sd": sd, "streaming": write_release(base / "streaming", "streaming", sd),
-            "bidirectional": write_release(base / "bidirectional", "bidirectional", sd)}
+            "bidirectional": write_release(base / "bidirectional", "bidirectional", sd),
+            "text": write_text_encoder(write_release(base / "text", "streaming", sd))}
 
 
 # ------------------------------------------------------------------------------------------------------------ reading
@@ -287,3 +336,151 @@ def test_prompted_world_feeds_fixed_text(releases):
 def test_prompt_without_text_encoder_is_one_clear_error(releases):
     with pytest.raises(OfficialError, match=r"prompt: no text encoder in .* \(expected text_encoder/config.json"):
         load_official(releases["streaming"], prompt="a beach")
+
+
+# ------------------------------------------------------------------------------------------------------------ text
+def test_gemma_hidden_states_last_is_after_the_final_norm(releases):
+    """What the release reads (`hidden_states[-1]` of Gemma2ForCausalLM) is the base model's last_hidden_state:
+    the last decoder layer's output through Gemma's final RMSNorm."""
+    tok, enc = load_text_encoder(find_release(releases["text"]), "cpu", torch.float32)
+    assert isinstance(enc, Gemma2ForCausalLM)
+    ids = tok(["a beach at dusk"], return_tensors="pt")
+    seen = {}
+    hook = enc.base_model.layers[-1].register_forward_hook(
+        lambda m, i, o: seen.update(out=o[0] if isinstance(o, tuple) else o))
+    with torch.no_grad():
+        out = enc(**ids, output_hidden_states=True)
+        base = enc.base_model(**ids)
+        normed = enc.base_model.norm(seen["out"])
+    hook.remove()
+    assert len(out.hidden_states) == enc.config.num_hidden_layers + 1
+    torch.testing.assert_close(out.hidden_states[-1], base.last_hidden_state, rtol=0, atol=0)
+    torch.testing.assert_close(out.hidden_states[-1], normed)
+    assert not torch.allclose(seen["out"], normed)  # the norm is not the identity here
+
+
+def test_encode_prompt_matches_the_diffusers_pipeline(releases):
+    """Oracle: diffusers' SanaWMPipeline.encode_prompt (chi prefix, right padding, select_index) run on a stand-in
+    pipeline holding the same tokenizer and encoder."""
+    files = find_release(releases["text"])
+    text, mask = encode_prompt(files, PROMPT)
+    assert text.shape == (1, 300, SMALL.caption_channels) and text.dtype == torch.float32
+    assert mask.shape == (1, 300) and mask.dtype == torch.bool
+    n = int(mask.sum())
+    assert mask[0, :n].all() and not mask[0, n:].any()  # BOS, the prompt's tail, then right padding
+    assert n == 1 + 1 + len(PROMPT.split())  # BOS + the chi prompt's last token (':') + the prompt's words
+
+    tok, enc = load_text_encoder(files, "cpu", torch.float32)
+    assert tok.padding_side == "left"  # Gemma's default: the right padding comes from the call
+    stub = SimpleNamespace(tokenizer=tok, text_encoder=enc, _execution_device=torch.device("cpu"))
+    with torch.no_grad():
+        cond, cond_mask, _, _ = SanaWMPipeline.encode_prompt(stub, PROMPT, device=torch.device("cpu"),
+                                                             chi_prompt=DEFAULT_CHI_PROMPT)
+    assert cond.shape == (1, 1, 300, SMALL.caption_channels)
+    torch.testing.assert_close(text, cond[:, 0].float())
+    assert torch.equal(mask, cond_mask.bool())
+
+    other, other_mask = encode_prompt(files, "snow covered mountain")
+    assert not torch.allclose(other[mask & other_mask], text[mask & other_mask])
+
+
+def test_prompted_release_feeds_the_prompt_to_every_forward(releases):
+    from world.official import PromptedWorld
+
+    model, _, desc = load_official(releases["text"], prompt=PROMPT)
+    assert isinstance(model, PromptedWorld) and desc["prompt"] == PROMPT and desc["text"] == "gemma-2"
+    text, mask = encode_prompt(find_release(releases["text"]), PROMPT)
+    torch.testing.assert_close(model.text, text)
+    assert torch.equal(model.text_mask, mask)
+
+
+def test_text_encoder_of_another_width_is_one_clear_error(releases, tmp_path):
+    d = write_text_encoder(linked_release(tmp_path / "r", releases["text"], "sana_dit", "ltx2_causal_vae",
+                                          "worldwalk_config.json"), hidden=48)
+    with pytest.raises(OfficialError, match=r"text_encoder: hidden size 48 does not fit the DiT's caption channels "
+                                            r"32") as e:
+        load_official(d, prompt=PROMPT)
+    assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------------------ fp8
+def test_fp8_release_halves_the_linear_bytes_and_stays_close(releases, rms):
+    files = find_release(releases["streaming"])
+    ref = load_official_model(files)  # float32
+    bf16 = load_official_model(files, dtype=torch.bfloat16)
+    fp8 = load_official_model(files, fp8=True)  # fp8 storage, float32 compute on the CPU
+    # the blocks' Linear weights (the embedders and the final layer stay in the compute dtype: DIT_KEEP)
+    assert weight_bytes(bf16.blocks) / weight_bytes(fp8.blocks) > 1.8  # the scales cost a little at this width
+    assert weight_bytes(ref.blocks) / weight_bytes(fp8.blocks) > 3.6
+    assert not is_quantized(fp8.final_layer.linear) and is_quantized(fp8.t_block[1])
+    T, (h, w) = 4, SMALL.latent_hw
+    g = torch.Generator().manual_seed(3)
+    x, t = torch.randn(1, LATENT, T, h, w, generator=g), torch.rand(1, T, generator=g) * 1000
+    cam, pl = random_camera(1, T, h, w, 3), torch.randn(1, SMALL.plucker_channels, T, h, w, generator=g)
+    text = torch.randn(1, 7, SMALL.caption_channels, generator=g)
+    with torch.no_grad():
+        want = ref(x, t, cam, pl, text)
+        got = fp8(x, t, cam, pl, text)
+        got_bf16 = bf16(x, t, cam, pl, text)
+    err, err_bf16 = rms(got, want), rms(got_bf16, want)
+    assert err < 5e-2, (err, err_bf16)  # 0.037 (bf16 storage and compute: 0.013) on this random model
+
+
+@pytest.mark.slow
+def test_render_with_fp8_weights(releases, scene):
+    from app.video import read_video
+
+    out = scene / "fp8.mp4"
+    r = launch("render", "--weights", releases["streaming"], "--fp8", "--image", scene / "start.png",
+               "--trajectory", scene / "walk.actions", "--out", out, "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    frames, _ = read_video(out)
+    assert frames.shape == (21, 64, 96, 3)
+    assert json.loads(out.with_suffix(".json").read_text())["metadata"]["worldwalk_recording"]["fp8"] is True
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI text
+@pytest.mark.slow
+def test_render_with_a_prompt_differs_and_replays(releases, scene):
+    from app.video import read_video
+
+    common = ("--weights", releases["text"], "--image", scene / "start.png", "--trajectory", scene / "walk.actions",
+              "--seed", "1")
+    r = launch("render", *common, "--out", scene / "plain.mp4")
+    assert r.returncode == 0, r.stderr
+    r = launch("render", *common, "--out", scene / "beach.mp4", "--prompt", PROMPT)
+    assert r.returncode == 0, r.stderr
+    assert "Loading weights" not in r.stderr and "Traceback" not in r.stderr  # transformers kept quiet
+    plain, _ = read_video(scene / "plain.mp4")
+    beach, _ = read_video(scene / "beach.mp4")
+    assert plain.shape == beach.shape == (21, 64, 96, 3)
+    assert np.array_equal(plain[0], beach[0])  # the start image
+    assert np.abs(plain[1:].astype(int) - beach[1:]).mean() > 1  # the prompt changes the world
+    rec = json.loads((scene / "beach.json").read_text())["metadata"]["worldwalk_recording"]
+    assert rec["prompt"] == PROMPT and rec["text"] == "gemma-2"
+    # a replay encodes the recording's prompt again
+    r = launch("render", "--replay", scene / "beach.json", "--weights", releases["text"], "--out", scene / "again.mp4")
+    assert r.returncode == 0, r.stderr
+    again, _ = read_video(scene / "again.mp4")
+    assert np.array_equal(again, beach)
+
+
+@pytest.mark.slow
+def test_prompt_errors_are_one_line(releases, scene, tmp_path):
+    common = ("--image", scene / "start.png", "--trajectory", scene / "walk.actions", "--out", tmp_path / "o.mp4",
+              "--prompt", PROMPT)
+    # a release without text_encoder/ and tokenizer/
+    msg = one_line_error(launch("render", "--weights", releases["streaming"], *common))
+    assert "no text encoder in" in msg and "text_encoder/config.json" in msg
+    # a broken text encoder: its config, but weights that are not safetensors
+    d = linked_release(tmp_path / "broken", releases["text"], "sana_dit", "ltx2_causal_vae", "worldwalk_config.json",
+                       "tokenizer")
+    (d / "text_encoder").mkdir()
+    (d / "text_encoder" / "config.json").write_text((releases["text"] / "text_encoder" / "config.json").read_text())
+    (d / "text_encoder" / "model.safetensors").write_bytes(b"garbage")
+    msg = one_line_error(launch("render", "--weights", d, *common))
+    assert "text_encoder: not a loadable Gemma-2 text encoder" in msg
+    # no text branch: the random-weights world (the bundles' case is in tests/app/test_render.py)
+    msg = one_line_error(launch("render", "--random-weights", "--preset", "test", *common))
+    assert msg == ("error: --prompt: the --random-weights world has no text branch; prompts need --weights DIR with "
+                   "text_encoder/ and tokenizer/")

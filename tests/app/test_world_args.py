@@ -1,0 +1,40 @@
+"""app.world_args: the world options every front end shares (dtype defaults, release-only options)."""
+import argparse
+
+import pytest
+import torch
+
+from app.world_args import add_world_args, load_world, world_dtype
+
+
+def parse(*argv):
+    p = argparse.ArgumentParser()
+    add_world_args(p)
+    return p.parse_args(list(argv))
+
+
+@pytest.mark.parametrize("argv,release,want", [
+    ([], True, torch.float32),  # CPU: float32, release or not
+    (["--device", "cuda"], True, torch.bfloat16),  # a release on CUDA: bf16
+    (["--device", "cuda:1"], True, torch.bfloat16),
+    (["--device", "cuda"], False, torch.float32),  # bundles and random weights stay float32
+    (["--device", "cuda", "--dtype", "float32"], True, torch.float32),  # an explicit choice is honoured
+    (["--dtype", "bfloat16"], False, torch.bfloat16),
+])
+def test_dtype_defaults(argv, release, want):
+    assert world_dtype(parse(*argv), release) == want
+
+
+def test_load_world_records_the_dtype_it_chose():
+    args = parse("--random-weights", "--preset", "test")
+    model, _, desc = load_world(args)
+    assert args.dtype == "float32" and next(model.parameters()).dtype == torch.float32
+    assert desc == {"weights": "random", "preset": "test"}  # no prompt, no fp8: nothing extra in sidecars
+
+
+def test_a_recorded_prompt_is_used_unless_prompt_is_given():
+    with pytest.raises(ValueError, match=r"^the recording's prompt 'a cave': the --random-weights world"):
+        load_world(parse("--random-weights", "--preset", "test"), {"prompt": "a cave"})
+    with pytest.raises(ValueError, match=r"^--prompt: the --random-weights world"):
+        load_world(parse("--random-weights", "--preset", "test", "--prompt", "a beach"), {"prompt": "a cave"})
+    load_world(parse("--random-weights", "--preset", "test"), {"prompt": None, "seed": 3})  # no prompt recorded
