@@ -5,6 +5,7 @@ Loading is strict: missing, unexpected and mis-shaped tensors are all listed in 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -53,6 +54,44 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         raise UnreadableFile(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
+class LazySafetensors(Mapping):
+    """The tensors of one or more safetensors files, each read from disk only when asked for (`lazy[key]`), so
+    loading a multi-gigabyte checkpoint into a model holds one tensor at a time, not a second copy of the model.
+
+    `meta()` gives shape-only (meta-device) tensors for checks that read nothing. Opening checks every header and
+    raises UnreadableFile (unreadable file) or KeyError (a key in two files) naming the file."""
+
+    def __init__(self, paths):
+        self._files, self._where = {}, {}
+        for p in map(str, paths):
+            try:
+                f = safe_open(p, framework="pt")
+                keys = list(f.keys())
+            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                raise UnreadableFile(f"{p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            self._files[p] = f
+            for k in keys:
+                if k in self._where:
+                    raise KeyError(f"{p}: repeats tensor {k!r} of {self._where[k]}")
+                self._where[k] = p
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._files[self._where[key]].get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def meta(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, p in self._where.items():
+            sl = self._files[p].get_slice(k)
+            out[k] = torch.empty(tuple(sl.get_shape()), device="meta")
+        return out
+
+
 def read_checkpoint(path: str | Path, meta_out: dict | None = None
                     ) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
     """-> (tensors, config or None if the file has none, extra metadata). `meta_out` receives the raw metadata."""
@@ -75,14 +114,17 @@ def read_checkpoint(path: str | Path, meta_out: dict | None = None
     return tensors, cfg, extra
 
 
-def load_state_dict_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy tensors into model; any missing / unexpected / mis-shaped tensor is listed in one CheckpointError."""
+def load_state_dict_strict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy tensors into model; any missing / unexpected / mis-shaped tensor is listed in one CheckpointError.
+    `tensors` may be a LazySafetensors: then each tensor is read, copied (and cast) into the model, and dropped."""
     own = model.state_dict()
-    tensors = {k: v for k, v in tensors.items() if k not in IGNORED_KEYS}
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    shapes = sorted(f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in set(own) & set(tensors) if tuple(own[k].shape) != tuple(tensors[k].shape))
+    lazy = isinstance(tensors, LazySafetensors)
+    view = tensors.meta() if lazy else tensors
+    view = {k: v for k, v in view.items() if k not in IGNORED_KEYS}
+    missing = sorted(set(own) - set(view))
+    unexpected = sorted(set(view) - set(own))
+    shapes = sorted(f"{k}: file {tuple(view[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(view) if tuple(own[k].shape) != tuple(view[k].shape))
     if missing or unexpected or shapes:
         def listing(name, items):
             if not items:
@@ -93,7 +135,15 @@ def load_state_dict_strict(model: torch.nn.Module, tensors: dict[str, torch.Tens
                              listing("mis-shaped", shapes)) if p]
         name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
         raise CheckpointError(f"{source}: does not fit model {name!r}: " + "; ".join(parts))
-    model.load_state_dict(tensors, strict=True)
+    if not lazy:
+        model.load_state_dict(view, strict=True)
+        return
+    with torch.no_grad():
+        for k, dst in own.items():  # state_dict() tensors share storage with the model's parameters and buffers
+            try:
+                dst.copy_(tensors[k])
+            except (SafetensorError, OSError, RuntimeError) as e:
+                raise CheckpointError(f"{source}: tensor {k} cannot be read ({str(e).splitlines()[0]})") from None
 
 
 def load_checkpoint(path: str | Path, expect: ModelConfig | str | None = None, device="cpu",

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from world.checkpoint import IGNORED_KEYS, CheckpointError, load_state_dict_strict
+from world.checkpoint import CheckpointError, LazySafetensors, UnreadableFile, load_state_dict_strict
 from world.presets import ModelConfig, get_preset
 from world.vae import VideoVAE
 
@@ -102,23 +102,16 @@ def find_release(root: str | Path) -> ReleaseFiles:
 
 
 # ---------------------------------------------------------------------------------------------------------------- DiT
-def _read_safetensors(paths) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    for p in paths:
-        try:
-            part = load_file(str(p))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise OfficialError(f"{p}: not a readable safetensors file ({_first_line(e)}); download it again from "
-                                f"{HF_BIDIRECTIONAL}") from None
-        dup = sorted(set(part) & set(tensors))
-        if dup:
-            raise OfficialError(f"{p}: repeats tensors of another dit/ shard ({', '.join(dup[:4])}); keep one "
-                                "checkpoint in dit/")
-        tensors.update(part)
-    return tensors
+def _read_safetensors(paths) -> LazySafetensors:
+    """The dit/ shards as one lazy mapping: headers checked now, each tensor read when it is copied into the model."""
+    try:
+        return LazySafetensors(paths)
+    except UnreadableFile as e:
+        p, _, why = str(e).partition(": ")
+        raise OfficialError(f"{p}: not a readable safetensors file ({why}); download it again from "
+                            f"{HF_BIDIRECTIONAL}") from None
+    except KeyError as e:
+        raise OfficialError(f"{e.args[0]}; keep one checkpoint in dit/") from None
 
 
 def _read_training_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -221,13 +214,12 @@ def load_official_model(files: ReleaseFiles, cfg: ModelConfig | None = None, dev
         tensors, source = _read_training_dict(files.dit[0]), str(files.dit[0])
     else:
         tensors, source = _read_safetensors(files.dit), ", ".join(map(str, files.dit))
-    check_size(tensors, cfg, source)
+    check_size(tensors.meta() if isinstance(tensors, LazySafetensors) else tensors, cfg, source)
     with torch.device("meta"):
         model = WorldModel(cfg)
     # allocate once, in the target dtype and place (on the CPU first where fp8 quantizes)
     model = model.to(dtype).to_empty(device="cpu" if fp8 else device)
-    tensors = {k: v for k, v in tensors.items() if k not in IGNORED_KEYS}
-    load_state_dict_strict(model, tensors, source)  # copies (and casts) tensor by tensor
+    load_state_dict_strict(model, tensors, source)  # copies (and casts) tensor by tensor; IGNORED_KEYS dropped
     del tensors
     if fp8:
         model = quantize_fp8(model, keep=DIT_KEEP).to(device)

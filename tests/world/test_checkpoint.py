@@ -3,7 +3,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from world.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
 from world.model import WorldModel
 from world.presets import get_preset
 
@@ -78,3 +78,32 @@ def test_world_bundle_round_trip(tmp_path):
     plain = save_checkpoint(model, tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="not a world bundle"):
         load_bundle(plain)
+
+
+def test_lazy_safetensors_reads_one_tensor_at_a_time(tmp_path):
+    from safetensors.torch import save_file
+
+    from world.checkpoint import LazySafetensors, UnreadableFile
+
+    model = WorldModel("test").init_weights(torch.Generator().manual_seed(3))
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    keys = sorted(sd)
+    half = len(keys) // 2
+    save_file({k: sd[k] for k in keys[:half]}, str(tmp_path / "a.safetensors"))
+    save_file({k: sd[k] for k in keys[half:]} | {"pos_embed": torch.zeros(1, 2)}, str(tmp_path / "b.safetensors"))
+    lazy = LazySafetensors([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+    assert len(lazy) == len(keys) + 1 and {k: tuple(v.shape) for k, v in lazy.meta().items() if k in sd} == \
+        {k: tuple(v.shape) for k, v in sd.items()}
+    assert all(v.device.type == "meta" for v in lazy.meta().values())
+    twin = WorldModel("test")
+    load_state_dict_strict(twin, lazy, "two shards")  # pos_embed is ignored, as for the release
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), model.state_dict().values()))
+    # a mis-shaped tensor is listed before anything is read
+    save_file({keys[0]: torch.zeros(3, 3)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(CheckpointError, match="mis-shaped"):
+        load_state_dict_strict(WorldModel("test"), LazySafetensors([tmp_path / "bad.safetensors"]), "bad")
+    with pytest.raises(KeyError, match="repeats tensor"):
+        LazySafetensors([tmp_path / "a.safetensors", tmp_path / "a.safetensors"])
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+    with pytest.raises(UnreadableFile, match="junk.safetensors"):
+        LazySafetensors([tmp_path / "junk.safetensors"])
