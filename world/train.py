@@ -3,7 +3,8 @@
     python launch.py train data  --dir runs/data --clips 800            # render clips (resumable, sharded)
     python launch.py train vae   --dir runs/data --out runs/vae --steps 3000
     python launch.py train world --dir runs/data --vae runs/vae --out runs/world --steps 4000
-    python launch.py train bundle --vae runs/vae --world runs/world --out assets/default_world.safetensors
+    python launch.py train decoder --dir runs/data --vae runs/vae --world runs/world --out runs/decoder --steps 600
+    python launch.py train bundle --vae runs/decoder --world runs/world --out assets/default_world.safetensors
 
 Every stage resumes from its last checkpoint in --out (weights, optimiser, step, RNG), shows a progress bar and
 appends its losses to <out>/log.jsonl.
@@ -206,6 +207,26 @@ def sample_sigma(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
+def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, first: int,
+                gen: torch.Generator, bf16: bool) -> torch.Tensor:
+    """Replace the clean context latents (B, C, T, h, w) after latent 0 by the model's own one-step generation of
+    them, chunk by chunk (what the cache holds when streaming), so training sees the context it will be given."""
+    out = ctx[:, :, :1]
+    T = ctx.shape[2]
+    with torch.no_grad():
+        b = 1
+        while b < T:
+            e = min(T, first if b == 1 else b + model.cfg.chunk_frames)
+            eps = torch.randn(ctx[:, :, b:e].shape, generator=gen)
+            ts = torch.zeros(ctx.shape[0], e)
+            ts[:, b:] = 1000.0
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                v = model(torch.cat([out, eps], 2), ts, cc[:, :e], pl[:, :, :e], mode="chunk_causal")
+            out = torch.cat([out, eps - v.float()[:, :, b:]], 2)
+            b = e
+    return out
+
+
 def cmd_world(a) -> int:
     torch.manual_seed(a.seed)
     cfg = get_preset(a.preset)
@@ -222,6 +243,12 @@ def cmd_world(a) -> int:
         cc, pl = camera_tensors(data.c2w, data.intr, cfg)
         torch.save({"z": z, "cc": cc, "pl": pl}, cache)
     model = WorldModel(cfg).init_weights(torch.Generator().manual_seed(a.seed)).train()
+    if a.init:  # warm start from an earlier bundle's model (its config must match the preset)
+        from world.bundle import load_bundle
+        init = load_bundle(a.init)[0]
+        if init.cfg != cfg:
+            raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
+        model.load_state_dict(init.float().state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     step = _load_state(out, {"model": model}, opt)
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
@@ -240,7 +267,11 @@ def cmd_world(a) -> int:
         idx = torch.randint(n, (a.batch,), generator=gen)
         x0 = z[idx, :, :end]
         sig = sample_sigma(a.batch, a.sigma_shift, gen)
+        sig = torch.where(torch.rand(a.batch, generator=gen) < a.sigma_one, torch.ones_like(sig), sig)
         eps = torch.randn(x0.shape, generator=gen)
+        if k > 0 and float(torch.rand(1, generator=gen)) < a.self_context:
+            x0 = torch.cat([own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], first, gen,
+                                        a.bf16), x0[:, :, begin:]], 2)
         noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
         xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
         ts = torch.zeros(a.batch, end)
@@ -262,6 +293,72 @@ def cmd_world(a) -> int:
             _save_state(out, step + 1, {"model": model}, opt)
     torch.save({"model": model.state_dict(), "cfg": cfg.to_dict()}, out / "world_final.pt")
     print(f"world model saved to {out / 'world_final.pt'}")
+    return 0
+
+
+# ====================================================================== decoder tuned to the generator
+def cmd_decoder(a) -> int:
+    """Fine-tune the VAE decoder on what it will be given: the world model's one-step generations of each training
+    clip (streamed chunk by chunk from the clean start latent, as the engine does), against the exact frames; a
+    fraction of the steps keeps plain reconstruction of encoded latents so the start frame stays exact. The encoder
+    and the latent normalisation are untouched, so the world model's latent space does not move."""
+    from world.presets import ModelConfig
+
+    torch.manual_seed(a.seed)
+    data = ClipData(a.dir)
+    vae = load_trained_vae(a.vae)
+    lat = torch.load(Path(a.world) / "latents.pt", weights_only=False)
+    z, cc, pl = lat["z"], lat["cc"], lat["pl"]
+    st = torch.load(Path(a.world) / "world_final.pt", weights_only=False)
+    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
+    model.load_state_dict(st["model"])
+    model.eval()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    gen_path = out / "generated.pt"
+    if gen_path.exists():
+        zg = torch.load(gen_path, weights_only=False)
+    else:  # one-step generations of every clip, a fixed noise per clip
+        g = torch.Generator().manual_seed(a.seed)
+        zg = torch.cat([own_context(model, z[i:i + 8], cc[i:i + 8], pl[i:i + 8], model.cfg.first_chunk_frames, g,
+                                    False) for i in tqdm(range(0, len(z), 8), desc="generate", unit="batch")])
+        torch.save(zg, gen_path)
+    params = [p for n, p in vae.named_parameters() if n.startswith("dec_")]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    step = _load_state(out, {"vae": vae}, opt)
+    vae.train()
+    H, W = data.frames.shape[2:4]
+    f = vae.spatial_factor
+    crop = min(a.crop, H, W) // f * f
+    rng = np.random.default_rng(a.seed + step)
+    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="decoder", unit="step")
+    t0 = time.time()
+    for step in bar:
+        idx = rng.integers(0, len(z), a.batch)
+        cy, cx = rng.integers(0, (H - crop) // f + 1, a.batch), rng.integers(0, (W - crop) // f + 1, a.batch)
+        src = zg if rng.random() >= a.real_fraction else z
+        zin = torch.stack([src[i, :, :, y:y + crop // f, x:x + crop // f] for i, y, x in zip(idx, cy, cx)])
+        x = to_unit(np.stack([data.frames[i, :, y * f:y * f + crop, xx * f:xx * f + crop]
+                              for i, y, xx in zip(idx, cy, cx)]))
+        for gr in opt.param_groups:
+            gr["lr"] = _lr(step, a.steps, a.lr, warmup=50)
+        y = vae.decode_video(zin)
+        mse = (y - x).pow(2).mean()
+        loss = mse + 0.5 * (y - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+        if (step + 1) % 10 == 0 or step + 1 == a.steps:
+            _log(out, {"step": step + 1, "loss": loss.item(), "psnr": psnr, "real": src is z,
+                       "time": time.time() - t0})
+        if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
+            _save_state(out, step + 1, {"vae": vae}, opt)
+    vae.eval()
+    torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
+    print(f"tuned VAE saved to {out / 'vae_final.pt'}")
     return 0
 
 
@@ -312,10 +409,28 @@ def add_parser(sub) -> None:
     w.add_argument("--batch", type=int, default=4)
     w.add_argument("--lr", type=float, default=3e-4)
     w.add_argument("--sigma-shift", type=float, default=3.0)
+    w.add_argument("--init", default=None, help="start from the model of this world bundle (.safetensors)")
+    w.add_argument("--sigma-one", type=float, default=0.0,
+                   help="fraction of samples noised at sigma = 1 exactly (the one-step generator's input)")
+    w.add_argument("--self-context", type=float, default=0.0,
+                   help="fraction of later-chunk steps whose context is the model's own one-step generation")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)
     w.set_defaults(func=cmd_world)
+    t = tsub.add_parser("decoder", help="fine-tune the VAE decoder on the world model's own generations")
+    t.add_argument("--dir", required=True)
+    t.add_argument("--vae", required=True)
+    t.add_argument("--world", required=True, help="the world run (world_final.pt and its latents.pt)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int, default=600)
+    t.add_argument("--batch", type=int, default=2)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--real-fraction", type=float, default=0.25, help="steps on encoded (not generated) latents")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--save-every", type=int, default=100)
+    t.set_defaults(func=cmd_decoder)
     b = tsub.add_parser("bundle", help="pack the trained VAE and model into one file")
     b.add_argument("--vae", required=True)
     b.add_argument("--world", required=True)

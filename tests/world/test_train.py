@@ -30,9 +30,29 @@ def test_pipeline_and_resume(tmp_path):
     run("train", "world", "--dir", d, "--vae", v, "--out", w, "--preset", "test", "--steps", 5, "--batch", 2,
         "--save-every", 2)
     assert torch.load(w / "state.pt", weights_only=False)["step"] == 5
+    # one more step on the model's own one-step context, at sigma = 1
+    run("train", "world", "--dir", d, "--vae", v, "--out", w, "--preset", "test", "--steps", 6, "--batch", 2,
+        "--self-context", 1, "--sigma-one", 1)
+    assert torch.load(w / "state.pt", weights_only=False)["step"] == 6
+    # the decoder tuned on the model's generations: encoder and latent statistics untouched, decoder moved
+    t = tmp_path / "decoder"
+    run("train", "decoder", "--dir", d, "--vae", v, "--world", w, "--out", t, "--steps", 3)
+    before = torch.load(v / "vae_final.pt", weights_only=False)["vae"]
+    after = torch.load(t / "vae_final.pt", weights_only=False)["vae"]
+    assert set(before) == set(after)
+    for k in before:
+        same = torch.equal(before[k], after[k])
+        assert same if not k.startswith("dec_") else True, k
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("dec_"))
+    assert torch.load(t / "generated.pt", weights_only=False).shape[2] == 7
     out = tmp_path / "world.safetensors"
-    run("train", "bundle", "--vae", v, "--world", w, "--out", out)
+    run("train", "bundle", "--vae", t, "--world", w, "--out", out)
+    # a warm start from the bundle's model (0 steps: the weights as loaded)
+    w2 = tmp_path / "world2"
+    run("train", "world", "--dir", d, "--vae", v, "--out", w2, "--preset", "test", "--steps", 0, "--init", out)
+    warm = torch.load(w2 / "world_final.pt", weights_only=False)["model"]
     model, vae, extra = load_bundle(out)
+    assert all(torch.equal(warm[k].bfloat16().float(), val.float()) for k, val in model.state_dict().items())
     assert extra["sampler"]["steps"] == 4
     s = Session(model, vae)
     s.start(shard["frames"][0, 0])
