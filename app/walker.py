@@ -13,7 +13,8 @@ The worker plans each chunk from the input held when the chunk starts (rig.updat
 the poses given to the model are exactly the poses shown. Nothing a front end calls waits for generation: input goes
 through its own small lock, and bookmark / rewind / record / speed requests are queued and carried out by the worker
 between chunks (`sync()` waits for them; `message` says what happened). The queue is bounded: when the display falls behind, the
-worker waits instead of piling up frames (memory stays flat); when generation falls behind, the display holds its last
+worker waits instead of piling up frames (memory stays flat), and it plans a chunk only once the queue has room for it,
+so each chunk reads the input held as late as possible (latency ~ one chunk on screen + one generation); when generation falls behind, the display holds its last
 frame and `behind` tells the HUD so.
 """
 from __future__ import annotations
@@ -252,6 +253,9 @@ class Walker:
         while not self._stop.is_set():
             self._run_commands()
             if not self._run.wait(timeout=0.05) or self._stop.is_set() or not self._cmds.empty():
+                continue
+            if self.frames.full():  # plan only when the chunk can be handed over at once: it reads the newest input
+                time.sleep(0.005)
                 continue
             with self._lock:
                 gen = self._generation

@@ -4,8 +4,9 @@ set with SDL_VIDEODRIVER=x11).
     python benchmarks/desktop_loop.py --preset tiny --seconds 10          # the embedded default's size
     python benchmarks/desktop_loop.py --preset test --steps 2 --seconds 5
 
-Holds W the whole time; prints the loop rate, per-iteration work (median / max), chunks generated and the real-time
-ratio of generation.
+Holds W the whole time and presses / releases D every second; prints the loop rate, per-iteration work (median / max),
+chunks generated, the real-time ratio of generation and the input-to-display latency (input change -> first frame
+planned with it on screen).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def main() -> int:
     import tempfile
 
     from app import desktop
-    from app.desktop.scripted import key_down
+    from app.desktop.scripted import key_down, key_up
 
     argv = ["--random-weights", "--preset", a.preset, "--no-dialog", "--out-dir", tempfile.mkdtemp()]
     if a.steps:
@@ -38,8 +39,19 @@ def main() -> int:
     try:
         key_down("w")
         t0, it0 = time.monotonic(), ex.loop.iterations
-        behind = []
-        ex.run(until=lambda: behind.append(ex.behind) and False, timeout=a.seconds)
+        behind, lat, turn = [], [], {"at": t0 + 1.0, "down": False}
+
+        def tick() -> bool:  # every second press or release D (a change of input), note each measured latency
+            behind.append(ex.behind)
+            now = time.monotonic()
+            if now >= turn["at"]:
+                (key_up if turn["down"] else key_down)("d")
+                turn["down"], turn["at"] = not turn["down"], now + 1.0
+            if ex.latency_s is not None and (not lat or ex.latency_s != lat[-1]):
+                lat.append(ex.latency_s)
+            return False
+
+        ex.run(until=tick, timeout=a.seconds)
         dt = time.monotonic() - t0
         busy = sorted(ex.loop.busy_ms)
         st = ex.walker.stats
@@ -50,6 +62,10 @@ def main() -> int:
               f"{st.chunk_ms.get('total', float('nan')):.0f} ms = {st.generated_fps:.1f} fps = "
               f"x{ex.realtime_ratio:.2f} real time; frames shown {ex.frames_shown}; "
               f"view waiting for generation {100 * sum(behind) / max(1, len(behind)):.0f} % of iterations")
+        if lat:
+            lat.sort()
+            print(f"input-to-display latency (D pressed / released every second): median {1000 * lat[len(lat) // 2]:.0f}"
+                  f" ms, max {1000 * lat[-1]:.0f} ms over {len(lat)} changes")
     finally:
         ex.close()
     return 0
