@@ -297,22 +297,27 @@ def cmd_world(a) -> int:
 
 
 # ====================================================================== decoder tuned to the generator
+def load_trained_world(path: str | Path) -> WorldModel:
+    """The model a `train world` run saved (<path>/world_final.pt), in eval mode."""
+    from world.presets import ModelConfig
+
+    st = torch.load(Path(path) / "world_final.pt", weights_only=False)
+    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
+    model.load_state_dict(st["model"])
+    return model.eval()
+
+
 def cmd_decoder(a) -> int:
     """Fine-tune the VAE decoder on what it will be given: the world model's one-step generations of each training
     clip (streamed chunk by chunk from the clean start latent, as the engine does), against the exact frames; a
     fraction of the steps keeps plain reconstruction of encoded latents so the start frame stays exact. The encoder
     and the latent normalisation are untouched, so the world model's latent space does not move."""
-    from world.presets import ModelConfig
-
     torch.manual_seed(a.seed)
     data = ClipData(a.dir)
     vae = load_trained_vae(a.vae)
     lat = torch.load(Path(a.world) / "latents.pt", weights_only=False)
     z, cc, pl = lat["z"], lat["cc"], lat["pl"]
-    st = torch.load(Path(a.world) / "world_final.pt", weights_only=False)
-    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
-    model.load_state_dict(st["model"])
-    model.eval()
+    model = load_trained_world(a.world)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     gen_path = out / "generated.pt"
@@ -365,12 +370,9 @@ def cmd_decoder(a) -> int:
 # ====================================================================== bundle
 def cmd_bundle(a) -> int:
     from world.bundle import save_bundle
-    from world.presets import ModelConfig
 
     vae = load_trained_vae(a.vae)
-    st = torch.load(Path(a.world) / "world_final.pt", weights_only=False)
-    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
-    model.load_state_dict(st["model"])
+    model = load_trained_world(a.world)
     extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
