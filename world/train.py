@@ -207,8 +207,8 @@ def sample_sigma(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
-def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, first: int,
-                gen: torch.Generator, bf16: bool) -> torch.Tensor:
+def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
+                bf16: bool) -> torch.Tensor:
     """Replace the clean context latents (B, C, T, h, w) after latent 0 by the model's own one-step generation of
     them, chunk by chunk (what the cache holds when streaming), so training sees the context it will be given."""
     out = ctx[:, :, :1]
@@ -216,7 +216,7 @@ def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torc
     with torch.no_grad():
         b = 1
         while b < T:
-            e = min(T, first if b == 1 else b + model.cfg.chunk_frames)
+            e = min(T, model.cfg.first_chunk_frames if b == 1 else b + model.cfg.chunk_frames)
             eps = torch.randn(ctx[:, :, b:e].shape, generator=gen)
             ts = torch.zeros(ctx.shape[0], e)
             ts[:, b:] = 1000.0
@@ -270,8 +270,8 @@ def cmd_world(a) -> int:
         sig = torch.where(torch.rand(a.batch, generator=gen) < a.sigma_one, torch.ones_like(sig), sig)
         eps = torch.randn(x0.shape, generator=gen)
         if k > 0 and float(torch.rand(1, generator=gen)) < a.self_context:
-            x0 = torch.cat([own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], first, gen,
-                                        a.bf16), x0[:, :, begin:]], 2)
+            ctx = own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], gen, a.bf16)
+            x0 = torch.cat([ctx, x0[:, :, begin:]], 2)
         noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
         xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
         ts = torch.zeros(a.batch, end)
@@ -325,8 +325,8 @@ def cmd_decoder(a) -> int:
         zg = torch.load(gen_path, weights_only=False)
     else:  # one-step generations of every clip, a fixed noise per clip
         g = torch.Generator().manual_seed(a.seed)
-        zg = torch.cat([own_context(model, z[i:i + 8], cc[i:i + 8], pl[i:i + 8], model.cfg.first_chunk_frames, g,
-                                    False) for i in tqdm(range(0, len(z), 8), desc="generate", unit="batch")])
+        zg = torch.cat([own_context(model, z[i:i + 8], cc[i:i + 8], pl[i:i + 8], g, False)
+                        for i in tqdm(range(0, len(z), 8), desc="generate", unit="batch")])
         torch.save(zg, gen_path)
     params = [p for n, p in vae.named_parameters() if n.startswith("dec_")]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
