@@ -42,7 +42,8 @@ def cmd_data(a) -> int:
     cfg = get_preset(a.preset)
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
-    n_frames = 1 + 2 * cfg.chunk_frames * cfg.temporal_stride  # 7 latents: chunks [0, 4) and [4, 7)
+    # a chunks of latents: 1 + (a.chunks)·chunk_frames latents, e.g. 2 -> 7 latents: chunks [0, 4) and [4, 7)
+    n_frames = 1 + a.chunks * cfg.chunk_frames * cfg.temporal_stride
     size = (cfg.resolution[1], cfg.resolution[0])
     per = a.shard_size
     n_shards = math.ceil(a.clips / per)
@@ -227,67 +228,136 @@ def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torc
     return out
 
 
+def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path) -> list[dict]:
+    """Per --dir: {"z" (n, C, T, h, w), "cc", "pl"} of its clips, encoded once and cached in <out>/latents*.pt
+    (the first dir's as latents.pt, the later ones' as latents_<i>.pt)."""
+    sets, vae = [], None
+    for i, d in enumerate(dirs):
+        cache = out / ("latents.pt" if i == 0 else f"latents_{i}.pt")
+        if cache.exists():
+            lat = torch.load(cache, weights_only=False)
+        else:
+            data = ClipData(d)
+            vae = vae or load_trained_vae(vae_dir)
+            cc, pl = camera_tensors(data.c2w, data.intr, cfg)
+            lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl}
+            torch.save(lat, cache)
+        sets.append(lat)
+    return sets
+
+
+def chunk_bounds(cfg, T: int) -> list[tuple[int, int]]:
+    """[(begin, end)] of the chunks of T latents: (0, first), (first, first + chunk), ... (whole chunks only)."""
+    first, step = cfg.first_chunk_frames, cfg.chunk_frames
+    return [(0, first)] + [(b, b + step) for b in range(first, T - step + 1, step)]
+
+
+def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator, a,
+                 backward: bool = True) -> list[float]:
+    """One streamed rollout of clips z (B, C, T, h, w), chunk by chunk through the engine's StreamCache (sink and a
+    one-chunk window, as world.session runs it); the loss of every chunk counts, gradients stop at the cache.
+
+    Per sample, with probability a.self_context the rollout runs free like the engine: every chunk is noised at
+    σ = 1 and the cache is written from the model's own one-step generation; otherwise σ follows the shifted schedule
+    (a.sigma_one of them at σ = 1) and the cache is written from the clean latents. -> each chunk's loss.
+    """
+    from world.cache import StreamCache
+
+    B = z.shape[0]
+    cache = StreamCache(model.cfg, window_chunks=1)
+    free = torch.rand(B, generator=gen) < a.self_context
+    bounds = chunk_bounds(model.cfg, z.shape[2])
+    losses = []
+    for begin, end in bounds:
+        lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
+        x0 = z[:, :, lo:end]
+        sig = sample_sigma(B, a.sigma_shift, gen)
+        sig = torch.where((torch.rand(B, generator=gen) < a.sigma_one) | free, torch.ones_like(sig), sig)
+        eps = torch.randn(x0.shape, generator=gen)
+        s5 = sig[:, None, None, None, None]
+        noisy = (1 - s5) * x0 + s5 * eps
+        ts = torch.zeros(B, end - begin)
+        ts[:, lo - begin:] = 1000 * sig[:, None]
+        inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                      cache=cache)
+        v = v.float()[:, :, lo - begin:]
+        loss = (v - (eps - x0)).pow(2).mean()
+        if backward:
+            (loss / len(bounds)).backward()
+        losses.append(loss.item())
+        with torch.no_grad():  # write the cache from what the engine would hold: own generation or clean latents
+            ctx = torch.where(free[:, None, None, None, None], eps - v.detach(), x0)
+            full = torch.cat([z[:, :, :1], ctx], 2) if begin == 0 else ctx
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                model(full, torch.zeros(B, end - begin), cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal",
+                      frame_offset=begin, cache=cache, write_cache=True)
+    return losses
+
+
 def cmd_world(a) -> int:
     torch.manual_seed(a.seed)
     cfg = get_preset(a.preset)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "latents.pt"
-    if cache.exists():
-        lat = torch.load(cache, weights_only=False)
-        z, cc, pl = lat["z"], lat["cc"], lat["pl"]
-    else:
-        data = ClipData(a.dir)
-        vae = load_trained_vae(a.vae)
-        z = encode_dataset(data, vae)
-        cc, pl = camera_tensors(data.c2w, data.intr, cfg)
-        torch.save({"z": z, "cc": cc, "pl": pl}, cache)
+    sets = load_latents(a.dir, a.vae, cfg, out)
     model = WorldModel(cfg).init_weights(torch.Generator().manual_seed(a.seed)).train()
-    if a.init:  # warm start from an earlier bundle's model (its config must match the preset)
+    if a.init:  # warm start from an earlier bundle's or run's model (its config must match the preset)
         from world.bundle import load_bundle
-        init = load_bundle(a.init)[0]
+        init = load_trained_world(a.init) if Path(a.init).is_dir() else load_bundle(a.init)[0]
         if init.cfg != cfg:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         model.load_state_dict(init.float().state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     step = _load_state(out, {"model": model}, opt)
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
-    n, T = z.shape[0], z.shape[2]
+    # a clip set is picked in proportion to the chunks it holds (clips x chunks per clip)
+    weights = torch.tensor([float(len(s["z"]) * len(chunk_bounds(cfg, s["z"].shape[2]))) for s in sets])
     first = cfg.first_chunk_frames
-    ends = [first + k * cfg.chunk_frames for k in range((T - first) // cfg.chunk_frames + 1)]  # 4, 7, ...
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step")
     t0 = time.time()
     ema = None
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, a.steps, a.lr, warmup=200)
-        k = int(torch.randint(len(ends), (1,), generator=gen))
-        end = ends[k]
-        begin = 1 if k == 0 else ends[k - 1]
+        lat = sets[int(torch.multinomial(weights, 1, generator=gen))]
+        z, cc, pl = lat["z"], lat["cc"], lat["pl"]
+        n, T = z.shape[0], z.shape[2]
         idx = torch.randint(n, (a.batch,), generator=gen)
-        x0 = z[idx, :, :end]
-        sig = sample_sigma(a.batch, a.sigma_shift, gen)
-        sig = torch.where(torch.rand(a.batch, generator=gen) < a.sigma_one, torch.ones_like(sig), sig)
-        eps = torch.randn(x0.shape, generator=gen)
-        if k > 0 and float(torch.rand(1, generator=gen)) < a.self_context:
-            ctx = own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], gen, a.bf16)
-            x0 = torch.cat([ctx, x0[:, :, begin:]], 2)
-        noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
-        xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
-        ts = torch.zeros(a.batch, end)
-        ts[:, begin:] = 1000 * sig[:, None]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            v = model(xt, ts, cc[idx, :end], pl[idx, :, :end], mode="chunk_causal")
-        target = (eps - x0)[:, :, begin:]
-        loss = (v.float()[:, :, begin:] - target).pow(2).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if a.rollout:
+            losses = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a)
+            loss_value, k = float(np.mean(losses)), len(losses)
+            sig = torch.ones(1)
+        else:
+            ends = [first + j * cfg.chunk_frames for j in range((T - first) // cfg.chunk_frames + 1)]  # 4, 7, ...
+            k = int(torch.randint(len(ends), (1,), generator=gen))
+            end = ends[k]
+            begin = 1 if k == 0 else ends[k - 1]
+            x0 = z[idx, :, :end]
+            sig = sample_sigma(a.batch, a.sigma_shift, gen)
+            sig = torch.where(torch.rand(a.batch, generator=gen) < a.sigma_one, torch.ones_like(sig), sig)
+            eps = torch.randn(x0.shape, generator=gen)
+            if k > 0 and float(torch.rand(1, generator=gen)) < a.self_context:
+                ctx = own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], gen, a.bf16)
+                x0 = torch.cat([ctx, x0[:, :, begin:]], 2)
+            noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
+            xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
+            ts = torch.zeros(a.batch, end)
+            ts[:, begin:] = 1000 * sig[:, None]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                v = model(xt, ts, cc[idx, :end], pl[idx, :, :end], mode="chunk_causal")
+            target = (eps - x0)[:, :, begin:]
+            loss = (v.float()[:, :, begin:] - target).pow(2).mean()
+            loss.backward()
+            loss_value = loss.item()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        ema = loss_value if ema is None else 0.98 * ema + 0.02 * loss_value
         bar.set_postfix(loss=f"{ema:.4f}", chunk=k)
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
-            _log(out, {"step": step + 1, "loss": loss.item(), "ema": ema, "grad_norm": float(gn), "chunk": k,
+            _log(out, {"step": step + 1, "loss": loss_value, "ema": ema, "grad_norm": float(gn), "chunk": k,
                        "sigma": sig.mean().item(), "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"model": model}, opt)
@@ -389,6 +459,7 @@ def add_parser(sub) -> None:
     d.add_argument("--preset", default="tiny")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--shard-size", type=int, default=50, help="clips per shard file")
+    d.add_argument("--chunks", type=int, default=2, help="chunks per clip (2: 7 latents = 25 frames at stride 4)")
     d.set_defaults(func=cmd_data)
     v = tsub.add_parser("vae", help="train the causal VAE")
     v.add_argument("--dir", required=True)
@@ -403,7 +474,8 @@ def add_parser(sub) -> None:
     v.add_argument("--save-every", type=int, default=200)
     v.set_defaults(func=cmd_vae)
     w = tsub.add_parser("world", help="train the world model on VAE latents")
-    w.add_argument("--dir", required=True)
+    w.add_argument("--dir", required=True, action="append",
+                   help="clip shards (repeat for several sets, e.g. short and long clips)")
     w.add_argument("--vae", required=True)
     w.add_argument("--out", required=True)
     w.add_argument("--preset", default="tiny")
@@ -411,11 +483,14 @@ def add_parser(sub) -> None:
     w.add_argument("--batch", type=int, default=4)
     w.add_argument("--lr", type=float, default=3e-4)
     w.add_argument("--sigma-shift", type=float, default=3.0)
-    w.add_argument("--init", default=None, help="start from the model of this world bundle (.safetensors)")
+    w.add_argument("--init", default=None, help="start from the model of this world bundle (.safetensors) or world run (its world_final.pt)")
     w.add_argument("--sigma-one", type=float, default=0.0,
                    help="fraction of samples noised at sigma = 1 exactly (the one-step generator's input)")
     w.add_argument("--self-context", type=float, default=0.0,
-                   help="fraction of later-chunk steps whose context is the model's own one-step generation")
+                   help="fraction of later-chunk steps whose context is the model's own one-step generation "
+                        "(--rollout: of samples that run free, every chunk at sigma = 1 on their own generations)")
+    w.add_argument("--rollout", action="store_true",
+                   help="stream whole clips chunk by chunk through the engine's cache; every chunk's loss counts")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)

@@ -34,6 +34,16 @@ def test_pipeline_and_resume(tmp_path):
     run("train", "world", "--dir", d, "--vae", v, "--out", w, "--preset", "test", "--steps", 6, "--batch", 2,
         "--self-context", 1, "--sigma-one", 1)
     assert torch.load(w / "state.pt", weights_only=False)["step"] == 6
+    # streamed rollouts over two clip sets (short and longer clips): every chunk through the engine's cache
+    d4 = tmp_path / "data4"
+    run("train", "data", "--dir", d4, "--clips", 2, "--shard-size", 2, "--preset", "test", "--chunks", 4)
+    assert np.load(d4 / "shard_0000.npz")["frames"].shape[1] == 25  # 1 + 4 chunks x 3 latents x stride 2
+    w4 = tmp_path / "world4"
+    run("train", "world", "--dir", d, "--dir", d4, "--vae", v, "--out", w4, "--preset", "test", "--steps", 2,
+        "--batch", 2, "--rollout", "--self-context", 0.5, "--init", w)
+    assert (w4 / "latents_1.pt").exists()
+    rows = [json.loads(line) for line in (w4 / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
     # the decoder tuned on the model's generations: encoder and latent statistics untouched, decoder moved
     t = tmp_path / "decoder"
     run("train", "decoder", "--dir", d, "--vae", v, "--world", w, "--out", t, "--steps", 3)
@@ -58,3 +68,34 @@ def test_pipeline_and_resume(tmp_path):
     s.start(shard["frames"][0, 0])
     frames = s.step(np.tile(np.eye(4), (6, 1, 1)))
     assert frames.shape == (6, 64, 96, 3)
+
+
+def test_chunk_bounds_and_rollout_gradients():
+    import types
+
+    from world.model import WorldModel
+    from world.presets import get_preset
+    from world.train import chunk_bounds, rollout_loss
+
+    cfg = get_preset("test")  # first chunk 4 latents, then 3
+    assert chunk_bounds(cfg, 7) == [(0, 4), (4, 7)]
+    assert chunk_bounds(cfg, 13) == [(0, 4), (4, 7), (7, 10), (10, 13)]
+    assert chunk_bounds(cfg, 12) == [(0, 4), (4, 7), (7, 10)]  # a partial last chunk is left out
+    model = WorldModel(cfg).init_weights(torch.Generator().manual_seed(0)).train()
+    h, w = cfg.latent_hw
+    z = torch.randn(2, cfg.latent_channels, 10, h, w)
+    cc = torch.zeros(2, 10, 20)
+    cc[..., :16] = torch.eye(4).flatten()
+    cc[..., 16:] = torch.tensor([0.5, 0.5, 0.5, 0.5])
+    pl = torch.randn(2, 6 * cfg.temporal_stride, 10, h, w)
+    a = types.SimpleNamespace(self_context=0.5, sigma_one=0.5, sigma_shift=3.0, bf16=False)
+    losses = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    # every parameter the chunk's own forward uses gets a gradient (the cache itself is detached); softmax blocks
+    # carry the GDN gate parameters of the shared layout unused
+    gdn_only = ("A_log", "dt_bias", "beta_proj", "gate_proj")
+    unused = {n for n, _ in model.named_parameters()
+              if any(g in n for g in gdn_only) and cfg.is_softmax(int(n.split(".")[1]))}
+    missing = [n for n, p in model.named_parameters()
+               if n not in unused and (p.grad is None or not torch.isfinite(p.grad).all())]
+    assert not missing, missing
