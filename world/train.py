@@ -3,17 +3,24 @@
     python launch.py train data  --dir runs/data --clips 800            # render clips (resumable, sharded)
     python launch.py train vae   --dir runs/data --out runs/vae --steps 3000
     python launch.py train world --dir runs/data --vae runs/vae --out runs/world --steps 4000
+    python launch.py train data  --dir runs/long --clips 320 --chunks 6  # longer clips: 19 latents = 73 frames
+    python launch.py train world --dir runs/long --dir runs/data --vae runs/vae --out runs/roll --init runs/world \
+        --rollout --self-context 0.5 --sigma-one 0.5 --lr 1e-4 --warmup 30 --steps 500
     python launch.py train decoder --dir runs/data --vae runs/vae --world runs/world --out runs/decoder --steps 600
-    python launch.py train bundle --vae runs/decoder --world runs/world --out assets/default_world.safetensors
+    python launch.py train bundle --vae runs/decoder --world runs/roll --out assets/default_world.safetensors
 
 Every stage resumes from its last checkpoint in --out (weights, optimiser, step, RNG), shows a progress bar and
 appends its losses to <out>/log.jsonl.
 
-World-model objective (flow matching, v = ε − x0, t = 1000·σ) over chunk-causal rollouts shaped like streaming: a clip
-of 1 + 6·stride frames gives 7 latents = chunks [0, 4) and [4, 7); a sample picks the chunk being generated, keeps
-every earlier latent clean at t = 0 (what the cache is written from), noises the chunk's new latents at one σ, drops
-later chunks, and takes the loss on the noised latents only. Camera conditions and Plücker maps come from the clip's
-own poses.
+World-model objective (flow matching, v = ε − x0, t = 1000·σ), two ways over the same chunks ([0, 4), [4, 7), ...):
+- default: a clip of 1 + 6·stride frames gives 7 latents; a sample picks the chunk being generated, keeps every earlier
+  latent clean at t = 0 (what the cache is written from), noises the chunk's new latents at one σ, drops later
+  chunks, and takes the loss on the noised latents only, in one chunk-causal forward.
+- --rollout: whole clips (any number of chunks) stream chunk by chunk through the engine's own StreamCache (sink and
+  a one-chunk window), every chunk's loss counts and gradients stop at the cache. A share of the samples (--self-context)
+  runs free as the engine does: every chunk at σ = 1, the cache written from the model's own one-step generation; the
+  others are teacher-forced. This trains the horizon and the context the walks actually see.
+Camera conditions and Plücker maps come from the clip's own poses.
 """
 from __future__ import annotations
 
@@ -208,6 +215,20 @@ def sample_sigma(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
+def noised(x0: torch.Tensor, a, gen: torch.Generator, at_one: torch.Tensor | None = None):
+    """x0 (B, ...) at one σ per sample: the shifted schedule, a.sigma_one of them (and those where `at_one`) at σ = 1.
+
+    -> (noisy, eps, sigma (B,))
+    """
+    B = x0.shape[0]
+    sig = sample_sigma(B, a.sigma_shift, gen)
+    one = torch.rand(B, generator=gen) < a.sigma_one
+    sig = torch.where(one if at_one is None else one | at_one, torch.ones_like(sig), sig)
+    eps = torch.randn(x0.shape, generator=gen)
+    s = sig.view(B, *[1] * (x0.ndim - 1))
+    return (1 - s) * x0 + s * eps, eps, sig
+
+
 def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
                 bf16: bool) -> torch.Tensor:
     """Replace the clean context latents (B, C, T, h, w) after latent 0 by the model's own one-step generation of
@@ -236,11 +257,14 @@ def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path) -> list[dict]:
         cache = out / ("latents.pt" if i == 0 else f"latents_{i}.pt")
         if cache.exists():
             lat = torch.load(cache, weights_only=False)
+            if lat.get("dir", str(Path(d).resolve())) != str(Path(d).resolve()):
+                raise ValueError(f"{cache}: holds the latents of {lat['dir']}, not of --dir {d}; give the dirs in the "
+                                 f"order of the run that wrote it, or another --out")
         else:
             data = ClipData(d)
             vae = vae or load_trained_vae(vae_dir)
             cc, pl = camera_tensors(data.c2w, data.intr, cfg)
-            lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl}
+            lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
             torch.save(lat, cache)
         sets.append(lat)
     return sets
@@ -271,11 +295,7 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     for begin, end in bounds:
         lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
         x0 = z[:, :, lo:end]
-        sig = sample_sigma(B, a.sigma_shift, gen)
-        sig = torch.where((torch.rand(B, generator=gen) < a.sigma_one) | free, torch.ones_like(sig), sig)
-        eps = torch.randn(x0.shape, generator=gen)
-        s5 = sig[:, None, None, None, None]
-        noisy = (1 - s5) * x0 + s5 * eps
+        noisy, eps, sig = noised(x0, a, gen, at_one=free)
         ts = torch.zeros(B, end - begin)
         ts[:, lo - begin:] = 1000 * sig[:, None]
         inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
@@ -314,13 +334,12 @@ def cmd_world(a) -> int:
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
     # a clip set is picked in proportion to the chunks it holds (clips x chunks per clip)
     weights = torch.tensor([float(len(s["z"]) * len(chunk_bounds(cfg, s["z"].shape[2]))) for s in sets])
-    first = cfg.first_chunk_frames
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step")
     t0 = time.time()
     ema = None
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = _lr(step, a.steps, a.lr, warmup=200)
+            g["lr"] = _lr(step, a.steps, a.lr, warmup=a.warmup)
         lat = sets[int(torch.multinomial(weights, 1, generator=gen))]
         z, cc, pl = lat["z"], lat["cc"], lat["pl"]
         n, T = z.shape[0], z.shape[2]
@@ -328,21 +347,17 @@ def cmd_world(a) -> int:
         opt.zero_grad(set_to_none=True)
         if a.rollout:
             losses = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a)
-            loss_value, k = float(np.mean(losses)), len(losses)
-            sig = torch.ones(1)
+            loss_value, k, sig = float(np.mean(losses)), len(losses), None
         else:
-            ends = [first + j * cfg.chunk_frames for j in range((T - first) // cfg.chunk_frames + 1)]  # 4, 7, ...
+            ends = [e for _, e in chunk_bounds(cfg, T)]  # 4, 7, ...
             k = int(torch.randint(len(ends), (1,), generator=gen))
             end = ends[k]
             begin = 1 if k == 0 else ends[k - 1]
             x0 = z[idx, :, :end]
-            sig = sample_sigma(a.batch, a.sigma_shift, gen)
-            sig = torch.where(torch.rand(a.batch, generator=gen) < a.sigma_one, torch.ones_like(sig), sig)
-            eps = torch.randn(x0.shape, generator=gen)
+            noisy, eps, sig = noised(x0, a, gen)
             if k > 0 and float(torch.rand(1, generator=gen)) < a.self_context:
                 ctx = own_context(model, x0[:, :, :begin], cc[idx, :begin], pl[idx, :, :begin], gen, a.bf16)
                 x0 = torch.cat([ctx, x0[:, :, begin:]], 2)
-            noisy = (1 - sig[:, None, None, None, None]) * x0 + sig[:, None, None, None, None] * eps
             xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
             ts = torch.zeros(a.batch, end)
             ts[:, begin:] = 1000 * sig[:, None]
@@ -358,7 +373,7 @@ def cmd_world(a) -> int:
         bar.set_postfix(loss=f"{ema:.4f}", chunk=k)
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
             _log(out, {"step": step + 1, "loss": loss_value, "ema": ema, "grad_norm": float(gn), "chunk": k,
-                       "sigma": sig.mean().item(), "time": time.time() - t0})
+                       "sigma": None if sig is None else sig.mean().item(), "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"model": model}, opt)
     torch.save({"model": model.state_dict(), "cfg": cfg.to_dict()}, out / "world_final.pt")
@@ -385,9 +400,9 @@ def cmd_decoder(a) -> int:
     torch.manual_seed(a.seed)
     data = ClipData(a.dir)
     vae = load_trained_vae(a.vae)
-    lat = torch.load(Path(a.world) / "latents.pt", weights_only=False)
-    z, cc, pl = lat["z"], lat["cc"], lat["pl"]
     model = load_trained_world(a.world)
+    lat = load_latents([a.dir], a.vae, model.cfg, Path(a.world))[0]  # the world run's cached latents of --dir
+    z, cc, pl = lat["z"], lat["cc"], lat["pl"]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     gen_path = out / "generated.pt"
@@ -482,6 +497,7 @@ def add_parser(sub) -> None:
     w.add_argument("--steps", type=int, default=4000)
     w.add_argument("--batch", type=int, default=4)
     w.add_argument("--lr", type=float, default=3e-4)
+    w.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
     w.add_argument("--sigma-shift", type=float, default=3.0)
     w.add_argument("--init", default=None, help="start from the model of this world bundle (.safetensors) or world run (its world_final.pt)")
     w.add_argument("--sigma-one", type=float, default=0.0,

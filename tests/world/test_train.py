@@ -44,6 +44,9 @@ def test_pipeline_and_resume(tmp_path):
     assert (w4 / "latents_1.pt").exists()
     rows = [json.loads(line) for line in (w4 / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
+    # the decoder stage refuses clips other than those the world run encoded (one line, exit 2)
+    assert main(["train", "decoder", "--dir", str(d4), "--vae", str(v), "--world", str(w), "--out",
+                 str(tmp_path / "bad")]) == 2
     # the decoder tuned on the model's generations: encoder and latent statistics untouched, decoder moved
     t = tmp_path / "decoder"
     run("train", "decoder", "--dir", d, "--vae", v, "--world", w, "--out", t, "--steps", 3)
