@@ -49,7 +49,7 @@ def cmd_data(a) -> int:
     cfg = get_preset(a.preset)
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
-    # a chunks of latents: 1 + (a.chunks)·chunk_frames latents, e.g. 2 -> 7 latents: chunks [0, 4) and [4, 7)
+    # clips of 1 + chunks·chunk_frames latents: --chunks 2 -> 7 latents, chunks [0, 4) and [4, 7)
     n_frames = 1 + a.chunks * cfg.chunk_frames * cfg.temporal_stride
     size = (cfg.resolution[1], cfg.resolution[0])
     per = a.shard_size
@@ -276,14 +276,15 @@ def chunk_bounds(cfg, T: int) -> list[tuple[int, int]]:
     return [(0, first)] + [(b, b + step) for b in range(first, T - step + 1, step)]
 
 
-def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator, a,
-                 backward: bool = True) -> list[float]:
+def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
+                 a) -> list[float]:
     """One streamed rollout of clips z (B, C, T, h, w), chunk by chunk through the engine's StreamCache (sink and a
     one-chunk window, as world.session runs it); the loss of every chunk counts, gradients stop at the cache.
 
     Per sample, with probability a.self_context the rollout runs free like the engine: every chunk is noised at
     σ = 1 and the cache is written from the model's own one-step generation; otherwise σ follows the shifted schedule
-    (a.sigma_one of them at σ = 1) and the cache is written from the clean latents. -> each chunk's loss.
+    (a.sigma_one of them at σ = 1) and the cache is written from the clean latents. Each chunk's loss / number of
+    chunks is back-propagated at once (the graphs do not meet). -> each chunk's loss.
     """
     from world.cache import StreamCache
 
@@ -304,8 +305,7 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
                       cache=cache)
         v = v.float()[:, :, lo - begin:]
         loss = (v - (eps - x0)).pow(2).mean()
-        if backward:
-            (loss / len(bounds)).backward()
+        (loss / len(bounds)).backward()
         losses.append(loss.item())
         with torch.no_grad():  # write the cache from what the engine would hold: own generation or clean latents
             ctx = torch.where(free[:, None, None, None, None], eps - v.detach(), x0)
@@ -347,7 +347,7 @@ def cmd_world(a) -> int:
         opt.zero_grad(set_to_none=True)
         if a.rollout:
             losses = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a)
-            loss_value, k, sig = float(np.mean(losses)), len(losses), None
+            loss_value, k = float(np.mean(losses)), len(losses)
         else:
             ends = [e for _, e in chunk_bounds(cfg, T)]  # 4, 7, ...
             k = int(torch.randint(len(ends), (1,), generator=gen))
@@ -372,8 +372,9 @@ def cmd_world(a) -> int:
         ema = loss_value if ema is None else 0.98 * ema + 0.02 * loss_value
         bar.set_postfix(loss=f"{ema:.4f}", chunk=k)
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
-            _log(out, {"step": step + 1, "loss": loss_value, "ema": ema, "grad_norm": float(gn), "chunk": k,
-                       "sigma": None if sig is None else sig.mean().item(), "time": time.time() - t0})
+            row = {"chunks": k} if a.rollout else {"chunk": k, "sigma": sig.mean().item()}
+            _log(out, {"step": step + 1, "loss": loss_value, "ema": ema, "grad_norm": float(gn), **row,
+                       "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"model": model}, opt)
     torch.save({"model": model.state_dict(), "cfg": cfg.to_dict()}, out / "world_final.pt")
