@@ -196,7 +196,8 @@ class WorldModel(nn.Module):
         rope = Rope(rope_angles(cfg.head_dim, (T, H, W), cfg.rope_theta, frame_offset, device=device))
         ucpe = None
         if camera_conditions is not None:
-            P = ucpe_ray_frames(camera_conditions.float(), (H, W)).reshape(B, T * H * W, 4, 4)
+            with torch.autocast(device.type, enabled=False):  # camera geometry in float32, also under bf16 autocast
+                P = ucpe_ray_frames(camera_conditions.float(), (H, W)).reshape(B, T * H * W, 4, 4)
             ucpe = UcpeTransforms(P, camera_rope(cfg.head_dim, (T, H, W), cfg.rope_theta, frame_offset, device))
         chunks = self.chunk_of_frame(T, frame_offset) if mode == "chunk_causal" else torch.zeros(T, dtype=torch.long)
         return Layout(T, H, W, mode, chunks, rope, ucpe)

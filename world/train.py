@@ -249,10 +249,12 @@ def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torc
     return out
 
 
-def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path) -> list[dict]:
+def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE | None = None,
+                 clips: dict | None = None) -> list[dict]:
     """Per --dir: {"z" (n, C, T, h, w), "cc", "pl"} of its clips, encoded once and cached in <out>/latents*.pt
-    (the first dir's as latents.pt, the later ones' as latents_<i>.pt)."""
-    sets, vae = [], None
+    (the first dir's as latents.pt, the later ones' as latents_<i>.pt). A caller that already holds the VAE or a
+    dir's ClipData (clips: {dir: ClipData}) passes them, so neither is read twice."""
+    sets, clips = [], clips or {}
     for i, d in enumerate(dirs):
         cache = out / ("latents.pt" if i == 0 else f"latents_{i}.pt")
         if cache.exists():
@@ -261,7 +263,7 @@ def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path) -> list[dict]:
                 raise ValueError(f"{cache}: holds the latents of {lat['dir']}, not of --dir {d}; give the dirs in the "
                                  f"order of the run that wrote it, or another --out")
         else:
-            data = ClipData(d)
+            data = clips[d] if d in clips else ClipData(d)
             vae = vae or load_trained_vae(vae_dir)
             cc, pl = camera_tensors(data.c2w, data.intr, cfg)
             lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
@@ -317,6 +319,8 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
 
 
 def cmd_world(a) -> int:
+    if not 0 <= a.ema < 1:
+        raise ValueError(f"--ema {a.ema}: the decay of the weight average must be in [0, 1) (e.g. 0.99; 0 is off)")
     torch.manual_seed(a.seed)
     cfg = get_preset(a.preset)
     out = Path(a.out)
@@ -330,13 +334,17 @@ def cmd_world(a) -> int:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         model.load_state_dict(init.float().state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    step = _load_state(out, {"model": model}, opt)
+    modules = {"model": model}
+    if a.ema:  # an exponential moving average of the weights, what world_final.pt then holds
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        modules["ema"] = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(a.ema))
+    step = _load_state(out, modules, opt)
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
     # a clip set is picked in proportion to the chunks it holds (clips x chunks per clip)
     weights = torch.tensor([float(len(s["z"]) * len(chunk_bounds(cfg, s["z"].shape[2]))) for s in sets])
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step")
     t0 = time.time()
-    ema = None
+    smooth = None  # the loss, smoothed for the progress bar
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, a.steps, a.lr, warmup=a.warmup)
@@ -369,15 +377,20 @@ def cmd_world(a) -> int:
             loss_value = loss.item()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema = loss_value if ema is None else 0.98 * ema + 0.02 * loss_value
-        bar.set_postfix(loss=f"{ema:.4f}", chunk=k)
+        if a.ema:
+            modules["ema"].update_parameters(model)
+        smooth = loss_value if smooth is None else 0.98 * smooth + 0.02 * loss_value
+        bar.set_postfix(loss=f"{smooth:.4f}", chunk=k)
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
             row = {"chunks": k} if a.rollout else {"chunk": k, "sigma": sig.mean().item()}
-            _log(out, {"step": step + 1, "loss": loss_value, "ema": ema, "grad_norm": float(gn), **row,
+            _log(out, {"step": step + 1, "loss": loss_value, "loss_smooth": smooth, "grad_norm": float(gn), **row,
                        "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
-            _save_state(out, step + 1, {"model": model}, opt)
-    torch.save({"model": model.state_dict(), "cfg": cfg.to_dict()}, out / "world_final.pt")
+            _save_state(out, step + 1, modules, opt)
+    final = {"model": model.state_dict(), "cfg": cfg.to_dict()}
+    if a.ema:  # the averaged weights are the result; the last raw weights stay beside them
+        final = {"model": modules["ema"].module.state_dict(), "model_raw": model.state_dict(), "cfg": cfg.to_dict()}
+    torch.save(final, out / "world_final.pt")
     print(f"world model saved to {out / 'world_final.pt'}")
     return 0
 
@@ -402,7 +415,8 @@ def cmd_decoder(a) -> int:
     data = ClipData(a.dir)
     vae = load_trained_vae(a.vae)
     model = load_trained_world(a.world)
-    lat = load_latents([a.dir], a.vae, model.cfg, Path(a.world))[0]  # the world run's cached latents of --dir
+    # the world run's cached latents of --dir (encoded now with this VAE and these clips if it has none)
+    lat = load_latents([a.dir], a.vae, model.cfg, Path(a.world), vae=vae, clips={a.dir: data})[0]
     z, cc, pl = lat["z"], lat["cc"], lat["pl"]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -508,6 +522,9 @@ def add_parser(sub) -> None:
                         "(--rollout: of samples that run free, every chunk at sigma = 1 on their own generations)")
     w.add_argument("--rollout", action="store_true",
                    help="stream whole clips chunk by chunk through the engine's cache; every chunk's loss counts")
+    w.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.99) and save it "
+                        "as the result (0: off)")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)

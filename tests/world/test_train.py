@@ -40,10 +40,17 @@ def test_pipeline_and_resume(tmp_path):
     assert np.load(d4 / "shard_0000.npz")["frames"].shape[1] == 25  # 1 + 4 chunks x 3 latents x stride 2
     w4 = tmp_path / "world4"
     run("train", "world", "--dir", d, "--dir", d4, "--vae", v, "--out", w4, "--preset", "test", "--steps", 2,
-        "--batch", 2, "--rollout", "--self-context", 0.5, "--init", w)
+        "--batch", 2, "--rollout", "--self-context", 0.5, "--init", w, "--ema", 0.9)
     assert (w4 / "latents_1.pt").exists()
     rows = [json.loads(line) for line in (w4 / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
+    # with --ema the result is the weight average; the last raw weights are kept beside it
+    fin = torch.load(w4 / "world_final.pt", weights_only=False)
+    assert set(fin["model"]) == set(fin["model_raw"])
+    assert any(not torch.equal(fin["model"][k], fin["model_raw"][k]) for k in fin["model"])
+    assert "ema" in torch.load(w4 / "state.pt", weights_only=False)
+    assert main(["train", "world", "--dir", str(d), "--vae", str(v), "--out", str(tmp_path / "bad_ema"),
+                 "--preset", "test", "--ema", "1.5"]) == 2
     # the decoder stage refuses clips other than those the world run encoded (one line, exit 2)
     assert main(["train", "decoder", "--dir", str(d4), "--vae", str(v), "--world", str(w), "--out",
                  str(tmp_path / "bad")]) == 2
@@ -58,6 +65,13 @@ def test_pipeline_and_resume(tmp_path):
         assert same if not k.startswith("dec_") else True, k
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("dec_"))
     assert torch.load(t / "generated.pt", weights_only=False).shape[2] == 7
+    # a world run without cached latents: the decoder stage encodes its clips with the VAE it already holds
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "world_final.pt").write_bytes((w / "world_final.pt").read_bytes())
+    run("train", "decoder", "--dir", d, "--vae", v, "--world", bare, "--out", tmp_path / "decoder2", "--steps", 1)
+    assert torch.equal(torch.load(bare / "latents.pt", weights_only=False)["z"],
+                       torch.load(w / "latents.pt", weights_only=False)["z"])
     out = tmp_path / "world.safetensors"
     run("train", "bundle", "--vae", t, "--world", w, "--out", out)
     # a warm start from the bundle's model (0 steps: the weights as loaded)
@@ -102,3 +116,7 @@ def test_chunk_bounds_and_rollout_gradients():
     missing = [n for n, p in model.named_parameters()
                if n not in unused and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not missing, missing
+    # the same under bf16 autocast (camera geometry stays float32)
+    a.bf16 = True
+    losses = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
+    assert len(losses) == 3 and all(np.isfinite(losses))
