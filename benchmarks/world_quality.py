@@ -111,6 +111,7 @@ def main():
     names = ["walk_forward", "orbit", "look_around", "strafe", "out_and_back", "random"]
     gen_time, gen_frames = 0.0, 0
     ceiling = []  # VAE round trip of the exact frames, seconds 1-4, per moving walk
+    real_means = []  # per-frame channel means of every exact frame rendered here (the range of real renders)
     for s in range(a.scenes):
         scene = Scene(HELD_OUT + s)
         for name in names:
@@ -121,6 +122,7 @@ def main():
             gen, exact, dt = walk(session, scene, c2w)
             gen_time += dt
             gen_frames += len(gen) - 1
+            real_means.append(exact.reshape(len(exact), -1, 3).mean(1))
             ps = per_second(gen, exact, fps)
             if name != "out_and_back":
                 rt = vae_round_trip(vae, exact[:4 * fps + 1])
@@ -164,6 +166,11 @@ def main():
               f"frame std min {gen.reshape(len(gen), -1).std(1).min():.1f}; mean colour range generated "
               f"{means.min():.0f}-{means.max():.0f} vs exact {ex_means.min():.0f}-{ex_means.max():.0f}; "
               f"{(len(gen) - 1) / dt:.1f} generated fps")
+        real = np.concatenate(real_means + [ex_means])
+        inside = real.min() <= means.min() and means.max() <= real.max()
+        print(f"mean colour range of every exact frame of this benchmark ({len(real)} frames, {a.scenes + 1} "
+              f"scenes): {real.min():.0f}-{real.max():.0f}; the {a.long:.0f} s walk's generated range is "
+              f"{'inside' if inside else 'outside'} it")
     if grid_rows and a.grid:
         Image.fromarray(np.concatenate(grid_rows, 0)).save(a.grid)
         print(f"grid: {a.grid} (per trajectory: generated above, exact below; 6 moments from start to end)")
