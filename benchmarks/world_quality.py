@@ -72,6 +72,11 @@ def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
     return ((y[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
+def channel_means(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) -> (F, 3): each frame's mean of each colour channel."""
+    return frames.reshape(len(frames), -1, 3).mean(1)
+
+
 def per_second(gen, exact, fps) -> list[tuple[float, float, float, float]]:
     """[(psnr, ssim, baseline psnr, baseline ssim)] for seconds 1, 2, … (frame 0 excluded)."""
     out = []
@@ -122,7 +127,7 @@ def main():
             gen, exact, dt = walk(session, scene, c2w)
             gen_time += dt
             gen_frames += len(gen) - 1
-            real_means.append(exact.reshape(len(exact), -1, 3).mean(1))
+            real_means.append(channel_means(exact))
             ps = per_second(gen, exact, fps)
             if name != "out_and_back":
                 rt = vae_round_trip(vae, exact[:4 * fps + 1])
@@ -159,8 +164,7 @@ def main():
         gen, exact, dt = walk(session, scene, c2w)
         first = [psnr(gen[i], exact[i]) for i in range(1, min(len(gen), 10 * fps))]
         last = [psnr(gen[i], exact[i]) for i in range(max(1, len(gen) - 10 * fps), len(gen))]
-        means = gen.reshape(len(gen), -1, 3).mean(1)
-        ex_means = exact.reshape(len(exact), -1, 3).mean(1)
+        means, ex_means = channel_means(gen), channel_means(exact)
         print(f"{a.long:.0f} s walk: PSNR first 10 s {np.mean(first):.2f} dB, last 10 s {np.mean(last):.2f} dB "
               f"(difference {np.mean(last) - np.mean(first):+.2f} dB); NaN-free {np.isfinite(gen).all()}; "
               f"frame std min {gen.reshape(len(gen), -1).std(1).min():.1f}; mean colour range generated "
