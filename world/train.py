@@ -25,6 +25,7 @@ Camera conditions and Plücker maps come from the clip's own poses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -318,11 +319,28 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     return losses
 
 
+def convert_blocks(model: WorldModel, init: WorldModel) -> None:
+    """Load `init` into `model`, which may have other blocks softmax (`--softmax-every`).
+
+    GDN and softmax blocks share the official attention layout (qkv, norms, gates, camera projections); only a GDN
+    block's two temporal K convolutions have no softmax counterpart. A block that turns softmax drops them; one that
+    turns GDN keeps the freshly initialised (zero) convolutions. Anything else that does not match is an error.
+    """
+    missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+    conv = lambda k: k.endswith(("attn.conv_k.weight", "attn.conv_k_cam.weight"))  # noqa: E731
+    bad = [k for k in missing + unexpected if not conv(k)]
+    if bad:
+        raise ValueError(f"--init: tensors that do not match the new block layout: {bad[:4]}")
+
+
 def cmd_world(a) -> int:
+    if a.max_chunks is not None and a.max_chunks < 1:
+        raise ValueError(f"--max-chunks {a.max_chunks}: must be at least 1")
     if not 0 <= a.ema < 1:
         raise ValueError(f"--ema {a.ema}: the decay of the weight average must be in [0, 1) (e.g. 0.99; 0 is off)")
     torch.manual_seed(a.seed)
-    cfg = get_preset(a.preset)
+    over = {} if a.softmax_every is None else {"softmax_every": a.softmax_every}
+    cfg = get_preset(a.preset, **over)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = load_latents(a.dir, a.vae, cfg, out)
@@ -330,9 +348,9 @@ def cmd_world(a) -> int:
     if a.init:  # warm start from an earlier bundle's or run's model (its config must match the preset)
         from world.bundle import load_bundle
         init = load_trained_world(a.init) if Path(a.init).is_dir() else load_bundle(a.init)[0]
-        if init.cfg != cfg:
+        if dataclasses.replace(init.cfg, **over) != cfg:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
-        model.load_state_dict(init.float().state_dict())
+        convert_blocks(model, init.float())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     modules = {"model": model}
     if a.ema:  # an exponential moving average of the weights, what world_final.pt then holds
@@ -357,7 +375,7 @@ def cmd_world(a) -> int:
             losses = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a)
             loss_value, k = float(np.mean(losses)), len(losses)
         else:
-            ends = [e for _, e in chunk_bounds(cfg, T)]  # 4, 7, ...
+            ends = [e for _, e in chunk_bounds(cfg, T)][:a.max_chunks]  # 4, 7, ...
             k = int(torch.randint(len(ends), (1,), generator=gen))
             end = ends[k]
             begin = 1 if k == 0 else ends[k - 1]
@@ -525,6 +543,12 @@ def add_parser(sub) -> None:
     w.add_argument("--ema", type=float, default=0.0,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.99) and save it "
                         "as the result (0: off)")
+    w.add_argument("--max-chunks", type=int, default=None,
+                   help="one-chunk objective: draw the target from the clip's first N chunks only (a later chunk's "
+                        "softmax keys would reach past the engine's sink + one-chunk window)")
+    w.add_argument("--softmax-every", type=int, default=None,
+                   help="override the preset's softmax block spacing; with --init, GDN blocks that turn softmax keep "
+                        "their shared weights")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)

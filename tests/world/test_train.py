@@ -85,6 +85,22 @@ def test_pipeline_and_resume(tmp_path):
     s.start(shard["frames"][0, 0])
     frames = s.step(np.tile(np.eye(4), (6, 1, 1)))
     assert frames.shape == (6, 64, 96, 3)
+    # a warm start into another block layout: block 1 turns softmax (keeps every shared tensor, drops its K convs)
+    w3 = tmp_path / "world3"
+    run("train", "world", "--dir", d, "--vae", v, "--out", w3, "--preset", "test", "--steps", 0, "--init", out,
+        "--softmax-every", 2)
+    conv = torch.load(w3 / "world_final.pt", weights_only=False)
+    assert conv["cfg"]["softmax_every"] == 2
+    src = model.state_dict()
+    assert set(src) - set(conv["model"]) == {"blocks.1.attn.conv_k.weight", "blocks.1.attn.conv_k_cam.weight"}
+    assert all(torch.equal(conv["model"][k], src[k].float()) for k in conv["model"])
+    # ...and trains on, the one-chunk objective held to the first chunk
+    run("train", "world", "--dir", d, "--vae", v, "--out", w3, "--preset", "test", "--steps", 2, "--batch", 2,
+        "--softmax-every", 2, "--max-chunks", 1)
+    rows = [json.loads(line) for line in (w3 / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and rows[-1]["chunk"] == 0
+    assert main(["train", "world", "--dir", str(d), "--vae", str(v), "--out", str(tmp_path / "bad_max"),
+                 "--preset", "test", "--max-chunks", "0"]) == 2
 
 
 def test_chunk_bounds_and_rollout_gradients():
