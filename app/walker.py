@@ -176,8 +176,11 @@ class Walker:
         """Wait until every queued request has been carried out."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if self._cmds.empty() and self._idle.wait(timeout=0.05) and self._cmds.empty():
-                return True
+            # block on the worker's signal; never spin on the queue, which would starve the worker of the GIL
+            if self._idle.wait(timeout=0.05):
+                if self._cmds.empty():
+                    return True
+                time.sleep(0.005)  # set just before a newer request landed: the worker picks it up next
         return False
 
     @property
