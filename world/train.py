@@ -265,7 +265,7 @@ def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE |
                                  f"order of the run that wrote it, or another --out")
         else:
             data = clips[d] if d in clips else ClipData(d)
-            vae = vae or load_trained_vae(vae_dir)
+            vae = vae or load_any_vae(vae_dir)
             cc, pl = camera_tensors(data.c2w, data.intr, cfg)
             lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
             torch.save(lat, cache)
@@ -279,15 +279,29 @@ def chunk_bounds(cfg, T: int) -> list[tuple[int, int]]:
     return [(0, first)] + [(b, b + step) for b in range(first, T - step + 1, step)]
 
 
+# the latents a decoded latent's frames depend on: CausalVAE's decoder looks 1 + 2 latents back (dec_in, dec_res)
+DECODER_WARMUP = 3
+
+
+def latent_frames(begin: int, end: int, stride: int) -> np.ndarray:
+    """Indices of the frames latents [begin, end) stand for: latent 0 is frame 0 alone, latent j >= 1 is frames
+    stride·(j−1)+1 … stride·j."""
+    return np.arange(0 if begin == 0 else stride * (begin - 1) + 1, stride * (end - 1) + 1)
+
+
 def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
-                 a) -> list[float]:
+                 a, pixels: tuple | None = None) -> tuple[list[float], list[float]]:
     """One streamed rollout of clips z (B, C, T, h, w), chunk by chunk through the engine's StreamCache (sink and a
     one-chunk window, as world.session runs it); the loss of every chunk counts, gradients stop at the cache.
 
     Per sample, with probability a.self_context the rollout runs free like the engine: every chunk is noised at
     σ = 1 and the cache is written from the model's own one-step generation; otherwise σ follows the shifted schedule
     (a.sigma_one of them at σ = 1) and the cache is written from the clean latents. Each chunk's loss / number of
-    chunks is back-propagated at once (the graphs do not meet). -> each chunk's loss.
+    chunks is back-propagated at once (the graphs do not meet).
+
+    pixels = (vae, frames (B, F, H, W, 3) uint8): also a pixel loss, a.pixel_loss × the MSE (in [-1, 1]) of the
+    chunk's predicted x0 decoded by the frozen VAE (after the latents the engine's decoder would hold before it) against
+    the exact frames, on a random a.pixel_crop square and every other frame. -> (each chunk's loss, its pixel MSE)
     """
     from world.cache import StreamCache
 
@@ -295,7 +309,8 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     cache = StreamCache(model.cfg, window_chunks=1)
     free = torch.rand(B, generator=gen) < a.self_context
     bounds = chunk_bounds(model.cfg, z.shape[2])
-    losses = []
+    losses, pix = [], []
+    hist = z[:, :, :1]  # the latents the cache was written from, in order (what the engine's decoder is given)
     for begin, end in bounds:
         lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
         x0 = z[:, :, lo:end]
@@ -308,15 +323,40 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
                       cache=cache)
         v = v.float()[:, :, lo - begin:]
         loss = (v - (eps - x0)).pow(2).mean()
+        if pixels is not None:
+            mse = pixel_mse(pixels, hist, noisy - sig.view(B, 1, 1, 1, 1) * v, lo, end, gen, a.pixel_crop)
+            pix.append(mse.item())
+            loss = loss + a.pixel_loss * mse
         (loss / len(bounds)).backward()
         losses.append(loss.item())
         with torch.no_grad():  # write the cache from what the engine would hold: own generation or clean latents
             ctx = torch.where(free[:, None, None, None, None], eps - v.detach(), x0)
             full = torch.cat([z[:, :, :1], ctx], 2) if begin == 0 else ctx
+            hist = torch.cat([hist, ctx], 2)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
                 model(full, torch.zeros(B, end - begin), cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal",
                       frame_offset=begin, cache=cache, write_cache=True)
-    return losses
+    return losses, pix
+
+
+def pixel_mse(pixels: tuple, hist: torch.Tensor, x0_hat: torch.Tensor, lo: int, end: int, gen: torch.Generator,
+              crop: int) -> torch.Tensor:
+    """MSE (in [-1, 1]) of latents [lo, end) predicted as x0_hat (B, C, end − lo, h, w), decoded after the context
+    hist (B, C, lo, h, w) by the frozen VAE of pixels = (vae, frames (B, F, H, W, 3) uint8), against the exact
+    frames; a random crop×crop square (the same for the batch), every other frame."""
+    vae, frames = pixels
+    f, s = vae.spatial_factor, vae.temporal_stride
+    h, w = x0_hat.shape[-2:]
+    c = max(1, min(crop // f, h, w))
+    cy = int(torch.randint(h - c + 1, (1,), generator=gen))
+    cx = int(torch.randint(w - c + 1, (1,), generator=gen))
+    zin = torch.cat([hist[:, :, max(0, lo - DECODER_WARMUP):lo], x0_hat], 2)[..., cy:cy + c, cx:cx + c]
+    keep = latent_frames(lo, end, s)
+    pick = np.arange(int(torch.randint(2, (1,), generator=gen)), len(keep), 2)
+    feats = vae.decode_time(zin, {})[:, -len(keep):][:, pick]  # the warm-up latents' frames dropped
+    y = vae.decode_space(feats)
+    target = to_unit(frames[:, keep[pick], cy * f:(cy + c) * f, cx * f:(cx + c) * f])
+    return (y - target).pow(2).mean()
 
 
 def convert_blocks(model: WorldModel, init: WorldModel) -> None:
@@ -343,11 +383,17 @@ def cmd_world(a) -> int:
     cfg = get_preset(a.preset, **over)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    sets = load_latents(a.dir, a.vae, cfg, out)
+    if a.pixel_loss and not a.rollout:
+        raise ValueError("--pixel-loss: needs --rollout (the loss is taken on every streamed chunk)")
+    pix_vae = load_any_vae(a.vae).requires_grad_(False) if a.pixel_loss else None
+    clips = {d: ClipData(d) for d in a.dir} if a.pixel_loss else {}
+    sets = load_latents(a.dir, a.vae, cfg, out, vae=pix_vae, clips=clips)
+    for d, lat in zip(a.dir, sets):
+        if d in clips:
+            lat["frames"] = clips[d].frames
     model = WorldModel(cfg).init_weights(torch.Generator().manual_seed(a.seed)).train()
     if a.init:  # warm start from an earlier bundle's or run's model (its config must match the preset)
-        from world.bundle import load_bundle
-        init = load_trained_world(a.init) if Path(a.init).is_dir() else load_bundle(a.init)[0]
+        init = load_trained_world(a.init)
         if dataclasses.replace(init.cfg, **over) != cfg:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         convert_blocks(model, init.float())
@@ -372,7 +418,8 @@ def cmd_world(a) -> int:
         idx = torch.randint(n, (a.batch,), generator=gen)
         opt.zero_grad(set_to_none=True)
         if a.rollout:
-            losses = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a)
+            pixels = (pix_vae, lat["frames"][idx.numpy()]) if a.pixel_loss else None
+            losses, pix = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a, pixels)
             loss_value, k = float(np.mean(losses)), len(losses)
         else:
             ends = [e for _, e in chunk_bounds(cfg, T)][:a.max_chunks]  # 4, 7, ...
@@ -401,6 +448,8 @@ def cmd_world(a) -> int:
         bar.set_postfix(loss=f"{smooth:.4f}", chunk=k)
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
             row = {"chunks": k} if a.rollout else {"chunk": k, "sigma": sig.mean().item()}
+            if a.rollout and pix:
+                row["pixel_psnr"] = 10 * math.log10(4.0 / max(float(np.mean(pix)), 1e-10))
             _log(out, {"step": step + 1, "loss": loss_value, "loss_smooth": smooth, "grad_norm": float(gn), **row,
                        "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
@@ -415,59 +464,107 @@ def cmd_world(a) -> int:
 
 # ====================================================================== decoder tuned to the generator
 def load_trained_world(path: str | Path) -> WorldModel:
-    """The model a `train world` run saved (<path>/world_final.pt), in eval mode."""
+    """The model a `train world` run saved (<path>/world_final.pt), or a bundle's model, in eval mode."""
     from world.presets import ModelConfig
 
+    if not Path(path).is_dir():
+        from world.bundle import load_bundle
+        return load_bundle(path)[0]
     st = torch.load(Path(path) / "world_final.pt", weights_only=False)
     model = WorldModel(ModelConfig.from_dict(st["cfg"]))
     model.load_state_dict(st["model"])
     return model.eval()
 
 
+def load_any_vae(path: str | Path) -> CausalVAE:
+    """A `train vae` / `train decoder` run's VAE (<path>/vae_final.pt), or a bundle's VAE."""
+    if Path(path).is_dir():
+        return load_trained_vae(path)
+    from world.bundle import load_bundle
+    return load_bundle(path)[1]
+
+
+@torch.no_grad()
+def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor,
+                    gen: torch.Generator) -> torch.Tensor:
+    """What the engine generates with the one-step sampler: from the clean start latent z0 (B, C, 1, h, w), every
+    chunk from noise at σ = 1 through the StreamCache (sink + one-chunk window), the cache written from the model's
+    own generation. cc (B, T, 20), pl (B, 6s, T, h, w) fix T. -> latents (B, C, T, h, w), latent 0 = z0."""
+    from world.cache import StreamCache
+
+    B, C, _, h, w = z0.shape
+    cache = StreamCache(model.cfg, window_chunks=1)
+    out = [z0]
+    for begin, end in chunk_bounds(model.cfg, cc.shape[1]):
+        lo = max(begin, 1)
+        eps = torch.randn((B, C, end - lo, h, w), generator=gen)
+        ts = torch.zeros(B, end - begin)
+        ts[:, lo - begin:] = 1000.0
+        inp = torch.cat([z0, eps], 2) if begin == 0 else eps
+        v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                  cache=cache)
+        x0 = eps - v[:, :, lo - begin:]
+        model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros(B, end - begin), cc[:, begin:end],
+              pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin, cache=cache, write_cache=True)
+        out.append(x0)
+    return torch.cat(out, 2)
+
+
 def cmd_decoder(a) -> int:
     """Fine-tune the VAE decoder on what it will be given: the world model's one-step generations of each training
-    clip (streamed chunk by chunk from the clean start latent, as the engine does), against the exact frames; a
-    fraction of the steps keeps plain reconstruction of encoded latents so the start frame stays exact. The encoder
+    clip (streamed chunk by chunk from the clean start latent, exactly as the engine does), against the exact frames;
+    a fraction of the steps keeps plain reconstruction of encoded latents so the start frame stays exact. The encoder
     and the latent normalisation are untouched, so the world model's latent space does not move."""
     torch.manual_seed(a.seed)
-    data = ClipData(a.dir)
-    vae = load_trained_vae(a.vae)
+    vae = load_any_vae(a.vae)
     model = load_trained_world(a.world)
-    # the world run's cached latents of --dir (encoded now with this VAE and these clips if it has none)
-    lat = load_latents([a.dir], a.vae, model.cfg, Path(a.world), vae=vae, clips={a.dir: data})[0]
-    z, cc, pl = lat["z"], lat["cc"], lat["pl"]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    gen_path = out / "generated.pt"
-    if gen_path.exists():
-        zg = torch.load(gen_path, weights_only=False)
-    else:  # one-step generations of every clip, a fixed noise per clip
-        g = torch.Generator().manual_seed(a.seed)
-        zg = torch.cat([own_context(model, z[i:i + 8], cc[i:i + 8], pl[i:i + 8], g, False)
-                        for i in tqdm(range(0, len(z), 8), desc="generate", unit="batch")])
-        torch.save(zg, gen_path)
+    # the world run's cached latents of --dir (encoded now with this VAE if it has none); a bundle's go to --out
+    clips = {d: ClipData(d) for d in a.dir}
+    cache_dir = Path(a.world) if Path(a.world).is_dir() else out
+    sets = load_latents(a.dir, a.vae, model.cfg, cache_dir, vae=vae, clips=clips)
+    g = torch.Generator().manual_seed(a.seed)
+    for i, lat in enumerate(sets):  # one-step generations of every clip, a fixed noise per clip
+        gen_path = out / ("generated.pt" if i == 0 else f"generated_{i}.pt")
+        if gen_path.exists():
+            lat["gen"] = torch.load(gen_path, weights_only=False)
+            continue
+        z, cc, pl = lat["z"], lat["cc"], lat["pl"]
+        lat["gen"] = torch.cat([stream_generate(model, z[j:j + 8, :, :1], cc[j:j + 8], pl[j:j + 8], g)
+                                for j in tqdm(range(0, len(z), 8), desc=f"generate {a.dir[i]}", unit="batch")])
+        torch.save(lat["gen"], gen_path)
     params = [p for n, p in vae.named_parameters() if n.startswith("dec_")]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
     step = _load_state(out, {"vae": vae}, opt)
     vae.train()
-    H, W = data.frames.shape[2:4]
     f = vae.spatial_factor
-    crop = min(a.crop, H, W) // f * f
+    weights = torch.tensor([float(lat["z"].shape[0] * lat["z"].shape[2]) for lat in sets])  # clips x latents
+    s = vae.temporal_stride
     rng = np.random.default_rng(a.seed + step)
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="decoder", unit="step")
     t0 = time.time()
     for step in bar:
-        idx = rng.integers(0, len(z), a.batch)
+        k = int(rng.choice(len(sets), p=(weights / weights.sum()).numpy()))
+        lat, data = sets[k], clips[a.dir[k]]
+        H, W = data.frames.shape[2:4]
+        crop = min(a.crop, H, W) // f * f
+        idx = rng.integers(0, len(lat["z"]), a.batch)
         cy, cx = rng.integers(0, (H - crop) // f + 1, a.batch), rng.integers(0, (W - crop) // f + 1, a.batch)
-        src = zg if rng.random() >= a.real_fraction else z
-        zin = torch.stack([src[i, :, :, y:y + crop // f, x:x + crop // f] for i, y, x in zip(idx, cy, cx)])
-        x = to_unit(np.stack([data.frames[i, :, y * f:y * f + crop, xx * f:xx * f + crop]
+        real = rng.random() < a.real_fraction
+        src = lat["z"] if real else lat["gen"]
+        T = src.shape[2]
+        n = min(a.latents or T, T)
+        st = int(rng.integers(0, T - n + 1))  # latents [st, st + n) are scored; the warm-up before them is not
+        st0, keep = max(0, st - DECODER_WARMUP), latent_frames(st, st + n, s)
+        zin = torch.stack([src[i, :, st0:st + n, y:y + crop // f, x:x + crop // f] for i, y, x in zip(idx, cy, cx)])
+        x = to_unit(np.stack([data.frames[i, keep, y * f:y * f + crop, xx * f:xx * f + crop]
                               for i, y, xx in zip(idx, cy, cx)]))
         for gr in opt.param_groups:
             gr["lr"] = _lr(step, a.steps, a.lr, warmup=50)
-        y = vae.decode_video(zin)
+        y = vae.decode_video(zin)[:, :, -len(keep):]  # the warm-up latents' frames dropped
         mse = (y - x).pow(2).mean()
-        loss = mse + 0.5 * (y - x).abs().mean()
+        loss = mse + a.l1 * (y - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -475,7 +572,7 @@ def cmd_decoder(a) -> int:
         psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
-            _log(out, {"step": step + 1, "loss": loss.item(), "psnr": psnr, "real": src is z,
+            _log(out, {"step": step + 1, "loss": loss.item(), "psnr": psnr, "real": bool(real), "set": k,
                        "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"vae": vae}, opt)
@@ -489,7 +586,7 @@ def cmd_decoder(a) -> int:
 def cmd_bundle(a) -> int:
     from world.bundle import save_bundle
 
-    vae = load_trained_vae(a.vae)
+    vae = load_any_vae(a.vae)
     model = load_trained_world(a.world)
     extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16)
@@ -549,18 +646,27 @@ def add_parser(sub) -> None:
     w.add_argument("--softmax-every", type=int, default=None,
                    help="override the preset's softmax block spacing; with --init, GDN blocks that turn softmax keep "
                         "their shared weights")
+    w.add_argument("--pixel-loss", type=float, default=0.0,
+                   help="--rollout: add this weight x the pixel MSE of each chunk's prediction decoded by --vae's "
+                        "frozen decoder against the exact frames (0: off)")
+    w.add_argument("--pixel-crop", type=int, default=128, help="--pixel-loss: square crop in pixels")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)
     w.set_defaults(func=cmd_world)
     t = tsub.add_parser("decoder", help="fine-tune the VAE decoder on the world model's own generations")
-    t.add_argument("--dir", required=True)
-    t.add_argument("--vae", required=True)
-    t.add_argument("--world", required=True, help="the world run (world_final.pt and its latents.pt)")
+    t.add_argument("--dir", required=True, action="append", help="clip shards (repeat for several sets)")
+    t.add_argument("--vae", required=True, help="a VAE run (vae_final.pt) or a world bundle (.safetensors)")
+    t.add_argument("--world", required=True,
+                   help="the world run (world_final.pt and its latents.pt) or a world bundle (.safetensors)")
     t.add_argument("--out", required=True)
     t.add_argument("--steps", type=int, default=600)
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--latents", type=int, default=4,
+                   help="latent frames scored per sample (a window of the clip; 0: the whole clip)")
+    t.add_argument("--l1", type=float, default=0.5,
+                   help="weight of the L1 term beside the MSE (small: the PSNR-optimal mean, large: sharper medians)")
     t.add_argument("--real-fraction", type=float, default=0.25, help="steps on encoded (not generated) latents")
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--seed", type=int, default=0)

@@ -161,6 +161,11 @@ class CausalVAE(VideoVAE):
 
     def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
         """Continue decoding a walk: latents (B, C, T, h, w) -> frames (B, 3, F, H, W) (see module doc)."""
+        return self.decode_space(self.decode_time(latents, cache))
+
+    def decode_time(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+        """The decoder's causal stage at the latent grid: latents (B, C, T, h, w) -> per-frame features
+        (B, F, widths[0], h, w), s frames per latent (one for the walk's first latent)."""
         B, _, T, h, w = latents.shape
         s = self.temporal_stride
         first = not cache.get("started", False)
@@ -171,7 +176,11 @@ class CausalVAE(VideoVAE):
         if first:  # causal first frame: latent 0 stands for one frame (the last of its s slots)
             x = x[:, s - 1:]
         cache["started"] = True
-        Fr = x.shape[1]
+        return x
+
+    def decode_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-frame upsampling: features (B, F, widths[0], h, w) -> frames (B, 3, F, H, W) in [-1, 1]."""
+        B, Fr, _, h, w = x.shape
         y = self.dec_space(x.reshape(B * Fr, -1, h, w))
         return y.view(B, Fr, 3, *y.shape[-2:]).transpose(1, 2)
 

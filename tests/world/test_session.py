@@ -215,6 +215,10 @@ def test_vae_chunked_decode_equals_whole(rms):
     assert rms(torch.cat(parts_, 2), whole) < 1e-6
     frames = torch.rand(1, 3, 5, 64, 96) * 2 - 1
     assert vae.encode_video(frames).shape == (1, 4, 3, 8, 12)
+    # the two decoder stages: the causal one at the latent grid, then per-frame upsampling
+    with torch.no_grad():
+        feats = vae.decode_time(z, {})
+        assert feats.shape[:2] == (1, 13) and rms(vae.decode_space(feats), whole) < 1e-6
 
 
 def test_sampler_schedules():

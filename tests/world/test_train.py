@@ -44,6 +44,13 @@ def test_pipeline_and_resume(tmp_path):
     assert (w4 / "latents_1.pt").exists()
     rows = [json.loads(line) for line in (w4 / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
+    # ...and with a pixel loss through the VAE's frozen decoder (rollouts only)
+    run("train", "world", "--dir", d4, "--vae", v, "--out", tmp_path / "world_pix", "--preset", "test", "--steps", 1,
+        "--batch", 2, "--rollout", "--init", w, "--pixel-loss", 10, "--pixel-crop", 32)
+    row = json.loads((tmp_path / "world_pix" / "log.jsonl").read_text().splitlines()[-1])
+    assert row["step"] == 1 and np.isfinite(row["pixel_psnr"])
+    assert main(["train", "world", "--dir", str(d4), "--vae", str(v), "--out", str(tmp_path / "bad_pix"),
+                 "--preset", "test", "--pixel-loss", "1"]) == 2
     # with --ema the result is the weight average; the last raw weights are kept beside it
     fin = torch.load(w4 / "world_final.pt", weights_only=False)
     assert set(fin["model"]) == set(fin["model_raw"])
@@ -56,7 +63,7 @@ def test_pipeline_and_resume(tmp_path):
                  str(tmp_path / "bad")]) == 2
     # the decoder tuned on the model's generations: encoder and latent statistics untouched, decoder moved
     t = tmp_path / "decoder"
-    run("train", "decoder", "--dir", d, "--vae", v, "--world", w, "--out", t, "--steps", 3)
+    run("train", "decoder", "--dir", d, "--vae", v, "--world", w, "--out", t, "--steps", 3, "--latents", 2)
     before = torch.load(v / "vae_final.pt", weights_only=False)["vae"]
     after = torch.load(t / "vae_final.pt", weights_only=False)["vae"]
     assert set(before) == set(after)
@@ -74,6 +81,13 @@ def test_pipeline_and_resume(tmp_path):
                        torch.load(w / "latents.pt", weights_only=False)["z"])
     out = tmp_path / "world.safetensors"
     run("train", "bundle", "--vae", t, "--world", w, "--out", out)
+    # the decoder stage from a bundle's VAE and model, over two clip sets (latents cached beside it), windows of
+    # 2 latents scored after the decoder's warm-up
+    g = tmp_path / "decoder_b"
+    run("train", "decoder", "--dir", d, "--dir", d4, "--vae", out, "--world", out, "--out", g, "--steps", 4,
+        "--latents", 2, "--l1", 0)
+    assert (g / "latents_1.pt").exists() and (g / "vae_final.pt").exists()
+    assert torch.load(g / "generated_1.pt", weights_only=False).shape[2] == 13
     # a warm start from the bundle's model (0 steps: the weights as loaded)
     w2 = tmp_path / "world2"
     run("train", "world", "--dir", d, "--vae", v, "--out", w2, "--preset", "test", "--steps", 0, "--init", out)
@@ -103,6 +117,36 @@ def test_pipeline_and_resume(tmp_path):
                  "--preset", "test", "--max-chunks", "0"]) == 2
 
 
+def test_stream_generate_is_the_engine():
+    """The decoder stage's generations are exactly what a Session with the one-step sampler shows (in latents)."""
+    from controls import rays
+    from world.bundle import random_world
+    from world.sampler import SamplerConfig
+    from world.train import latent_frames, stream_generate
+
+    model, vae = random_world("test", seed=3)
+    for p in model.final_layer.parameters():  # the random init outputs zeros; give it something to say
+        torch.nn.init.normal_(p, 0, 0.05, generator=torch.Generator().manual_seed(4))
+    cfg = model.cfg
+    s = Session(model, vae, SamplerConfig(steps=1), window_chunks=1)
+    img = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    s.start(img, seed=5)
+    c2w = np.tile(np.eye(4), (1 + 3 * 6, 1, 1))
+    c2w[:, 0, 3] = np.linspace(0, 1, len(c2w))
+    lat = [s.z0]
+    for i in range(3):
+        s.step(c2w[1 + 6 * i:1 + 6 * (i + 1)])
+        lat.append(s.last_latents)
+    intr = torch.as_tensor(s.latent_intrinsics, dtype=torch.float32)[None, None].expand(1, len(c2w), 4)
+    c = torch.from_numpy(c2w).float()[None]
+    cc = rays.camera_conditions(c, intr, cfg.temporal_stride)
+    pl = rays.plucker_raymaps(c, intr, cfg.latent_hw, cfg.temporal_stride)
+    g = torch.Generator().manual_seed(5)
+    ours = stream_generate(model, s.z0, cc, pl, g)
+    torch.testing.assert_close(ours, torch.cat(lat, 2), rtol=1e-4, atol=1e-4)
+    assert list(latent_frames(0, 2, 4)) == [0, 1, 2, 3, 4] and list(latent_frames(2, 4, 4)) == list(range(5, 13))
+
+
 def test_chunk_bounds_and_rollout_gradients():
     import types
 
@@ -122,8 +166,8 @@ def test_chunk_bounds_and_rollout_gradients():
     cc[..., 16:] = torch.tensor([0.5, 0.5, 0.5, 0.5])
     pl = torch.randn(2, 6 * cfg.temporal_stride, 10, h, w)
     a = types.SimpleNamespace(self_context=0.5, sigma_one=0.5, sigma_shift=3.0, bf16=False)
-    losses = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
-    assert len(losses) == 3 and all(np.isfinite(losses))
+    losses, pix = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
+    assert len(losses) == 3 and all(np.isfinite(losses)) and pix == []
     # every parameter the chunk's own forward uses gets a gradient (the cache itself is detached); softmax blocks
     # carry the GDN gate parameters of the shared layout unused
     gdn_only = ("A_log", "dt_bias", "beta_proj", "gate_proj")
@@ -134,5 +178,16 @@ def test_chunk_bounds_and_rollout_gradients():
     assert not missing, missing
     # the same under bf16 autocast (camera geometry stays float32)
     a.bf16 = True
-    losses = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
+    losses, _ = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
     assert len(losses) == 3 and all(np.isfinite(losses))
+    # with a pixel loss through a frozen decoder: each chunk's pixel MSE, gradients reach the model, not the VAE
+    from world.vae import CausalVAE
+
+    vae = CausalVAE("test-vae").requires_grad_(False)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 1 + 9 * 2, 64, 96, 3), dtype=np.uint8)
+    model.zero_grad()
+    a.bf16, a.pixel_loss, a.pixel_crop = False, 10.0, 32
+    losses, pix = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a, (vae, frames))
+    assert len(pix) == 3 and all(0 < p < 4 for p in pix)
+    assert all(p.grad is None for p in vae.parameters())
+    assert model.final_layer.linear.weight.grad.abs().sum() > 0
