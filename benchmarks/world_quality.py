@@ -97,6 +97,10 @@ def main():
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--kind", default=None)
     ap.add_argument("--shift", type=float, default=None)
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="cut every trajectory to this many seconds (quick comparisons: 4 gives the same s1-4 "
+                         "figures; the out-and-back return is then not reached)")
+    ap.add_argument("--window", type=int, default=1, help="softmax window of the session, in chunks")
     ap.add_argument("--grid", default="benchmarks/world_quality_grid.jpg")
     a = ap.parse_args()
     if a.random_weights:
@@ -108,12 +112,15 @@ def main():
     for k in ("steps", "kind", "shift"):
         if getattr(a, k) is not None:
             sam[k] = getattr(a, k)
-    session = Session(model, vae, SamplerConfig(**sam))
+    session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window)
     fps = model.cfg.fps
     print(f"world quality: {a.weights or ('random' if a.random_weights else 'default')} | sampler {sam} | "
+          f"window {a.window} | {f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
           f"{platform.machine()} {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     rows, grid_rows = [], []
     names = ["walk_forward", "orbit", "look_around", "strafe", "out_and_back", "random"]
+    if a.seconds:  # the loop's return is not reached
+        names.remove("out_and_back")
     gen_time, gen_frames = 0.0, 0
     ceiling = []  # VAE round trip of the exact frames, seconds 1-4, per moving walk
     real_means = []  # per-frame channel means of every exact frame rendered here (the range of real renders)
@@ -124,6 +131,8 @@ def main():
                 c2w = random_walk(4 * fps + 1, np.random.default_rng(HELD_OUT + s))
             else:
                 c2w = load_builtin(name).relative_to_first().c2w
+            if a.seconds:
+                c2w = c2w[:int(a.seconds * fps) + 1]
             gen, exact, dt = walk(session, scene, c2w)
             gen_time += dt
             gen_frames += len(gen) - 1
@@ -154,8 +163,9 @@ def main():
     print(f"VAE round trip of the exact frames, same walks and seconds (the ceiling with this VAE): "
           f"{np.mean(ceiling):.2f} dB")
     ob = [(r[3], r[4]) for r in rows if r[1] == "out_and_back"]
-    print(f"out-and-back: generated frame on return vs first frame {np.mean([o[0] for o in ob]):.2f} dB "
-          f"(exact return view vs first frame: {np.mean([o[1] for o in ob]):.2f} dB)")
+    if ob:
+        print(f"out-and-back: generated frame on return vs first frame {np.mean([o[0] for o in ob]):.2f} dB "
+              f"(exact return view vs first frame: {np.mean([o[1] for o in ob]):.2f} dB)")
     print(f"generation: {gen_frames} frames in {gen_time:.1f} s = {gen_frames / gen_time:.1f} fps "
           f"({gen_frames / gen_time / fps:.2f}x real time)")
     if a.long > 0:
