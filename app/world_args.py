@@ -21,6 +21,9 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
     g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
     g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
+    g.add_argument("--colour-match", choices=("on", "off"), default=None,
+                   help="map decoded colours to the start image's with one affine colour map fitted at start "
+                        "(default on, or the recording's)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -90,6 +93,13 @@ def _prompt(args, recorded: dict | None) -> tuple[str | None, str]:
     if isinstance(recorded_prompt, str):
         return recorded_prompt, f"the recording's prompt {recorded_prompt!r}"
     return None, "--prompt"
+
+
+def colour_match_from(args, recorded: dict | None = None) -> bool:
+    """--colour-match, else the recording's setting, else on."""
+    if getattr(args, "colour_match", None) is not None:
+        return args.colour_match == "on"
+    return bool((recorded or {}).get("colour_match", True))
 
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:

@@ -10,6 +10,8 @@
 Per chunk: the few-step sampler runs the chunk-causal model reading the cache (the chunk sees earlier chunks only
 through it), one clean forward at t = 0 writes the cache, and the VAE decodes the chunk with its own causal cache.
 The first chunk holds the start image's latent (t = 0, kept clean) plus chunk_frames new latents.
+With colour_match (default), every decoded frame goes through one affine colour map fitted at start from the decoded
+start frame to the image (world/colour.py): it gives back colour the VAE loses.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from controls.intrinsics import as_vectors, fov_deg as field_of_view, from_fov, 
 from controls.se3 import rigidity_problem
 from world.cache import StreamCache
 from world.checkpoint import UnreadableFile, read_safetensors
+from world.colour import apply_colour_map, fit_colour_map
 from world.images import fit_to_model, image_hash, load_image
 from world.model import WorldModel
 from world.sampler import SamplerConfig, sample_chunk
@@ -78,7 +81,8 @@ def _model_id(model: WorldModel, vae: VideoVAE) -> str:
 
 class Session:
     def __init__(self, model: WorldModel, vae: VideoVAE, sampler: SamplerConfig | None = None,
-                 window_chunks: int | None = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+                 window_chunks: int | None = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 colour_match: bool = True):
         cfg = model.cfg
         if (vae.latent_channels, vae.spatial_factor, vae.temporal_stride) != \
                 (cfg.latent_channels, cfg.spatial_factor, cfg.temporal_stride):
@@ -88,6 +92,8 @@ class Session:
         self.model, self.vae, self.cfg = model.eval(), vae.eval(), cfg
         self.sampler = (sampler or SamplerConfig()).validate()
         self.window_chunks = window_chunks
+        self.colour_match = bool(colour_match)
+        self.colour_map: torch.Tensor | None = None  # (4, 3), fitted at start when colour_match
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -165,7 +171,9 @@ class Session:
             z0 = self.vae.encode_image(x.to(self._vae_dtype())).float()  # (1, C, 1, h, w)
             dec_cache = self.vae.new_decode_cache()
             first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache)
+            colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
         # commit (nothing above changed the session)
+        self.colour_map = colour_map
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -178,7 +186,10 @@ class Session:
         self.image_label, self.image_sha256 = label, image_hash(img)
         self._started = True
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
-        return self._to_uint8(first)
+        return self._to_uint8(self._colour(first))
+
+    def _colour(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
 
     def _vae_dtype(self):
         return next(self.vae.parameters()).dtype
@@ -250,7 +261,7 @@ class Session:
                        frame_offset=f0, cache=self.cache, write_cache=True)
             timing["cache_write"] = time.perf_counter() - t
             t = time.perf_counter()
-            frames = self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache)
+            frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
             timing["decode"] = time.perf_counter() - t
         self.last_pose = poses[-1]
         self._raw_frames += poses.shape[0]
@@ -273,6 +284,8 @@ class Session:
         t["rng"] = self.generator.get_state()
         t["last_pose"] = torch.from_numpy(self.last_pose.copy())
         t["intrinsics"] = torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64))
+        if self.colour_map is not None:
+            t["colour_map"] = self.colour_map
         meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,
                 "seed": self.seed, "sampler": self.sampler.to_dict(), "image_sha256": self.image_sha256,
                 "image": self.image_label,
@@ -294,11 +307,16 @@ class Session:
             gen.set_state(tens["rng"])
             z0, last, intr = tens["z0"].to(self.device), tens["last_pose"].numpy(), tens["intrinsics"].numpy()
             raw = int(m["raw_frames"])
+            colour_map = tens.get("colour_map")
+            if colour_map is not None and tuple(colour_map.shape) != (4, 3):
+                raise ValueError(f"colour_map has shape {tuple(colour_map.shape)}, expected (4, 3)")
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh
         self.cache, self.decode_cache, self.generator = cache, dec, gen
         self.z0, self.last_pose, self.intrinsics = z0, last, intr
+        # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
+        self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)
         self._raw_frames, self.seed = raw, int(m["seed"])
         self.image_sha256, self.image_label = m.get("image_sha256"), m.get("image", "snapshot")

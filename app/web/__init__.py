@@ -60,7 +60,7 @@ def create_server(args):
     """Load the world once and build the server (not started). -> app.web.server.WebServer"""
     import torch
 
-    from app.world_args import load_world, sampler_from
+    from app.world_args import colour_match_from, load_world, sampler_from
     from world.session import Session
 
     if args.max_walks < 1:
@@ -82,6 +82,7 @@ def create_server(args):
     try:
         model, vae, world_desc = load_world(args)
         sampler = sampler_from(args)
+        colour_match = colour_match_from(args)
         dtype = getattr(torch, args.dtype)
 
         from app.web.scenes import load_scenes  # gradio is imported only once the flags and weights are fine
@@ -89,7 +90,8 @@ def create_server(args):
         from app.web.walks import Limits, WalkManager
 
         def make_session() -> Session:
-            return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype)
+            return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
+                           colour_match=colour_match)
 
         probe = make_session()
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,

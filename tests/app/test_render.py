@@ -45,6 +45,7 @@ def test_render_writes_a_real_video_and_sidecar(rendered):
     assert len(side["c2w"]) == 14 and side["fps"] == 16 and side["image_size"] == [96, 64]
     rec = side["metadata"]["worldwalk_recording"]
     assert rec["seed"] == 3 and rec["preset"] == "test" and rec["sampler"]["steps"] == 4
+    assert rec["colour_match"] is True
     assert len(rec["image_sha256"]) == 64
 
 
@@ -61,6 +62,22 @@ def test_replay_reproduces_the_walk(rendered, scene):
     assert r.returncode == 0, r.stderr
     c, _ = read_video(scene / "more.mp4")
     assert c.shape == a.shape and not np.array_equal(a, c)
+
+
+def test_colour_match_off_is_recorded_and_replayed(rendered, scene):
+    off = scene / "off.mp4"
+    r = launch("render", "--replay", rendered.with_suffix(".json"), "--out", off, "--random-weights", "--preset",
+               "test", "--colour-match", "off")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(off.with_suffix(".json").read_text())["metadata"]["worldwalk_recording"]["colour_match"] is False
+    a, _ = read_video(rendered)
+    b, _ = read_video(off)
+    assert b.shape == a.shape and not np.array_equal(a, b)  # same latents, other colours
+    r = launch("render", "--replay", off.with_suffix(".json"), "--out", scene / "off2.mp4", "--random-weights",
+               "--preset", "test")  # the recording's setting, without the flag
+    assert r.returncode == 0, r.stderr
+    c, _ = read_video(scene / "off2.mp4")
+    assert np.array_equal(b, c)
 
 
 @pytest.mark.parametrize("case,args,msg", [

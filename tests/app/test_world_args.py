@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from app.world_args import add_world_args, load_world, world_dtype
+from app.world_args import add_world_args, colour_match_from, load_world, world_dtype
 
 
 def parse(*argv):
@@ -38,3 +38,14 @@ def test_a_recorded_prompt_is_used_unless_prompt_is_given():
     with pytest.raises(ValueError, match=r"^--prompt: the --random-weights world"):
         load_world(parse("--random-weights", "--preset", "test", "--prompt", "a beach"), {"prompt": "a cave"})
     load_world(parse("--random-weights", "--preset", "test"), {"prompt": None, "seed": 3})  # no prompt recorded
+
+
+@pytest.mark.parametrize("argv,recorded,want", [
+    ([], None, True),  # on by default
+    ([], {"colour_match": False}, False),  # a recording made without it is replayed without it
+    ([], {"seed": 1}, True),  # a recording from before the option: on
+    (["--colour-match", "on"], {"colour_match": False}, True),  # the flag wins
+    (["--colour-match", "off"], None, False),
+])
+def test_colour_match_from(argv, recorded, want):
+    assert colour_match_from(parse(*argv), recorded) is want

@@ -444,8 +444,10 @@ def test_render_with_fp8_weights(releases, scene):
 def test_render_with_a_prompt_differs_and_replays(releases, scene):
     from app.video import read_video
 
+    # colour matching off: this random VAE decodes near-flat frames, and a colour map fitted to the start image on
+    # them mostly flattens what the prompt changes (the replay below keeps the recording's setting)
     common = ("--weights", releases["text"], "--image", scene / "start.png", "--trajectory", scene / "walk.actions",
-              "--seed", "1")
+              "--seed", "1", "--colour-match", "off")
     r = launch("render", *common, "--out", scene / "plain.mp4")
     assert r.returncode == 0, r.stderr
     r = launch("render", *common, "--out", scene / "beach.mp4", "--prompt", PROMPT)

@@ -230,3 +230,45 @@ def test_sampler_schedules():
     x0, eps = torch.randn(3, 4), torch.randn(3, 4)
     out = sample_chunk(lambda x, s: eps - x0, eps, SamplerConfig(steps=5, kind="euler"))
     torch.testing.assert_close(out, x0)
+
+
+def psnr(a, b):
+    return 10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def test_session_start_frame_is_closer_to_the_image(parts):
+    model, vae = parts
+    H, W = model.cfg.resolution
+    yy, xx = np.meshgrid(np.linspace(0, 1, H), np.linspace(0, 1, W), indexing="ij")
+    img = (np.stack([xx, yy, 1 - xx * yy], -1) * 255).astype(np.uint8)  # smooth: colours the decoder can keep
+    on, off = Session(model, vae), Session(model, vae, colour_match=False)
+    f_on, f_off = on.start(img)[0], off.start(img)[0]
+    assert on.colour_map is not None and off.colour_map is None
+    assert psnr(f_on, img) > psnr(f_off, img) + 0.1  # the untrained VAE's colours are far off: the map helps
+    n = on.frames_per_step
+    a, b = on.step(walk(0, n)), off.step(walk(0, n))
+    assert not np.array_equal(a, b)  # every chunk goes through the map, not only the start frame
+    assert on.last_latents.equal(off.last_latents)  # the map touches only the decoded pixels
+
+
+def test_map_travels_with_snapshots(parts, tmp_path):
+    model, vae = parts
+    s = Session(model, vae)
+    s.start(image(4), seed=2)
+    n = s.frames_per_step
+    s.step(walk(0, n))
+    path = s.snapshot().save(tmp_path / "w.snap")
+    nxt = s.step(walk(1, n))
+    fork = Session(model, vae)
+    fork.restore(Snapshot.load(path))
+    assert torch.equal(fork.colour_map, s.colour_map)
+    assert np.array_equal(fork.step(walk(1, n)), nxt)
+    # a snapshot without a map (taken with colour matching off, or before it existed) goes on without one
+    snap = Snapshot.load(path)
+    del snap.tensors["colour_map"]
+    fork.restore(snap)
+    assert fork.colour_map is None
+    bad = Snapshot.load(path)
+    bad.tensors["colour_map"] = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match="colour_map"):
+        fork.restore(bad)
