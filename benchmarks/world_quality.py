@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from controls.builtin import load_builtin  # noqa: E402
 from controls.intrinsics import from_fov  # noqa: E402
 from world.bundle import load_bundle, random_world  # noqa: E402
+from world.colour import apply_colour_map, fit_colour_map  # noqa: E402
 from world.procedural.scene import Scene  # noqa: E402
 from world.procedural.walks import random_walk  # noqa: E402
 from world.sampler import SamplerConfig  # noqa: E402
@@ -61,14 +62,17 @@ def walk(session: Session, scene: Scene, c2w: np.ndarray):
     return np.concatenate(gen)[: len(c2w)], exact, time.perf_counter() - t0
 
 
-def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
+def vae_round_trip(vae, frames: np.ndarray, colour_match: bool = False) -> np.ndarray:
     """Exact frames (F, H, W, 3) through the VAE and back (the first 1 + stride·k of them): what any world model
-    decoding through this VAE could at best show."""
+    decoding through this VAE could at best show. colour_match: through the colour map fitted on frame 0, as the
+    session does."""
     s = vae.temporal_stride
     n = 1 + (len(frames) - 1) // s * s
     x = torch.from_numpy(frames[:n]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     with torch.inference_mode():
         y = vae.decode_video(vae.encode_video(x))
+        if colour_match:
+            y = apply_colour_map(y, fit_colour_map(y[0, :, 0], x[0, :, 0]))
     return ((y[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
@@ -101,6 +105,8 @@ def main():
                     help="cut every trajectory to this many seconds (quick comparisons: 4 gives the same s1-4 "
                          "figures; the out-and-back return is then not reached)")
     ap.add_argument("--window", type=int, default=1, help="softmax window of the session, in chunks")
+    ap.add_argument("--colour-match", choices=("on", "off"), default="on",
+                    help="the session's colour map fitted to the start image (default on, as the app runs)")
     ap.add_argument("--grid", default="benchmarks/world_quality_grid.jpg")
     a = ap.parse_args()
     if a.random_weights:
@@ -112,10 +118,11 @@ def main():
     for k in ("steps", "kind", "shift"):
         if getattr(a, k) is not None:
             sam[k] = getattr(a, k)
-    session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window)
+    session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on")
     fps = model.cfg.fps
     print(f"world quality: {a.weights or ('random' if a.random_weights else 'default')} | sampler {sam} | "
-          f"window {a.window} | {f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
+          f"window {a.window} | colour match {a.colour_match} | "
+          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
           f"{platform.machine()} {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     rows, grid_rows = [], []
     names = ["walk_forward", "orbit", "look_around", "strafe", "out_and_back", "random"]
@@ -139,7 +146,7 @@ def main():
             real_means.append(channel_means(exact))
             ps = per_second(gen, exact, fps)
             if name != "out_and_back":
-                rt = vae_round_trip(vae, exact[:4 * fps + 1])
+                rt = vae_round_trip(vae, exact[:4 * fps + 1], session.colour_match)
                 ceiling.append(np.mean([psnr(rt[i], exact[i]) for i in range(1, len(rt))]))
             rows.append((s, name, ps, psnr(gen[-1], exact[0]) if name == "out_and_back" else None,
                          psnr(exact[-1], exact[0]) if name == "out_and_back" else None))
@@ -161,7 +168,7 @@ def main():
     print(f"\nturning-and-moving walks, seconds 1-4: model {gm[0]:.2f} dB vs copy-first-frame {gm[2]:.2f} dB "
           f"({gm[0] - gm[2]:+.2f} dB); SSIM {gm[1]:.3f} vs {gm[3]:.3f}")
     print(f"VAE round trip of the exact frames, same walks and seconds (the ceiling with this VAE): "
-          f"{np.mean(ceiling):.2f} dB")
+          f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
     ob = [(r[3], r[4]) for r in rows if r[1] == "out_and_back"]
     if ob:
         print(f"out-and-back: generated frame on return vs first frame {np.mean([o[0] for o in ob]):.2f} dB "
