@@ -13,8 +13,8 @@ def test_fit_recovers_a_known_map(rms):
     y = apply_colour_map(x[None, :, None], A)[0, :, 0]
     fit = fit_colour_map(x, y, ridge=0.0)
     assert rms(fit, A) < 1e-6
-    assert fit_colour_map(x, y).shape == (4, 3)  # the default ridge stays close
-    assert rms(fit_colour_map(x, y), A) < 0.02
+    assert fit_colour_map(x, y).shape == (4, 3)
+    assert rms(fit_colour_map(x, y), A) < 0.02  # the default ridge stays close
 
 
 def test_flat_image_gives_a_finite_map_near_identity():
