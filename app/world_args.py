@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from world.sampler import SamplerConfig
+from world.sampler import SamplerConfig, reproject_level
 
 
 def add_world_args(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,10 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default 4)")
     g.add_argument("--shift", type=float, default=None, help="schedule shift (default 8)")
     g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
+    g.add_argument("--reproject", type=reproject_level, default=None,
+                   help="start each chunk from what the walk has shown, reprojected into its poses, noised to this "
+                        "level where the camera only turns (0-1], or off (default: the weights' own setting, or "
+                        "the recording's)")
     g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
     g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
     g.add_argument("--colour-match", choices=("on", "off"), default=None,
@@ -104,7 +108,7 @@ def colour_match_from(args, recorded: dict | None = None) -> bool:
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
     """Sampler settings: a recording's, else the loaded bundle's own (load_world sets args.default_sampler),
-    else the defaults; --steps / --shift / --sampler override."""
+    else the defaults; --steps / --shift / --sampler / --reproject override."""
     base = dict(recorded or getattr(args, "default_sampler", None) or {})
     base.pop("timesteps", None) if args.steps or args.shift else None
     if base.get("timesteps") is not None:
@@ -114,4 +118,6 @@ def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
             base[k] = getattr(args, k)
     if args.sampler:
         base["kind"] = args.sampler
+    if getattr(args, "reproject", None) is not None:
+        base["reproject"] = None if args.reproject == "off" else args.reproject
     return SamplerConfig(**base).validate()

@@ -23,20 +23,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from world.bundle import load_bundle, random_world  # noqa: E402
-from world.sampler import SamplerConfig  # noqa: E402
+from world.sampler import SamplerConfig, reproject_level  # noqa: E402
 from world.session import Session  # noqa: E402
 
 
-def walk_poses(k: int, n: int, fps: int) -> np.ndarray:
-    """Chunk k of a walk at 1.2 m/s turning 10 °/s."""
+def walk_poses(k: int, n: int, fps: int, turn: bool = False) -> np.ndarray:
+    """Chunk k of a walk at 1.2 m/s turning 10 °/s, or (turn) of turning in place at 30 °/s."""
     i = np.arange(n) + 1 + k * n
     t = i / fps
-    yaw = np.radians(10.0) * t
+    yaw = np.radians(30.0 if turn else 10.0) * t
     out = np.tile(np.eye(4), (n, 1, 1))
     c, s = np.cos(yaw), np.sin(yaw)
     out[:, 0, 0], out[:, 0, 2], out[:, 2, 0], out[:, 2, 2] = c, s, -s, c
-    out[:, 0, 3] = 1.2 * np.cumsum(np.sin(yaw)) / fps
-    out[:, 2, 3] = 1.2 * t
+    if not turn:
+        out[:, 0, 3] = 1.2 * np.cumsum(np.sin(yaw)) / fps
+        out[:, 2, 3] = 1.2 * t
     return out
 
 
@@ -54,6 +55,11 @@ def main():
     ap.add_argument("--minutes", type=float, default=None, help="walk length instead of --chunks")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--window", type=int, default=1)
+    ap.add_argument("--reproject", type=reproject_level, default=None,
+                    help="the sampler's reprojection start level, or off (default: the bundle's; off without one)")
+    ap.add_argument("--walk", choices=("walk", "turn"), default="walk",
+                    help="walk: 1.2 m/s turning 10 °/s (too fast to reproject); turn: in place at 30 °/s (every "
+                         "latent starts from a reprojection when the sampler reprojects)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -61,14 +67,18 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     dtype = getattr(torch, a.dtype)
+    sam = {"steps": a.steps}
     if a.weights:
-        model, vae, _ = load_bundle(a.weights, a.device, dtype)
+        model, vae, extra = load_bundle(a.weights, a.device, dtype)
+        sam["reproject"] = extra.get("sampler", {}).get("reproject")
         what = a.weights
     else:
         model, vae = random_world(a.preset)
         model, vae = model.to(a.device, dtype), vae.to(a.device)
         what = f"{a.preset} (untrained weights)"
-    s = Session(model, vae, SamplerConfig(steps=a.steps), window_chunks=a.window, device=a.device, dtype=dtype)
+    if a.reproject is not None:
+        sam["reproject"] = None if a.reproject == "off" else a.reproject
+    s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype)
     img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
     s.start(img)
     fps, n = model.cfg.fps, s.frames_per_step
@@ -76,19 +86,20 @@ def main():
     timings, state = [], {}
     t0 = time.perf_counter()
     for k in range(chunks):
-        s.step(walk_poses(k, n, fps))
+        s.step(walk_poses(k, n, fps, a.walk == "turn"))
         timings.append(s.last_timing)
         if k + 1 in (1, 10, 100, 1000) or k + 1 == chunks:
             state[k + 1] = s.state_nbytes()
     wall = time.perf_counter() - t0
     H, W = model.cfg.resolution
     print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} | "
-          f"torch {torch.__version__} | {W}x{H} | {a.steps} steps | window {a.window}")
+          f"torch {torch.__version__} | {W}x{H} | {a.steps} steps | reproject {sam.get('reproject') or 'off'} | "
+          f"{a.walk} | window {a.window}")
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up
     print("\n| phase | median ms / chunk | p90 ms |\n|---|---:|---:|")
-    for phase in ("denoise", "cache_write", "decode", "total"):
-        v = sorted(t[phase] * 1000 for t in timings[skip:])
+    for phase in ("reproject", "denoise", "cache_write", "decode", "total"):
+        v = sorted(t.get(phase, 0.0) * 1000 for t in timings[skip:])
         print(f"| {phase} | {statistics.median(v):.1f} | {v[int(0.9 * (len(v) - 1))]:.1f} |")
     med = statistics.median(t["total"] for t in timings[skip:])
     print(f"\ngenerated fps: {n / med:.1f} (real time = {fps} fps: {n / med / fps:.2f}x real time)")

@@ -29,7 +29,7 @@ from world.bundle import load_bundle, random_world  # noqa: E402
 from world.colour import apply_colour_map, fit_colour_map  # noqa: E402
 from world.procedural.scene import Scene  # noqa: E402
 from world.procedural.walks import random_walk  # noqa: E402
-from world.sampler import SamplerConfig  # noqa: E402
+from world.sampler import SamplerConfig, reproject_level  # noqa: E402
 from world.session import DEFAULT_FOV, Session  # noqa: E402
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never used for training data
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=None,
                     help="cut every trajectory to this many seconds (quick comparisons: 4 gives the same s1-4 "
                          "figures; the out-and-back return is then not reached)")
+    ap.add_argument("--reproject", type=reproject_level, default=None,
+                    help="start level of chunks begun from a reprojection, or off (default: the bundle's)")
     ap.add_argument("--window", type=int, default=1, help="softmax window of the session, in chunks")
     ap.add_argument("--colour-match", choices=("on", "off"), default="on",
                     help="the session's colour map fitted to the start image (default on, as the app runs)")
@@ -118,6 +120,8 @@ def main():
     for k in ("steps", "kind", "shift"):
         if getattr(a, k) is not None:
             sam[k] = getattr(a, k)
+    if a.reproject is not None:
+        sam["reproject"] = None if a.reproject == "off" else a.reproject
     session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on")
     fps = model.cfg.fps
     print(f"world quality: {a.weights or ('random' if a.random_weights else 'default')} | sampler {sam} | "

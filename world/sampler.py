@@ -8,9 +8,16 @@ Two update rules:
 - "renoise" (few-step generators distilled with self-forcing / DMD): predict x0 = x − σ·v, then start the next step
   from fresh noise at the next level, x ← (1 − σ')·x0 + σ'·ε'. The last step returns x0.
 - "euler": the flow ODE, x ← x + (σ' − σ)·v, ending at σ = 0.
+
+Reprojection start (`reproject`, off by default): instead of pure noise, a chunk may start from a guess of its
+latents noised to a per-frame level σ_k ≤ 1 (SDEdit): x = (1 − σ_k)·guess + σ_k·ε, and every level of the schedule is
+scaled by σ_k. The session builds the guess by reprojecting what the walk has shown (world/reproject.py); σ_k is
+`reproject` where the camera has only turned and rises to 1 (pure noise, the plain path) as it moves by
+`reproject_radius` metres, since a reprojection without depth is exact for rotation only.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -25,6 +32,8 @@ class SamplerConfig:
     shift: float = 8.0
     kind: str = "renoise"
     timesteps: tuple[float, ...] | None = None  # explicit schedule (t = 1000·σ, decreasing), overrides steps/shift
+    reproject: float | None = None  # lowest start level σ of a chunk latent begun from a reprojection; None: off
+    reproject_radius: float = 0.25  # metres of camera travel over which that level rises to 1
 
     def validate(self) -> "SamplerConfig":
         if self.kind not in KINDS:
@@ -37,6 +46,10 @@ class SamplerConfig:
             raise ValueError(f"sampler steps: expected >= 1, got {self.steps}")
         if self.shift <= 0:
             raise ValueError(f"sampler shift: expected > 0, got {self.shift}")
+        if self.reproject is not None and not 0 < self.reproject <= 1:
+            raise ValueError(f"sampler reproject: expected a noise level in (0, 1] or off, got {self.reproject}")
+        if not self.reproject_radius > 0:
+            raise ValueError(f"sampler reproject_radius: expected > 0 metres, got {self.reproject_radius}")
         return self
 
     def sigmas(self) -> list[float]:
@@ -50,20 +63,46 @@ class SamplerConfig:
         return asdict(self)
 
 
+def reproject_level(text: str) -> float | str:
+    """Command-line value of --reproject: a start noise level in (0, 1], or "off"."""
+    if text == "off":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        v = None
+    if v is None or not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a noise level in (0, 1] (e.g. 0.5) or off")
+    return v
+
+
 def sample_chunk(velocity: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor, cfg: SamplerConfig,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Denoise one chunk from pure noise. velocity(x, sigma) -> v, same shape as x."""
+                 generator: torch.Generator | None = None, guess: torch.Tensor | None = None,
+                 start_sigmas: torch.Tensor | None = None) -> torch.Tensor:
+    """Denoise one chunk (B, C, F, h, w) from pure noise, or with `guess` (same shape) and `start_sigmas` (F,) from
+    the guess noised to each frame's level. velocity(x, sigma) -> v, same shape as x; sigma is a float, or an (F,)
+    tensor of per-frame levels when starting from a guess."""
     sig = cfg.sigmas()
     x = noise
-    for s, s_next in zip(sig[:-1], sig[1:]):
+    if guess is not None:
+        k = start_sigmas.to(noise.dtype)
+        sig = [k * s for s in sig]  # every frame follows the schedule scaled to its start level
+        x = (1 - _frames(k)) * guess + _frames(k) * noise
+    for i, (s, s_next) in enumerate(zip(sig[:-1], sig[1:])):
         v = velocity(x, s)
+        s_, n_ = (_frames(s), _frames(s_next)) if torch.is_tensor(s) else (s, s_next)
         if cfg.kind == "euler":
-            x = x + (s_next - s) * v
+            x = x + (n_ - s_) * v
         else:
-            x0 = x - s * v
-            if s_next == 0:
+            x0 = x - s_ * v
+            if i == len(sig) - 2:  # the last step returns x0
                 x = x0
             else:
                 eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-                x = (1 - s_next) * x0 + s_next * eps
+                x = (1 - n_) * x0 + n_ * eps
     return x
+
+
+def _frames(s: torch.Tensor) -> torch.Tensor:
+    """(F,) per-frame levels -> broadcastable over (B, C, F, h, w)."""
+    return s.view(1, 1, -1, 1, 1)

@@ -12,6 +12,9 @@ through it), one clean forward at t = 0 writes the cache, and the VAE decodes th
 The first chunk holds the start image's latent (t = 0, kept clean) plus chunk_frames new latents.
 With colour_match (default), every decoded frame goes through one affine colour map fitted at start from the decoded
 start frame to the image (world/colour.py): it gives back colour the VAE loses.
+With the sampler's `reproject` level set, a chunk starts from a guess instead of pure noise where the camera has only
+turned (world/sampler.py): the start image and the last frame shown, reprojected into the chunk's poses
+(world/reproject.py) and encoded by the VAE. The session keeps both frames (uint8) for it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from world.checkpoint import UnreadableFile, read_safetensors
 from world.colour import apply_colour_map, fit_colour_map
 from world.images import fit_to_model, image_hash, load_image
 from world.model import WorldModel
+from world.reproject import reproject_chunk, start_levels
 from world.sampler import SamplerConfig, sample_chunk
 from world.vae import VideoVAE
 
@@ -182,6 +186,8 @@ class Session:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.seed = seed
         self.last_pose = np.eye(4)  # c2w of the last raw frame shown (the start camera)
+        self.start_pixels = torch.from_numpy(np.ascontiguousarray(pixels))  # (H, W, 3) uint8, the cropped image
+        self.shown_frame = self.start_pixels  # (H, W, 3) uint8, the last frame shown (reprojection starts from it)
         self._raw_frames = 1
         self.image_label, self.image_sha256 = label, image_hash(img)
         self._started = True
@@ -242,19 +248,22 @@ class Session:
         dt = self.dtype
         timing = {}
 
-        def velocity(x_new: torch.Tensor, sigma: float) -> torch.Tensor:
+        def velocity(x_new: torch.Tensor, sigma) -> torch.Tensor:  # sigma: float, or (new,) per-frame levels
             x = x_new if f0 > 0 else torch.cat([self.z0, x_new], 2)
-            ts = torch.full((1, T), 1000.0 * sigma, device=self.device)
-            if f0 == 0:
-                ts[:, 0] = 0.0
+            ts = torch.zeros((1, T), device=self.device)
+            ts[:, T - new:] = 1000.0 * sigma
             v = self.model(x.to(dt), ts, cam, pl, mode="chunk_causal", frame_offset=f0, cache=self.cache)
             return v[:, :, T - new:].float()
 
         t = time.perf_counter()
         with torch.inference_mode():
             noise = torch.randn((1, cfg.latent_channels, new, h, w), generator=self.generator, device=self.device)
-            z = sample_chunk(velocity, noise, self.sampler, self.generator)
-            timing["denoise"] = time.perf_counter() - t
+            guess, levels = self._reprojection(poses)
+            if guess is not None:
+                timing["reproject"] = time.perf_counter() - t
+            t_ = time.perf_counter()
+            z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels)
+            timing["denoise"] = time.perf_counter() - t_
             t = time.perf_counter()
             full = z if f0 > 0 else torch.cat([self.z0, z], 2)
             self.model(full.to(dt), torch.zeros(1, T, device=self.device), cam, pl, mode="chunk_causal",
@@ -263,12 +272,31 @@ class Session:
             t = time.perf_counter()
             frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
             timing["decode"] = time.perf_counter() - t
+        out = self._to_uint8(frames)
         self.last_pose = poses[-1]
+        self.shown_frame = torch.from_numpy(out[-1].copy())
         self._raw_frames += poses.shape[0]
         timing["total"] = sum(timing.values())
         self.last_timing = timing
         self.last_latents = z
-        return self._to_uint8(frames)
+        return out
+
+    def _reprojection(self, poses: np.ndarray):
+        """-> (guess latents (1, C, new, h, w), start levels (new,)) for a chunk over poses, or (None, None) where the
+        sampler does not reproject or the camera moves too far for any latent to start below pure noise."""
+        sam, s, new = self.sampler, self.stride, self.cfg.chunk_frames
+        if sam.reproject is None:
+            return None, None
+        levels = start_levels(self.last_pose, poses[s - 1::s][:new], sam.reproject, sam.reproject_radius)
+        if bool((levels >= 1).all()):
+            return None, None
+        to_float = lambda u8: u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
+        last = to_float(self.shown_frame)
+        frames = reproject_chunk(to_float(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
+                                 sam.reproject_radius)  # (N, 3, H, W)
+        clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W): 1 + s·k frames
+        guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
+        return guess, levels.to(self.device)
 
     # ------------------------------------------------------------------ state
     def state_nbytes(self) -> int:
@@ -284,6 +312,7 @@ class Session:
         t["rng"] = self.generator.get_state()
         t["last_pose"] = torch.from_numpy(self.last_pose.copy())
         t["intrinsics"] = torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64))
+        t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
         if self.colour_map is not None:
             t["colour_map"] = self.colour_map
         meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,
@@ -310,11 +339,19 @@ class Session:
             colour_map = tens.get("colour_map")
             if colour_map is not None and tuple(colour_map.shape) != (4, 3):
                 raise ValueError(f"colour_map has shape {tuple(colour_map.shape)}, expected (4, 3)")
+            frame_shape = (self.size_wh[1], self.size_wh[0], 3)
+            start_px, shown_frame = tens.get("start_pixels"), tens.get("shown_frame")
+            for name, f in (("start_pixels", start_px), ("shown_frame", shown_frame)):
+                if f is None and self.sampler.reproject is not None:
+                    raise KeyError(f"{name} (the sampler reprojects; a snapshot from before reprojection has none)")
+                if f is not None and (tuple(f.shape) != frame_shape or f.dtype != torch.uint8):
+                    raise ValueError(f"{name} is {f.dtype} {tuple(f.shape)}, expected uint8 {frame_shape}")
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh
         self.cache, self.decode_cache, self.generator = cache, dec, gen
         self.z0, self.last_pose, self.intrinsics = z0, last, intr
+        self.start_pixels, self.shown_frame = start_px, shown_frame
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from app.world_args import add_world_args, colour_match_from, load_world, world_dtype
+from app.world_args import add_world_args, colour_match_from, load_world, sampler_from, world_dtype
 
 
 def parse(*argv):
@@ -49,3 +49,23 @@ def test_a_recorded_prompt_is_used_unless_prompt_is_given():
 ])
 def test_colour_match_from(argv, recorded, want):
     assert colour_match_from(parse(*argv), recorded) is want
+
+
+@pytest.mark.parametrize("argv,recorded,bundle,want", [
+    ([], None, {"steps": 1, "reproject": 0.5}, 0.5),  # the weights' own setting
+    ([], {"steps": 1}, {"steps": 1, "reproject": 0.5}, None),  # a recording made without it replays without it
+    (["--reproject", "off"], None, {"steps": 1, "reproject": 0.5}, None),
+    (["--reproject", "0.3"], {"steps": 1}, None, 0.3),  # the flag wins
+])
+def test_reproject_from(argv, recorded, bundle, want):
+    args = parse(*argv)
+    args.default_sampler = bundle
+    assert sampler_from(args, recorded).reproject == want
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "half"])
+def test_bad_reproject_level_is_one_line(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse("--reproject", bad)
+    assert e.value.code == 2
+    assert "expected a noise level in (0, 1]" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""Reprojection of what a walk has shown into the next camera poses: the guess a chunk's sampling may start from.
+
+Without depth, a view moves exactly only under rotation; for the rest this module assumes the simplest world that a
+walk through it has: a level ground `eye_height` metres below the start camera (world +Y is down, OpenCV) under the
+horizon, and everything above the horizon far away. Each target pixel's ray is cut with that ground (or sent to
+infinity) and projected into the source camera, whose pixel is read (bilinear; outside the source, its border).
+
+    grid, seen = ground_plane_grid(src_c2w (4,4), tgt_c2w (N,4,4), intrinsics [fx,fy,cx,cy], (W, H))
+    frames = warp(image (3,H,W), grid)                                     # (N, 3, H, W)
+    sigmas = start_levels(last_c2w, latent_c2w (F,4,4), lowest, radius)    # (F,) per-latent start noise levels
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from world.procedural.scene import EYE_HEIGHT  # metres from the eye to the ground: a standing person's (1.6)
+
+
+def ground_plane_grid(src_c2w: np.ndarray, tgt_c2w: np.ndarray, intrinsics, size_wh: tuple[int, int],
+                      eye_height: float = EYE_HEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each pixel of each target camera looks in the source camera's image.
+
+    src_c2w (4, 4), tgt_c2w (N, 4, 4) OpenCV camera-to-world in the start camera's frame; intrinsics (4,) of both
+    (pixels, edges at 0 and W). -> grid (N, H, W, 2) in grid_sample's [-1, 1] coordinates, seen (N, H, W) bool: the
+    point lies in front of the source camera and inside its image."""
+    W, H = size_wh
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    src = torch.as_tensor(np.asarray(src_c2w), dtype=torch.float64)
+    tgt = torch.as_tensor(np.asarray(tgt_c2w), dtype=torch.float64)
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64) + 0.5, torch.arange(W, dtype=torch.float64) + 0.5,
+                          indexing="ij")
+    rays = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], -1)  # (H, W, 3) in the target camera
+    dirs = torch.einsum("nij,hwj->nhwi", tgt[:, :3, :3], rays)  # (N, H, W, 3) in the world
+    eye = tgt[:, :3, 3].view(-1, 1, 1, 3)
+    down = dirs[..., 1]
+    dist = (eye_height - eye[..., 1]) / torch.where(down > 1e-3, down, torch.ones_like(down))
+    ground = (down > 1e-3) & (dist > 0)
+    hit = eye + dist[..., None] * dirs
+    R, c = src[:3, :3], src[:3, 3]
+    in_src = torch.where(ground[..., None], (hit - c) @ R, dirs @ R)  # R^T (p - c); far points: R^T d
+    z = in_src[..., 2]
+    zs = z.clamp_min(1e-6)
+    us, vs = fx * in_src[..., 0] / zs + cx, fy * in_src[..., 1] / zs + cy
+    seen = (z > 1e-6) & (us >= 0) & (us <= W) & (vs >= 0) & (vs <= H)
+    grid = torch.stack([2 * us / W - 1, 2 * vs / H - 1], -1).float()
+    return grid, seen
+
+
+def warp(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """image (3, H, W) float, grid (N, H, W, 2) -> (N, 3, H, W): the image read at the grid (border outside)."""
+    src = image[None].expand(grid.shape[0], -1, -1, -1)
+    return F.grid_sample(src, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def reproject_chunk(start: torch.Tensor, last: torch.Tensor, last_c2w: np.ndarray, poses: np.ndarray, intrinsics,
+                    radius: float) -> torch.Tensor:
+    """The guess for a chunk's raw frames: the start image (taken at the identity pose) where it sees and the camera
+    is within `radius` metres of where it was taken, else the last frame shown, both reprojected.
+
+    start, last (3, H, W) float; last_c2w (4, 4); poses (N, 4, 4). -> (N, 3, H, W)."""
+    H, W = start.shape[-2:]
+    grid, _ = ground_plane_grid(last_c2w, poses, intrinsics, (W, H))
+    out = warp(last, grid)
+    near = np.linalg.norm(poses[:, :3, 3], axis=1) < radius
+    if near.any():
+        g0, seen0 = ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H))
+        out[near] = torch.where(seen0[:, None], warp(start, g0), out[near])
+    return out
+
+
+def start_levels(last_c2w: np.ndarray, latent_c2w: np.ndarray, lowest: float, radius: float) -> torch.Tensor:
+    """(F,) noise levels a chunk's latents start from: `lowest` where the camera has only turned since the last frame
+    shown, rising linearly to 1 (pure noise: nothing reprojected is trusted) at `radius` metres of travel."""
+    moved = np.linalg.norm(latent_c2w[:, :3, 3] - last_c2w[:3, 3], axis=1)
+    return torch.from_numpy(np.minimum(1.0, lowest + (1 - lowest) * moved / radius)).float()
