@@ -7,6 +7,7 @@ infinity) and projected into the source camera, whose pixel is read (bilinear; o
 
     grid, seen = ground_plane_grid(src_c2w (4,4), tgt_c2w (N,4,4), intrinsics [fx,fy,cx,cy], (W, H))
     frames = warp(image (3,H,W), grid)                                     # (N, 3, H, W)
+    frames, seen = reproject_chunk(start, last, last_c2w, poses, intrinsics, radius)   # the start image over the last
     sigmas = start_levels(last_c2w, latent_c2w (F,4,4), lowest, radius)    # (F,) per-latent start noise levels
 """
 from __future__ import annotations
@@ -55,19 +56,21 @@ def warp(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 
 def reproject_chunk(start: torch.Tensor, last: torch.Tensor, last_c2w: np.ndarray, poses: np.ndarray, intrinsics,
-                    radius: float) -> torch.Tensor:
+                    radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The guess for a chunk's raw frames: the start image (taken at the identity pose) where it sees and the camera
     is within `radius` metres of where it was taken, else the last frame shown, both reprojected.
 
-    start, last (3, H, W) float; last_c2w (4, 4); poses (N, 4, 4). -> (N, 3, H, W)."""
+    start, last (3, H, W) float; last_c2w (4, 4); poses (N, 4, 4). -> frames (N, 3, H, W), seen (N, H, W) bool: the
+    pixels one of the two images saw (the rest is the last frame's border smeared outwards)."""
     H, W = start.shape[-2:]
-    grid, _ = ground_plane_grid(last_c2w, poses, intrinsics, (W, H))
+    grid, seen = ground_plane_grid(last_c2w, poses, intrinsics, (W, H))
     out = warp(last, grid)
     near = np.linalg.norm(poses[:, :3, 3], axis=1) < radius
     if near.any():
         g0, seen0 = ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H))
         out[near] = torch.where(seen0[:, None], warp(start, g0), out[near])
-    return out
+        seen[near] |= seen0
+    return out, seen
 
 
 def start_levels(last_c2w: np.ndarray, latent_c2w: np.ndarray, lowest: float, radius: float) -> torch.Tensor:

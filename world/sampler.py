@@ -11,9 +11,10 @@ Two update rules:
 
 Reprojection start (`reproject`, off by default): instead of pure noise, a chunk may start from a guess of its
 latents noised to a per-frame level σ_k ≤ 1 (SDEdit): x = (1 − σ_k)·guess + σ_k·ε, and every level of the schedule is
-scaled by σ_k. The session builds the guess by reprojecting what the walk has shown (world/reproject.py); σ_k is
-`reproject` where the camera has only turned and rises to 1 (pure noise, the plain path) as it moves by
-`reproject_radius` metres, since a reprojection without depth is exact for rotation only.
+scaled by σ_k. The session builds the guess by reprojecting what the walk has shown (world/reproject.py); where
+no frame saw a latent cell, the guess is the model's own plain prediction for it (one extra pass). σ_k is `reproject`
+where the camera has only turned and rises to 1 (pure noise, the plain path) as it moves by `reproject_radius`
+metres, since a reprojection without depth is exact for rotation only.
 """
 from __future__ import annotations
 

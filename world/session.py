@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from controls import rays
@@ -258,8 +259,11 @@ class Session:
         t = time.perf_counter()
         with torch.inference_mode():
             noise = torch.randn((1, cfg.latent_channels, new, h, w), generator=self.generator, device=self.device)
-            guess, levels = self._reprojection(poses)
-            if guess is not None:
+            guess, seen, levels = self._reprojection(poses)
+            if guess is not None:  # what no frame saw: the model's own prediction from noise, then all from there
+                plain = sample_chunk(velocity, noise, self.sampler, self.generator)
+                guess = torch.where(seen, guess, plain)
+                noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
                 timing["reproject"] = time.perf_counter() - t
             t_ = time.perf_counter()
             z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels)
@@ -282,21 +286,24 @@ class Session:
         return out
 
     def _reprojection(self, poses: np.ndarray):
-        """-> (guess latents (1, C, new, h, w), start levels (new,)) for a chunk over poses, or (None, None) where the
-        sampler does not reproject or the camera moves too far for any latent to start below pure noise."""
+        """-> (guess latents (1, C, new, h, w), seen (1, 1, new, h, w) bool: the latent cells the reprojection mostly
+        saw, start levels (new,)) for a chunk over poses, or (None, None, None) where the sampler does not reproject or
+        the camera moves too far for any latent to start below pure noise."""
         sam, s, new = self.sampler, self.stride, self.cfg.chunk_frames
         if sam.reproject is None:
-            return None, None
+            return None, None, None
         levels = start_levels(self.last_pose, poses[s - 1::s][:new], sam.reproject, sam.reproject_radius)
         if bool((levels >= 1).all()):
-            return None, None
+            return None, None, None
         to_float = lambda u8: u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
         last = to_float(self.shown_frame)
-        frames = reproject_chunk(to_float(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
-                                 sam.reproject_radius)  # (N, 3, H, W)
+        frames, seen = reproject_chunk(to_float(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
+                                       sam.reproject_radius)  # (N, 3, H, W), (N, H, W)
         clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W): 1 + s·k frames
         guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
-        return guess, levels.to(self.device)
+        # a latent cell counts as seen where more than half of its pixels were, in the latent's own (last) raw frame
+        cells = F.avg_pool2d(seen[s - 1::s][:new, None].float(), self.cfg.spatial_factor)  # (new, 1, h, w)
+        return guess, (cells > 0.5).transpose(0, 1)[None].to(self.device), levels.to(self.device)
 
     # ------------------------------------------------------------------ state
     def state_nbytes(self) -> int:

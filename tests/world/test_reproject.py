@@ -81,10 +81,14 @@ def test_walking_forward_the_ground_flows_as_the_ground_plane_says(views):
 def test_chunk_guess_takes_the_start_image_near_the_start_and_the_last_frame_elsewhere():
     start, last = torch.full((3, H, W), 0.5), torch.full((3, H, W), -0.5)
     near = np.stack([pose(5), pose(5, z=1.0)])  # the second is 1 m from where the image was taken
-    out = reproject_chunk(start, last, np.eye(4), near, INTR, radius=0.25)
+    out, seen = reproject_chunk(start, last, np.eye(4), near, INTR, radius=0.25)
     assert torch.allclose(out[0, :, H // 2, W // 2], torch.tensor(0.5))  # seen by the start image
     assert torch.allclose(out[1], torch.tensor(-0.5))  # too far: the last frame shown only
     assert torch.isfinite(out).all()
+    assert seen.shape == (2, H, W) and seen[:, H // 2, W // 2].all()
+    # turned 40° right from both images: only the left third of a 60° view was seen
+    _, seen = reproject_chunk(start, last, np.eye(4), pose(40)[None], INTR, radius=0.25)
+    assert 0.3 < seen.float().mean() < 0.4 and seen[0, :, 0].all() and not seen[0, :, -1].any()
 
 
 def test_start_levels():
