@@ -28,9 +28,9 @@ def ground_plane_grid(src_c2w: np.ndarray, tgt_c2w: np.ndarray, intrinsics, size
     point lies in front of the source camera and inside its image."""
     W, H = size_wh
     fx, fy, cx, cy = (float(v) for v in intrinsics)
-    src = torch.as_tensor(np.asarray(src_c2w), dtype=torch.float64)
-    tgt = torch.as_tensor(np.asarray(tgt_c2w), dtype=torch.float64)
-    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64) + 0.5, torch.arange(W, dtype=torch.float64) + 0.5,
+    src = torch.as_tensor(np.asarray(src_c2w), dtype=torch.float32)
+    tgt = torch.as_tensor(np.asarray(tgt_c2w), dtype=torch.float32)
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32) + 0.5, torch.arange(W, dtype=torch.float32) + 0.5,
                           indexing="ij")
     rays = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], -1)  # (H, W, 3) in the target camera
     dirs = torch.einsum("nij,hwj->nhwi", tgt[:, :3, :3], rays)  # (N, H, W, 3) in the world

@@ -260,10 +260,11 @@ class Session:
         with torch.inference_mode():
             noise = torch.randn((1, cfg.latent_channels, new, h, w), generator=self.generator, device=self.device)
             guess, seen, levels = self._reprojection(poses)
-            if guess is not None:  # what no frame saw: the model's own prediction from noise, then all from there
-                plain = sample_chunk(velocity, noise, self.sampler, self.generator)
-                guess = torch.where(seen, guess, plain)
-                noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
+            if guess is not None:
+                if not bool(seen.all()):  # what no frame saw: the model's own prediction from noise, then all from there
+                    plain = sample_chunk(velocity, noise, self.sampler, self.generator)
+                    guess = torch.where(seen, guess, plain)
+                    noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
                 timing["reproject"] = time.perf_counter() - t
             t_ = time.perf_counter()
             z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels)
