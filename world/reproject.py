@@ -63,13 +63,15 @@ def reproject_chunk(start: torch.Tensor, last: torch.Tensor, last_c2w: np.ndarra
     start, last (3, H, W) float; last_c2w (4, 4); poses (N, 4, 4). -> frames (N, 3, H, W), seen (N, H, W) bool: the
     pixels one of the two images saw (the rest is the last frame's border smeared outwards)."""
     H, W = start.shape[-2:]
-    grid, seen = ground_plane_grid(last_c2w, poses, intrinsics, (W, H))
+    dev = start.device
+    grid, seen = (t.to(dev) for t in ground_plane_grid(last_c2w, poses, intrinsics, (W, H)))
     out = warp(last, grid)
     near = np.linalg.norm(poses[:, :3, 3], axis=1) < radius
     if near.any():
-        g0, seen0 = ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H))
-        out[near] = torch.where(seen0[:, None], warp(start, g0), out[near])
-        seen[near] |= seen0
+        g0, seen0 = (t.to(dev) for t in ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H)))
+        idx = torch.from_numpy(near).to(dev)
+        out[idx] = torch.where(seen0[:, None], warp(start, g0), out[idx])
+        seen[idx] |= seen0
     return out, seen
 
 

@@ -320,7 +320,8 @@ class Session:
         t["rng"] = self.generator.get_state()
         t["last_pose"] = torch.from_numpy(self.last_pose.copy())
         t["intrinsics"] = torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64))
-        t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
+        if self.start_pixels is not None:  # None only after restoring a snapshot from before reprojection
+            t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
         if self.colour_map is not None:
             t["colour_map"] = self.colour_map
         meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,

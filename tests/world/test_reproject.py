@@ -153,7 +153,11 @@ def test_session_turning_in_place_starts_from_the_reprojection(parts, tmp_path):
     del snap.tensors["start_pixels"]
     with pytest.raises(ValueError, match="incomplete or damaged.*start_pixels"):
         fork.restore(snap)
-    Session(model, vae, SamplerConfig(steps=1)).restore(snap)
+    plain = Session(model, vae, SamplerConfig(steps=1))
+    plain.restore(snap)
+    plain.step(turning(1, n))
+    plain.snapshot().save(tmp_path / "old.safetensors")  # and it can be saved again (without the two frames)
+    assert "start_pixels" not in type(snap).load(tmp_path / "old.safetensors").tensors
     snap.tensors["start_pixels"] = torch.zeros(4, 4, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match="start_pixels is"):
         fork.restore(snap)
