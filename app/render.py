@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from app.recorder import Recorder, recording_info
-from app.world_args import add_world_args, colour_match_from, load_world, sampler_from
+from app.world_args import add_world_args, colour_match_from, load_world, sampler_from, start_overlay_from
 from controls import Trajectory, load_trajectory
 from world.session import Session
 
@@ -72,7 +72,8 @@ def run(args) -> int:
     traj = traj.relative_to_first()
 
     session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
-                      dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec))
+                      dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
+                      start_overlay=start_overlay_from(args, rec or None))
     # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
     intr = None
     if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):

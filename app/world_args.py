@@ -28,6 +28,10 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--colour-match", choices=("on", "off"), default=None,
                    help="map decoded colours to the start image's with one affine colour map fitted at start "
                         "(default on, or the recording's)")
+    g.add_argument("--start-overlay", choices=("on", "off"), default=None,
+                   help="lay the start image, reprojected, over the frames where it sees while the camera is within "
+                        "0.25 m of where it was taken: turning on the spot shows the image itself (default on, or "
+                        "the recording's; a recording from before it replays without)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -104,6 +108,15 @@ def colour_match_from(args, recorded: dict | None = None) -> bool:
     if getattr(args, "colour_match", None) is not None:
         return args.colour_match == "on"
     return bool((recorded or {}).get("colour_match", True))
+
+
+def start_overlay_from(args, recorded: dict | None = None) -> bool:
+    """--start-overlay, else the recording's setting (off for one made before the overlay existed), else on."""
+    if getattr(args, "start_overlay", None) is not None:
+        return args.start_overlay == "on"
+    if recorded is None:
+        return True
+    return bool(recorded.get("start_overlay", False))
 
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:

@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--walk", choices=("walk", "turn"), default="walk",
                     help="walk: 1.2 m/s turning 10 °/s (too fast to reproject); turn: in place at 30 °/s (every "
                          "latent starts from a reprojection when the sampler reprojects)")
+    ap.add_argument("--start-overlay", choices=("on", "off"), default="on",
+                    help="the start image laid over the frames near where it was taken (default on, as the app runs)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -78,7 +80,8 @@ def main():
         what = f"{a.preset} (untrained weights)"
     if a.reproject is not None:
         sam["reproject"] = None if a.reproject == "off" else a.reproject
-    s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype)
+    s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
+                start_overlay=a.start_overlay == "on")
     img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
     s.start(img)
     fps, n = model.cfg.fps, s.frames_per_step
@@ -98,7 +101,7 @@ def main():
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up
     print("\n| phase | median ms / chunk | p90 ms |\n|---|---:|---:|")
-    for phase in ("reproject", "denoise", "cache_write", "decode", "total"):
+    for phase in ("reproject", "denoise", "cache_write", "decode", "overlay", "total"):
         v = sorted(t.get(phase, 0.0) * 1000 for t in timings[skip:])
         print(f"| {phase} | {statistics.median(v):.1f} | {v[int(0.9 * (len(v) - 1))]:.1f} |")
     med = statistics.median(t["total"] for t in timings[skip:])

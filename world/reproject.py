@@ -30,23 +30,25 @@ def ground_plane_grid(src_c2w: np.ndarray, tgt_c2w: np.ndarray, intrinsics, size
     fx, fy, cx, cy = (float(v) for v in intrinsics)
     src = torch.as_tensor(np.asarray(src_c2w), dtype=torch.float32)
     tgt = torch.as_tensor(np.asarray(tgt_c2w), dtype=torch.float32)
+    N = tgt.shape[0]
     v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32) + 0.5, torch.arange(W, dtype=torch.float32) + 0.5,
                           indexing="ij")
-    rays = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], -1)  # (H, W, 3) in the target camera
-    dirs = torch.einsum("nij,hwj->nhwi", tgt[:, :3, :3], rays)  # (N, H, W, 3) in the world
-    eye = tgt[:, :3, 3].view(-1, 1, 1, 3)
-    down = dirs[..., 1]
-    dist = (eye_height - eye[..., 1]) / torch.where(down > 1e-3, down, torch.ones_like(down))
+    rays = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)]).view(3, H * W)  # in the target camera
+    dirs = tgt[:, :3, :3] @ rays  # (N, 3, HW): each pixel's ray in the world
+    eye = tgt[:, :3, 3]  # (N, 3)
+    down = dirs[:, 1]
+    dist = (eye_height - eye[:, 1:2]) / torch.where(down > 1e-3, down, torch.ones_like(down))  # (N, HW) to the ground
     ground = (down > 1e-3) & (dist > 0)
-    hit = eye + dist[..., None] * dirs
-    R, c = src[:3, :3], src[:3, 3]
-    in_src = torch.where(ground[..., None], (hit - c) @ R, dirs @ R)  # R^T (p - c); far points: R^T d
-    z = in_src[..., 2]
+    R_t, c = src[:3, :3].T, src[:3, 3]
+    # in the source camera: R^T (eye + dist·d − c) on the ground, R^T d (a direction, at infinity) above the horizon
+    d_src = R_t @ dirs  # (N, 3, HW)
+    in_src = torch.where(ground[:, None], (R_t @ (eye - c)[..., None]) + dist[:, None] * d_src, d_src)
+    z = in_src[:, 2]
     zs = z.clamp_min(1e-6)
-    us, vs = fx * in_src[..., 0] / zs + cx, fy * in_src[..., 1] / zs + cy
+    us, vs = fx * in_src[:, 0] / zs + cx, fy * in_src[:, 1] / zs + cy
     seen = (z > 1e-6) & (us >= 0) & (us <= W) & (vs >= 0) & (vs <= H)
-    grid = torch.stack([2 * us / W - 1, 2 * vs / H - 1], -1).float()
-    return grid, seen
+    grid = torch.stack([2 * us / W - 1, 2 * vs / H - 1], -1).view(N, H, W, 2)
+    return grid, seen.view(N, H, W)
 
 
 def warp(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -80,3 +82,40 @@ def start_levels(last_c2w: np.ndarray, latent_c2w: np.ndarray, lowest: float, ra
     shown, rising linearly to 1 (pure noise: nothing reprojected is trusted) at `radius` metres of travel."""
     moved = np.linalg.norm(latent_c2w[:, :3, 3] - last_c2w[:3, 3], axis=1)
     return torch.from_numpy(np.minimum(1.0, lowest + (1 - lowest) * moved / radius)).float()
+
+
+OVERLAY_RADIUS = 0.25  # metres from where the start image was taken at which the overlay has faded out
+OVERLAY_FEATHER = 6  # pixels: the overlay's edge (where the start image stops seeing) is eroded and blurred this much:
+# a softer seam between the sharp image and the model's blurrier frame, for 0.03 dB (3 px -> 8 px on the tuning seeds)
+
+
+def overlay_start(frames: torch.Tensor, start: torch.Tensor, poses: np.ndarray, intrinsics,
+                  radius: float = OVERLAY_RADIUS, feather: int = OVERLAY_FEATHER) -> torch.Tensor:
+    """Frames with the start image laid over them where it sees, near where it was taken: the one view the walk knows
+    exactly. Reprojected (ground plane / infinity), it is exact under rotation and still close for a short step, so
+    its weight falls linearly from 1 at the start position to 0 at `radius` metres; the mask's edge is feathered.
+
+    frames (N, 3, H, W) float; start (3, H, W) float, the same range; poses (N, 4, 4) c2w in the start camera's frame.
+    -> (N, 3, H, W), a new tensor where any frame is near, else `frames` itself."""
+    poses = np.asarray(poses)
+    if poses.shape != (frames.shape[0], 4, 4):
+        raise ValueError(f"poses: {poses.shape}, expected ({frames.shape[0]}, 4, 4), one per frame")
+    dist = np.linalg.norm(poses[:, :3, 3], axis=1)
+    near = dist < radius
+    if not near.any():
+        return frames
+    H, W = frames.shape[-2:]
+    dev = frames.device
+    grid, seen = (t.to(dev) for t in ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H)))
+    mask = seen[:, None].float()  # (n, 1, H, W)
+    if feather > 0:  # erode, then blur: the blend reaches 1 only inside what the start image saw
+        k = 2 * feather + 1  # both pools separable: rows, then columns
+        mask = -F.max_pool2d(F.max_pool2d(-mask, (1, k), 1, (0, feather)), (k, 1), 1, (feather, 0))  # padding is
+        # -inf here: the frame's own edge is not eroded
+        mask = F.avg_pool2d(F.avg_pool2d(mask, (1, k), 1, (0, feather), count_include_pad=False), (k, 1), 1,
+                            (feather, 0), count_include_pad=False)
+    weight = mask * torch.from_numpy(1 - dist[near] / radius).to(dev, frames.dtype).view(-1, 1, 1, 1)
+    out = frames.clone()
+    idx = torch.from_numpy(near).to(dev)
+    out[idx] = torch.lerp(frames[idx], warp(start.to(frames.dtype), grid), weight.to(frames.dtype))
+    return out

@@ -1,7 +1,7 @@
 """world.Session: one image in, then a chunk of frames out for each chunk of camera poses, in constant memory.
 
     s = Session(model, vae)
-    first = s.start(image)                 # (1, H, W, 3) uint8: the start frame (the image as the VAE sees it)
+    first = s.start(image)                 # (1, H, W, 3) uint8: the start frame (the image, cropped to the model's size)
     frames = s.step(poses)                 # poses (N, 4, 4) OpenCV c2w of the next N = chunk_frames·stride raw frames,
                                            # relative to the start camera -> (N, H, W, 3) uint8
     snap = s.snapshot(); snap.save(path)   # everything needed to go on later, rewind, or fork
@@ -15,6 +15,10 @@ start frame to the image (world/colour.py): it gives back colour the VAE loses.
 With the sampler's `reproject` level set, a chunk starts from a guess instead of pure noise where the camera has only
 turned (world/sampler.py): the start image and the last frame shown, reprojected into the chunk's poses
 (world/reproject.py) and encoded by the VAE. The session keeps both frames (uint8) for it.
+With start_overlay (default), the start image itself, reprojected, is laid over the decoded frames where it sees while
+the camera is near where it was taken (world/reproject.overlay_start): turning on the spot shows the image exactly
+instead of as the VAE and the model render it, fading out over the first 0.25 m of travel. The start frame is then the
+image itself (without it: the image as the VAE decodes it).
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from world.checkpoint import UnreadableFile, read_safetensors
 from world.colour import apply_colour_map, fit_colour_map
 from world.images import fit_to_model, image_hash, load_image
 from world.model import WorldModel
-from world.reproject import reproject_chunk, start_levels
+from world.reproject import overlay_start, reproject_chunk, start_levels
 from world.sampler import SamplerConfig, sample_chunk
 from world.vae import VideoVAE
 
@@ -87,7 +91,7 @@ def _model_id(model: WorldModel, vae: VideoVAE) -> str:
 class Session:
     def __init__(self, model: WorldModel, vae: VideoVAE, sampler: SamplerConfig | None = None,
                  window_chunks: int | None = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 colour_match: bool = True):
+                 colour_match: bool = True, start_overlay: bool = True):
         cfg = model.cfg
         if (vae.latent_channels, vae.spatial_factor, vae.temporal_stride) != \
                 (cfg.latent_channels, cfg.spatial_factor, cfg.temporal_stride):
@@ -99,6 +103,7 @@ class Session:
         self.window_chunks = window_chunks
         self.colour_match = bool(colour_match)
         self.colour_map: torch.Tensor | None = None  # (4, 3), fitted at start when colour_match
+        self.start_overlay = bool(start_overlay)
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -193,10 +198,18 @@ class Session:
         self.image_label, self.image_sha256 = label, image_hash(img)
         self._started = True
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
-        return self._to_uint8(self._colour(first))
+        first = self._colour(first)
+        return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
+
+    def _overlay(self, frames: torch.Tensor, poses: np.ndarray) -> torch.Tensor:
+        """frames (1, 3, N, H, W) in [-1, 1] for raw poses (N, 4, 4) -> the same with the start image laid over them
+        near where it was taken."""
+        start = self.start_pixels.to(frames.device).permute(2, 0, 1).float() / 127.5 - 1
+        over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
+        return over.transpose(0, 1)[None]
 
     def _vae_dtype(self):
         return next(self.vae.parameters()).dtype
@@ -277,6 +290,10 @@ class Session:
             t = time.perf_counter()
             frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
             timing["decode"] = time.perf_counter() - t
+            if self.start_overlay and self.start_pixels is not None:
+                t = time.perf_counter()
+                frames = self._overlay(frames, poses)
+                timing["overlay"] = time.perf_counter() - t
         out = self._to_uint8(frames)
         self.last_pose = poses[-1]
         self.shown_frame = torch.from_numpy(out[-1].copy())

@@ -75,7 +75,7 @@ def build(args):
     from app.desktop.engine import DesktopSession, DesktopWalker
     from app.desktop.explorer import Explorer, Options, SCENES_DIR, default_image
     from app.desktop.walkfile import load_walk
-    from app.world_args import colour_match_from, load_world, sampler_from
+    from app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
     from world.images import load_image
 
     args = complete(args)
@@ -107,7 +107,8 @@ def build(args):
     window = int(saved.meta.get("window_chunks") or args.window) if saved else args.window
     session = DesktopSession(model, vae, sampler, window_chunks=window, device=args.device,
                              dtype=getattr(torch, args.dtype),
-                             colour_match=colour_match_from(args, saved.meta if saved else None))
+                             colour_match=colour_match_from(args, saved.meta if saved else None),
+                             start_overlay=start_overlay_from(args, saved.meta if saved else None))
     walker = DesktopWalker(session, queue_chunks=1, world_desc=desc)
     if saved is not None:
         try:

@@ -91,6 +91,7 @@ def capture(walker) -> SavedWalk:
                 "image": str(Path(image).resolve()) if image and Path(image).is_file() else None,
                 "image_sha256": s.image_sha256, "world": dict(walker.world_desc),
                 "sampler": s.sampler.to_dict(), "window_chunks": s.window_chunks, "colour_match": s.colour_match,
+                "start_overlay": s.start_overlay,
                 "rig": rig_to_dict(rig), "path": [[float(x), float(z)] for x, z in path]}
     return SavedWalk(snap, rig, path, meta)
 

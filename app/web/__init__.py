@@ -60,7 +60,7 @@ def create_server(args):
     """Load the world once and build the server (not started). -> app.web.server.WebServer"""
     import torch
 
-    from app.world_args import colour_match_from, load_world, sampler_from
+    from app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
     from world.session import Session
 
     if args.max_walks < 1:
@@ -83,6 +83,7 @@ def create_server(args):
         model, vae, world_desc = load_world(args)
         sampler = sampler_from(args)
         colour_match = colour_match_from(args)
+        start_overlay = start_overlay_from(args)
         dtype = getattr(torch, args.dtype)
 
         from app.web.scenes import load_scenes  # gradio is imported only once the flags and weights are fine
@@ -91,7 +92,7 @@ def create_server(args):
 
         def make_session() -> Session:
             return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
-                           colour_match=colour_match)
+                           colour_match=colour_match, start_overlay=start_overlay)
 
         probe = make_session()
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,

@@ -45,7 +45,7 @@ def test_render_writes_a_real_video_and_sidecar(rendered):
     assert len(side["c2w"]) == 14 and side["fps"] == 16 and side["image_size"] == [96, 64]
     rec = side["metadata"]["worldwalk_recording"]
     assert rec["seed"] == 3 and rec["preset"] == "test" and rec["sampler"]["steps"] == 4
-    assert rec["colour_match"] is True
+    assert rec["colour_match"] is True and rec["start_overlay"] is True
     assert len(rec["image_sha256"]) == 64
 
 

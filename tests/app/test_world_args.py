@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from app.world_args import add_world_args, colour_match_from, load_world, sampler_from, world_dtype
+from app.world_args import add_world_args, colour_match_from, load_world, sampler_from, start_overlay_from, world_dtype
 
 
 def parse(*argv):
@@ -49,6 +49,23 @@ def test_a_recorded_prompt_is_used_unless_prompt_is_given():
 ])
 def test_colour_match_from(argv, recorded, want):
     assert colour_match_from(parse(*argv), recorded) is want
+
+
+@pytest.mark.parametrize("argv,recorded,want", [
+    ([], None, True),  # on for a new walk
+    ([], {"start_overlay": True}, True),
+    ([], {"seed": 1, "colour_match": True}, False),  # a recording from before the option is replayed as it was made
+    (["--start-overlay", "on"], {"seed": 1}, True),  # the flag wins
+    (["--start-overlay", "off"], None, False),
+])
+def test_start_overlay_from(argv, recorded, want):
+    assert start_overlay_from(parse(*argv), recorded) is want
+
+
+def test_bad_start_overlay_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse("--start-overlay", "maybe")
+    assert e.value.code == 2 and "--start-overlay" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,recorded,bundle,want", [

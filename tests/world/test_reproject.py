@@ -1,12 +1,13 @@
 """world.reproject and the sampler's reprojection start: geometry against the exact renderer, the noise levels, the
-session path (off by default, exact snapshots, the plain path untouched where the camera moves too fast)."""
+session path (off by default, exact snapshots, the plain path untouched where the camera moves too fast); the start
+overlay (exact under rotation, fading with travel, never touching the walk's state)."""
 import numpy as np
 import pytest
 import torch
 
 from controls.intrinsics import from_fov
 from world.procedural.scene import Scene
-from world.reproject import ground_plane_grid, reproject_chunk, start_levels, warp
+from world.reproject import OVERLAY_FEATHER, OVERLAY_RADIUS, ground_plane_grid, overlay_start, reproject_chunk, start_levels, warp
 from world.sampler import SamplerConfig, sample_chunk
 from world.session import Session
 
@@ -174,3 +175,53 @@ def test_session_moving_fast_is_the_plain_path_bit_for_bit(parts):
         p = np.stack([pose(z=0.1 * (k * n + i + 1)) for i in range(n)])  # 0.1 m per raw frame
         assert np.array_equal(on.step(p), off.step(p))
         assert "reproject" not in on.last_timing
+
+
+# ---------------------------------------------------------------------------------------------- start overlay
+def grow(mask, px):
+    """(H, W) bool dilated by px pixels"""
+    return torch.nn.functional.max_pool2d(mask[None, None].float(), 2 * px + 1, 1, px)[0, 0].bool()
+
+
+def test_overlay_shows_the_start_view_where_it_sees_and_fades_with_travel(views):
+    poses, exact = views
+    start = to_f(exact[0])
+    noise = torch.rand(3, 3, H, W) * 2 - 1  # what a model might have drawn
+    turned = np.stack([poses[0], poses[1], poses[2]])
+    out = overlay_start(noise, start, turned, INTR)
+    assert torch.isfinite(out).all()
+    assert np.array_equal(to_u8(out[0]), exact[0])  # at the start pose: the image itself, every pixel
+    for k in (1, 2):  # turned: the exact view where the start view saw, away from the feathered edge; noise elsewhere
+        seen = ground_plane_grid(np.eye(4), turned[k:k + 1], INTR, (W, H))[1][0]
+        # away from the mask's edge: inside, past the feathered ramp (erosion + blur, 2 feathers); outside, 1 px
+        inner, unseen = ~grow(~seen, 2 * OVERLAY_FEATHER), ~grow(seen, 1)
+        assert inner.sum() > H * W / 4 and psnr(to_u8(out[k]), exact[k], inner.numpy()) > 26
+        assert unseen.any() and torch.equal(out[k][:, unseen], noise[k][:, unseen])
+    # half the radius away: half the start view, half the frame; at the radius the frame itself, the same tensor
+    half, gone = pose(z=OVERLAY_RADIUS / 2), pose(z=OVERLAY_RADIUS)
+    frames = torch.zeros(1, 3, H, W)
+    mid = overlay_start(frames, start, half[None], INTR, feather=0)
+    grid, seen = ground_plane_grid(np.eye(4), half[None], INTR, (W, H))
+    torch.testing.assert_close(mid[0][:, seen[0]], 0.5 * warp(start, grid)[0][:, seen[0]], atol=1e-5, rtol=0)
+    assert overlay_start(frames, start, gone[None], INTR) is frames
+    assert overlay_start(frames, start, pose(z=-1)[None], INTR, radius=2.0) is not frames
+    with pytest.raises(ValueError, match="poses"):
+        overlay_start(frames, start, turned, INTR)
+
+
+def test_session_overlay_changes_what_is_shown_never_the_walk(parts):
+    model, vae = parts
+    on = Session(model, vae, SamplerConfig(steps=1))
+    off = Session(model, vae, SamplerConfig(steps=1), start_overlay=False)
+    img = image()
+    a0, b0 = on.start(img, seed=3), off.start(img, seed=3)
+    assert np.array_equal(a0[0], on.start_pixels.numpy())  # the start frame is the image, cropped to the frame
+    assert not np.array_equal(b0, a0)  # without: the image as the VAE decodes it
+    n = on.frames_per_step
+    a, b = on.step(turning(0, n)), off.step(turning(0, n))
+    assert "overlay" in on.last_timing and "overlay" not in off.last_timing
+    assert not np.array_equal(a, b)
+    assert torch.equal(on.last_latents, off.last_latents)  # the model saw the same walk
+    # far from the start (no reprojection here), both show the same frames again, bit for bit
+    away = np.stack([pose(z=1.0 + 0.05 * i) for i in range(n)])
+    assert np.array_equal(on.step(away), off.step(away))

@@ -241,7 +241,8 @@ def test_session_start_frame_is_closer_to_the_image(parts):
     H, W = model.cfg.resolution
     yy, xx = np.meshgrid(np.linspace(0, 1, H), np.linspace(0, 1, W), indexing="ij")
     img = (np.stack([xx, yy, 1 - xx * yy], -1) * 255).astype(np.uint8)  # smooth: colours the decoder can keep
-    on, off = Session(model, vae), Session(model, vae, colour_match=False)
+    # without the start overlay, which would show the image itself
+    on, off = Session(model, vae, start_overlay=False), Session(model, vae, colour_match=False, start_overlay=False)
     f_on, f_off = on.start(img)[0], off.start(img)[0]
     assert on.colour_map is not None and off.colour_map is None
     assert psnr(f_on, img) > psnr(f_off, img) + 0.1  # the untrained VAE's colours are far off: the map helps
