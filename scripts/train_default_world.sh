@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Train the embedded default world from nothing, in one 2.5-hour budget on a 2-core CPU (issue 6):
+#   bash scripts/train_default_world.sh [OUT]        # OUT defaults to runs/recipe; the bundle is OUT/default_world.safetensors
+# Every stage resumes from its own checkpoint, and a finished stage is skipped, so the script can be stopped and run
+# again. OUT/times.tsv gets one line per stage run (stage, seconds, exit status): summing the seconds column gives the
+# training time spent, over any number of runs. Planned times on the 2-core VM (2026-12-03: data 1.5 s per clip, VAE
+# 6 steps/s, one-chunk world steps ~2.9 s, rollout steps ~11.5 s): about 150 minutes in all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/recipe}
+mkdir -p "$OUT"
+train() { python3 launch.py train "$@"; }
+
+stage() {  # stage NAME DONE_FILE COMMAND...: run COMMAND unless DONE_FILE exists; time it into times.tsv
+  local name=$1 done_file=$2; shift 2
+  if [ -e "$done_file" ]; then echo "== $name: done ($done_file)"; return 0; fi
+  echo "== $name"
+  local t0 rc=0
+  t0=$(date +%s)
+  "$@" || rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$rc" >> "$OUT/times.tsv"
+  return "$rc"
+}
+
+# 400 short clips (7 latents: 2 chunks) and 180 long ones (19 latents: 6 chunks) of human-like walks
+stage data "$OUT/data/shard_0007.npz" train data --dir "$OUT/data" --clips 400
+stage long "$OUT/long/shard_0003.npz" train data --dir "$OUT/long" --clips 180 --chunks 6 --shard-size 45 --seed 11
+# the causal VAE
+stage vae "$OUT/vae/vae_final.pt" train vae --dir "$OUT/data" --out "$OUT/vae" --steps 3000
+# the world model: flow matching on one chunk at a time, then its one-step generator's input (sigma-one) and its own
+# generations as context (self-context), then free-running streamed rollouts as the engine runs (EMA weights)
+stage world "$OUT/world/world_final.pt" train world --dir "$OUT/data" --vae "$OUT/vae" --out "$OUT/world" \
+  --steps 600 --lr 3e-4 --warmup 100
+stage world2 "$OUT/world2/world_final.pt" train world --dir "$OUT/data" --vae "$OUT/vae" --out "$OUT/world2" \
+  --init "$OUT/world" --steps 1300 --lr 2e-4 --sigma-one 0.5 --self-context 0.5
+stage roll "$OUT/roll/world_final.pt" train world --dir "$OUT/long" --vae "$OUT/vae" --out "$OUT/roll" \
+  --init "$OUT/world2" --rollout --self-context 1.0 --sigma-one 1.0 --lr 1e-4 --warmup 20 --steps 100 --batch 4 \
+  --ema 0.99
+# the VAE decoder tuned on the model's own generations, then one bundle with the shipped sampler settings
+stage decoder "$OUT/decoder/vae_final.pt" train decoder --dir "$OUT/long" --vae "$OUT/vae" --world "$OUT/roll" \
+  --out "$OUT/decoder" --steps 600
+stage bundle "$OUT/default_world.safetensors" train bundle --vae "$OUT/decoder" --world "$OUT/roll" \
+  --out "$OUT/default_world.safetensors" \
+  --sampler '{"steps": 1, "shift": 8.0, "kind": "renoise", "reproject": 0.5, "reproject_radius": 0.25}'
+awk -F'\t' '{s += $2} END {printf "training time over all runs: %.1f min (budget 150)\n", s / 60}' "$OUT/times.tsv"
