@@ -204,10 +204,14 @@ class Session:
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
 
+    def _unit(self, u8: torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 frame -> (3, H, W) float in [-1, 1] on the session's device"""
+        return u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1
+
     def _overlay(self, frames: torch.Tensor, poses: np.ndarray) -> torch.Tensor:
         """frames (1, 3, N, H, W) in [-1, 1] for raw poses (N, 4, 4) -> the same with the start image laid over them
         near where it was taken."""
-        start = self.start_pixels.to(frames.device).permute(2, 0, 1).float() / 127.5 - 1
+        start = self._unit(self.start_pixels)
         over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
         return over.transpose(0, 1)[None]
 
@@ -313,9 +317,8 @@ class Session:
         levels = start_levels(self.last_pose, poses[s - 1::s][:new], sam.reproject, sam.reproject_radius)
         if bool((levels >= 1).all()):
             return None, None, None
-        to_float = lambda u8: u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
-        last = to_float(self.shown_frame)
-        frames, seen = reproject_chunk(to_float(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
+        last = self._unit(self.shown_frame)
+        frames, seen = reproject_chunk(self._unit(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
                                        sam.reproject_radius)  # (N, 3, H, W), (N, H, W)
         clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W): 1 + s·k frames
         guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
