@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from world.sampler import SamplerConfig, reproject_level
+from world.sampler import SamplerConfig, reproject_level, with_reproject
 
 
 def add_world_args(p: argparse.ArgumentParser) -> None:
@@ -131,6 +131,4 @@ def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
             base[k] = getattr(args, k)
     if args.sampler:
         base["kind"] = args.sampler
-    if getattr(args, "reproject", None) is not None:
-        base["reproject"] = None if args.reproject == "off" else args.reproject
-    return SamplerConfig(**base).validate()
+    return SamplerConfig(**with_reproject(base, getattr(args, "reproject", None))).validate()

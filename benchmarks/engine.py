@@ -22,8 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from world.bundle import load_bundle, random_world  # noqa: E402
-from world.sampler import SamplerConfig, reproject_level  # noqa: E402
+from world.bundle import PRESET_VAE, load_bundle, random_world  # noqa: E402
+from world.checkpoint import CheckpointError  # noqa: E402
+from world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
 from world.session import Session  # noqa: E402
 
 
@@ -49,7 +50,8 @@ def peak_memory_mb(device: str) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESET_VAE),
+                    help="untrained weights of this size (without --weights)")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--chunks", type=int, default=20)
     ap.add_argument("--minutes", type=float, default=None, help="walk length instead of --chunks")
@@ -71,15 +73,17 @@ def main():
     dtype = getattr(torch, a.dtype)
     sam = {"steps": a.steps}
     if a.weights:
-        model, vae, extra = load_bundle(a.weights, a.device, dtype)
+        try:
+            model, vae, extra = load_bundle(a.weights, a.device, dtype)
+        except CheckpointError as e:
+            sys.exit(f"error: {e}")
         sam["reproject"] = extra.get("sampler", {}).get("reproject")
         what = a.weights
     else:
         model, vae = random_world(a.preset)
         model, vae = model.to(a.device, dtype), vae.to(a.device)
         what = f"{a.preset} (untrained weights)"
-    if a.reproject is not None:
-        sam["reproject"] = None if a.reproject == "off" else a.reproject
+    sam = with_reproject(sam, a.reproject)
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
                 start_overlay=a.start_overlay == "on")
     img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)

@@ -26,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from controls.builtin import load_builtin  # noqa: E402
 from controls.intrinsics import from_fov  # noqa: E402
 from world.bundle import load_bundle, random_world  # noqa: E402
+from world.checkpoint import CheckpointError  # noqa: E402
 from world.colour import apply_colour_map, fit_colour_map  # noqa: E402
 from world.procedural.scene import Scene  # noqa: E402
 from world.procedural.walks import random_walk  # noqa: E402
-from world.sampler import SamplerConfig, reproject_level  # noqa: E402
+from world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
 from world.session import DEFAULT_FOV, Session  # noqa: E402
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never used for training data
@@ -118,13 +119,15 @@ def main():
         model, vae = random_world("tiny")
         extra = {}
     else:
-        model, vae, extra = load_bundle(a.weights or "assets/default_world.safetensors")
+        try:
+            model, vae, extra = load_bundle(a.weights or "assets/default_world.safetensors")
+        except CheckpointError as e:
+            sys.exit(f"error: {e}")
     sam = dict(extra.get("sampler", {}))
     for k in ("steps", "kind", "shift"):
         if getattr(a, k) is not None:
             sam[k] = getattr(a, k)
-    if a.reproject is not None:
-        sam["reproject"] = None if a.reproject == "off" else a.reproject
+    sam = with_reproject(sam, a.reproject)
     session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on",
                       start_overlay=a.start_overlay == "on")
     fps = model.cfg.fps

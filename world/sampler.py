@@ -77,6 +77,14 @@ def reproject_level(text: str) -> float | str:
     return v
 
 
+def with_reproject(sampler: dict, level: float | str | None) -> dict:
+    """Sampler settings with a --reproject value (reproject_level's) applied: a level sets it, "off" turns the
+    reprojection start off, None (the flag not given) keeps what the settings say."""
+    if level is None:
+        return sampler
+    return {**sampler, "reproject": None if level == "off" else level}
+
+
 def sample_chunk(velocity: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor, cfg: SamplerConfig,
                  generator: torch.Generator | None = None, guess: torch.Tensor | None = None,
                  start_sigmas: torch.Tensor | None = None) -> torch.Tensor:

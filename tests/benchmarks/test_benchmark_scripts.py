@@ -1,0 +1,83 @@
+"""The benchmark scripts run end to end on untrained weights (small settings) and print what their tables promise;
+bad input is one line and an exit code. Their figures are meaningless here; what is checked is that every number
+they print is there and finite, and that the options change what is measured."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def numbers(line: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+\.\d+", line)]
+
+
+def test_world_quality_on_random_weights(tmp_path):
+    grid = tmp_path / "grid.jpg"
+    r = bench("world_quality.py", "--random-weights", "--scenes", "1", "--seconds", "1", "--long", "2",
+              "--grid", str(grid))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for name in ("walk_forward", "orbit", "look_around", "strafe", "random"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        psnr_s1, mean_cell = float(cells[1]), cells[5]
+        assert 0 < psnr_s1 < 100 and np.isfinite(numbers(mean_cell)).all()
+        assert cells[2:5] == ["–", "–", "–"]  # cut to 1 s: no seconds 2-4
+    assert "out_and_back" not in out  # the return is not reached in 1 s
+    summary = next(line for line in out.splitlines() if line.startswith("turning-and-moving walks"))
+    model, base = numbers(summary)[:2]
+    assert 0 < model < 100 and 0 < base < 100
+    long_walk = next(line for line in out.splitlines() if line.startswith("2 s walk"))
+    assert "NaN-free True" in long_walk
+    assert re.search(r"generated range is (inside|outside) it", out)
+    # the grid: three trajectories, each generated above exact, six moments across
+    img = np.asarray(Image.open(grid))
+    assert img.shape == (3 * 2 * 256, 6 * 256, 3)
+    assert img.std() > 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weights", "no/such.safetensors"], "no/such.safetensors: no such file"),
+    (["--weights", "README.md"], "README.md: not a readable safetensors file"),
+])
+def test_world_quality_bad_weights_is_one_line(args, message):
+    r = bench("world_quality.py", *args, timeout=60)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("reproject", ["0.5", "off"])
+def test_engine_turn_reprojects_when_asked(reproject):
+    r = bench("engine.py", "--preset", "test", "--chunks", "4", "--steps", "1", "--walk", "turn",
+              "--reproject", reproject)
+    assert r.returncode == 0, r.stderr
+    phases = {m[1]: float(m[2]) for m in re.finditer(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \|$", r.stdout, re.M)}
+    assert set(phases) == {"reproject", "denoise", "cache_write", "decode", "overlay", "total"}
+    assert phases["denoise"] > 0 and phases["decode"] > 0
+    assert phases["total"] >= phases["denoise"] + phases["decode"]
+    # turning in place: every chunk starts from a reprojection when asked, none when off
+    assert (phases["reproject"] > 0) == (reproject != "off")
+    fps = numbers(next(line for line in r.stdout.splitlines() if line.startswith("generated fps")))
+    assert fps[0] > 0 and fps[1] > 0
+    assert re.search(r"^peak memory: \d+ MiB$", r.stdout, re.M)
+    assert re.search(r"state bytes after chunk 1: [\d,]+, 4: [\d,]+", r.stdout)
+
+
+def test_engine_bad_input_is_one_line():
+    r = bench("engine.py", "--weights", "no/such.safetensors", timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: no/such.safetensors: no such file (expected a .safetensors checkpoint)"
+    r = bench("engine.py", "--reproject", "2", timeout=60)
+    assert r.returncode == 2 and "--reproject" in r.stderr and "expected a noise level in (0, 1]" in r.stderr
