@@ -3,8 +3,8 @@
 #   bash scripts/train_default_world.sh [OUT]        # OUT defaults to runs/recipe; the bundle is OUT/default_world.safetensors
 # Every stage resumes from its own checkpoint, and a finished stage is skipped, so the script can be stopped and run
 # again. OUT/times.tsv gets one line per stage run (stage, seconds, exit status): summing the seconds column gives the
-# training time spent, over any number of runs. Planned times on the 2-core VM (2026-12-03: data 1.5 s per clip, VAE
-# 6 steps/s, one-chunk world steps ~2.9 s, rollout steps ~11.5 s): about 150 minutes in all.
+# training time spent, over any number of runs. Measured on the 2-core VM (2026-12-03, benchmarks/RESULTS.md): data
+# 10.4 + 9.1 min, VAE 8.1, world 29.5, world2 64.3, roll 22.1, decoder 6.7: 150.1 minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/recipe}
@@ -22,9 +22,9 @@ stage() {  # stage NAME DONE_FILE COMMAND...: run COMMAND unless DONE_FILE exist
   return "$rc"
 }
 
-# 400 short clips (7 latents: 2 chunks) and 180 long ones (19 latents: 6 chunks) of human-like walks
+# 400 short clips (7 latents: 2 chunks) and 120 long ones (19 latents: 6 chunks) of human-like walks
 stage data "$OUT/data/shard_0007.npz" train data --dir "$OUT/data" --clips 400
-stage long "$OUT/long/shard_0003.npz" train data --dir "$OUT/long" --clips 180 --chunks 6 --shard-size 45 --seed 11
+stage long "$OUT/long/shard_0002.npz" train data --dir "$OUT/long" --clips 120 --chunks 6 --shard-size 40 --seed 11
 # the causal VAE
 stage vae "$OUT/vae/vae_final.pt" train vae --dir "$OUT/data" --out "$OUT/vae" --steps 3000
 # the world model: flow matching on one chunk at a time, then its one-step generator's input (sigma-one) and its own
