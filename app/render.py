@@ -73,7 +73,7 @@ def run(args) -> int:
 
     session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
                       dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
-                      start_overlay=start_overlay_from(args, rec or None))
+                      start_overlay=start_overlay_from(args, rec))
     # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
     intr = None
     if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):

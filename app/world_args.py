@@ -103,20 +103,23 @@ def _prompt(args, recorded: dict | None) -> tuple[str | None, str]:
     return None, "--prompt"
 
 
+def _switch_from(args, name: str, recorded: dict | None, before: bool) -> bool:
+    """An on/off world option: --NAME, else a recording's setting (`before` for a recording made before the option
+    existed), else on. An empty recording ({}: not a replay) counts as none."""
+    flag = getattr(args, name, None)
+    if flag is not None:
+        return flag == "on"
+    return bool(recorded.get(name, before)) if recorded else True
+
+
 def colour_match_from(args, recorded: dict | None = None) -> bool:
     """--colour-match, else the recording's setting, else on."""
-    if getattr(args, "colour_match", None) is not None:
-        return args.colour_match == "on"
-    return bool((recorded or {}).get("colour_match", True))
+    return _switch_from(args, "colour_match", recorded, before=True)
 
 
 def start_overlay_from(args, recorded: dict | None = None) -> bool:
     """--start-overlay, else the recording's setting (off for one made before the overlay existed), else on."""
-    if getattr(args, "start_overlay", None) is not None:
-        return args.start_overlay == "on"
-    if recorded is None:
-        return True
-    return bool(recorded.get("start_overlay", False))
+    return _switch_from(args, "start_overlay", recorded, before=False)
 
 
 def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:

@@ -53,6 +53,7 @@ def test_colour_match_from(argv, recorded, want):
 
 @pytest.mark.parametrize("argv,recorded,want", [
     ([], None, True),  # on for a new walk
+    ([], {}, True),  # render's empty recording: not a replay
     ([], {"start_overlay": True}, True),
     ([], {"seed": 1, "colour_match": True}, False),  # a recording from before the option is replayed as it was made
     (["--start-overlay", "on"], {"seed": 1}, True),  # the flag wins
