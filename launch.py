@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""worldwalk's one entry point: parses the command and hands over to app/."""
+"""worldwalk's one entry point: parses the command and hands over to worldwalk.app."""
 import sys
 
-from app.cli import main
+from worldwalk.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

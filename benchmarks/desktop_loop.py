@@ -28,8 +28,8 @@ def main() -> int:
     a = p.parse_args()
     import tempfile
 
-    from app import desktop
-    from app.desktop.scripted import key_down, key_up
+    from worldwalk.app import desktop
+    from worldwalk.app.desktop.scripted import key_down, key_up
 
     argv = ["--random-weights", "--preset", a.preset, "--no-dialog", "--out-dir", tempfile.mkdtemp()]
     if a.steps:

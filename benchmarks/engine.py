@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from world.bundle import PRESET_VAE, load_bundle, random_world  # noqa: E402
-from world.checkpoint import CheckpointError  # noqa: E402
-from world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
-from world.session import Session  # noqa: E402
+from worldwalk.world.bundle import PRESET_VAE, load_bundle, random_world  # noqa: E402
+from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
+from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
+from worldwalk.world.session import Session  # noqa: E402
 
 
 def walk_poses(k: int, n: int, fps: int, turn: bool = False) -> np.ndarray:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo before benchmarks/ (kernels.py is here too)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for a run without an install
 
-from world.model import WorldModel, count_parameters  # noqa: E402
-from world.presets import PRESETS, get_preset  # noqa: E402
+from worldwalk.world.model import WorldModel, count_parameters  # noqa: E402
+from worldwalk.world.presets import PRESETS, get_preset  # noqa: E402
 
 
 def chunk_inputs(cfg, frames: int):

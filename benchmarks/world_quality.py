@@ -23,15 +23,15 @@ from skimage.metrics import structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controls.builtin import load_builtin  # noqa: E402
-from controls.intrinsics import from_fov  # noqa: E402
-from world.bundle import load_bundle, random_world  # noqa: E402
-from world.checkpoint import CheckpointError  # noqa: E402
-from world.colour import apply_colour_map, fit_colour_map  # noqa: E402
-from world.procedural.scene import Scene  # noqa: E402
-from world.procedural.walks import random_walk  # noqa: E402
-from world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
-from world.session import DEFAULT_FOV, Session  # noqa: E402
+from worldwalk.controls.builtin import load_builtin  # noqa: E402
+from worldwalk.controls.intrinsics import from_fov  # noqa: E402
+from worldwalk.world.bundle import load_bundle, random_world  # noqa: E402
+from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
+from worldwalk.world.colour import apply_colour_map, fit_colour_map  # noqa: E402
+from worldwalk.world.procedural.scene import Scene  # noqa: E402
+from worldwalk.world.procedural.walks import random_walk  # noqa: E402
+from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
+from worldwalk.world.session import DEFAULT_FOV, Session  # noqa: E402
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never used for training data
 

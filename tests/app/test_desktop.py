@@ -8,14 +8,14 @@ import pytest
 
 pygame = pytest.importorskip("pygame", reason="the desktop explorer needs pygame (pip install pygame)")
 
-from app import desktop  # noqa: E402
-from app.desktop.engine import DesktopSession, DesktopWalker  # noqa: E402
-from app.desktop.explorer import Explorer, Options, heading_of  # noqa: E402
-from app.desktop.scripted import key_down, key_up, press, type_text, wait_message  # noqa: E402
-from app.video import read_video  # noqa: E402
-from controls import load_trajectory  # noqa: E402
-from world.bundle import random_world  # noqa: E402
-from world.sampler import SamplerConfig  # noqa: E402
+from worldwalk.app import desktop  # noqa: E402
+from worldwalk.app.desktop.engine import DesktopSession, DesktopWalker  # noqa: E402
+from worldwalk.app.desktop.explorer import Explorer, Options, heading_of  # noqa: E402
+from worldwalk.app.desktop.scripted import key_down, key_up, press, type_text, wait_message  # noqa: E402
+from worldwalk.app.video import read_video  # noqa: E402
+from worldwalk.controls import load_trajectory  # noqa: E402
+from worldwalk.world.bundle import random_world  # noqa: E402
+from worldwalk.world.sampler import SamplerConfig  # noqa: E402
 
 
 def explore_args(*extra):
@@ -261,7 +261,7 @@ def test_hud_help_screenshot_and_mouse_look(explorer, tmp_path):
     frame_shot = next((tmp_path / "out").glob("frame-*.png"))
     assert pygame.image.load(str(frame_shot)).get_size() == (96, 64)
     # mouse-look: click captures, motion turns (right = positive heading), Esc releases
-    from app.desktop.scripted import click, mouse_move
+    from worldwalk.app.desktop.scripted import click, mouse_move
     click()
     ex.run(frames=2)
     assert ex.captured

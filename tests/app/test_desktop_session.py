@@ -6,10 +6,10 @@ import pytest
 
 pygame = pytest.importorskip("pygame", reason="the desktop explorer needs pygame (pip install pygame)")
 
-from app import desktop  # noqa: E402
-from app.desktop.scripted import key_down, press, type_text, wait_message  # noqa: E402
-from app.desktop.walkfile import load_walk, rig_from_dict, rig_to_dict  # noqa: E402
-from controls.rig import InputState, Rig  # noqa: E402
+from worldwalk.app import desktop  # noqa: E402
+from worldwalk.app.desktop.scripted import key_down, press, type_text, wait_message  # noqa: E402
+from worldwalk.app.desktop.walkfile import load_walk, rig_from_dict, rig_to_dict  # noqa: E402
+from worldwalk.controls.rig import InputState, Rig  # noqa: E402
 
 
 def explore_args(*extra):

@@ -14,9 +14,9 @@ import pytest
 
 pygame = pytest.importorskip("pygame", reason="the desktop explorer needs pygame (pip install pygame)")
 
-from app import desktop  # noqa: E402
-from app.desktop import style  # noqa: E402
-from app.desktop.scripted import key_down, key_up, press, wait_message  # noqa: E402
+from worldwalk.app import desktop  # noqa: E402
+from worldwalk.app.desktop import style  # noqa: E402
+from worldwalk.app.desktop.scripted import key_down, key_up, press, wait_message  # noqa: E402
 
 SCREEN = (1024, 768)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.video import read_video
+from worldwalk.app.video import read_video
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.video import VideoWriter, read_video
+from worldwalk.app.video import VideoWriter, read_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_a_crash_keeps_the_recording(tmp_path):
     code = textwrap.dedent(f"""
         import os, sys, numpy as np
         sys.path.insert(0, {str(ROOT)!r})
-        from app.video import VideoWriter
+        from worldwalk.app.video import VideoWriter
         w = VideoWriter({str(tmp_path / "crash.mp4")!r}, 16, (64, 48))
         for i in range(40):
             w.write(np.full((48, 64, 3), 5 * i, np.uint8))

@@ -4,12 +4,12 @@ import time
 import numpy as np
 import pytest
 
-from app.video import read_video
-from app.walker import Walker
-from controls.rig import InputState
-from world.bundle import random_world
-from world.sampler import SamplerConfig
-from world.session import Session
+from worldwalk.app.video import read_video
+from worldwalk.app.walker import Walker
+from worldwalk.controls.rig import InputState
+from worldwalk.world.bundle import random_world
+from worldwalk.world.sampler import SamplerConfig
+from worldwalk.world.session import Session
 
 
 @pytest.fixture

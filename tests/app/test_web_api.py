@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app.video import read_video
-from app.web.scenes import drawn_scenes
+from worldwalk.app.video import read_video
+from worldwalk.app.web.scenes import drawn_scenes
 
 pytestmark = [  # pandas 3 warnings from inside Gradio's queue
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting':DeprecationWarning"),
@@ -33,7 +33,7 @@ def needs_web():
 
 def web_server(*flags):
     needs_web()
-    from app.web import add_parser, create_server
+    from worldwalk.app.web import add_parser, create_server
 
     p = argparse.ArgumentParser()
     add_parser(p.add_subparsers())
@@ -173,7 +173,7 @@ def test_the_command_prints_its_url_and_stops_on_ctrl_c():
     import urllib.request
 
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "app.web", "--random-weights", "--preset", "test", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "worldwalk.app.web", "--random-weights", "--preset", "test", "--port", "0"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, url, end = "", None, time.monotonic() + 180
@@ -201,7 +201,7 @@ def test_bad_flags_are_one_line_errors():
     root = Path(__file__).resolve().parents[2]
     for flags, expect in ((["--random-weights", "--preset", "test", "--max-walks", "0"], "--max-walks 0"),
                           (["--weights", "nowhere.safetensors"], "no such file")):
-        r = subprocess.run([sys.executable, "-m", "app.web", *flags], cwd=root, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "worldwalk.app.web", *flags], cwd=root, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and expect in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1

@@ -34,7 +34,7 @@ def web_server(*flags):
     try:
         import gradio  # noqa: F401
 
-        from app.web import add_parser, create_server
+        from worldwalk.app.web import add_parser, create_server
     except ImportError as e:
         pytest.fail(f"the browser demo's tests need the web extra ({e.name} is missing): pip install -e '.[web]'",
                     pytrace=False)
@@ -185,7 +185,7 @@ def test_bad_uploads_get_a_message_and_the_server_goes_on(context, server):
 def test_mouse_look_then_record_and_download_the_walk(context, server, tmp_path):
     import json
 
-    from app.video import read_video
+    from worldwalk.app.video import read_video
 
     page = open_page(context, server.url)
     start_walk(page)

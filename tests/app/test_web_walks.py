@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app.web.scenes import drawn_scenes, load_scenes
-from app.web.walks import Busy, Limits, WalkGone, WalkManager, check_upload, parse_seed
-from world.bundle import random_world
-from world.sampler import SamplerConfig
-from world.session import Session
+from worldwalk.app.web.scenes import drawn_scenes, load_scenes
+from worldwalk.app.web.walks import Busy, Limits, WalkGone, WalkManager, check_upload, parse_seed
+from worldwalk.world.bundle import random_world
+from worldwalk.world.sampler import SamplerConfig
+from worldwalk.world.session import Session
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_scenes(tmp_path):
 
 
 def test_pause_bookmark_rewind_record(manager):
-    from app.video import read_video
+    from worldwalk.app.video import read_video
 
     a = manager.start_live("tab-a", scene(), 0, "Meadow")
     watch = lambda: a.frame_after(a.seq)  # noqa: E731 - the page pulling frames

@@ -4,7 +4,7 @@ import argparse
 import pytest
 import torch
 
-from app.world_args import add_world_args, colour_match_from, load_world, sampler_from, start_overlay_from, world_dtype
+from worldwalk.app.world_args import add_world_args, colour_match_from, load_world, sampler_from, start_overlay_from, world_dtype
 
 
 def parse(*argv):

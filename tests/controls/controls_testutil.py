@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from controls.se3 import make_pose
+from worldwalk.controls.se3 import make_pose
 
 
 def random_c2w(n: int, seed: int = 0, scale: float = 3.0) -> np.ndarray:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from controls_testutil import assert_rotations_valid
 
-from controls.actions import actions_to_c2w, looks_like_actions, parse_actions
-from controls.trajectory import TrajectoryError, trajectory_from_actions
+from worldwalk.controls.actions import actions_to_c2w, looks_like_actions, parse_actions
+from worldwalk.controls.trajectory import TrajectoryError, trajectory_from_actions
 
 cam_utils = pytest.importorskip("diffusers.pipelines.sana_wm.cam_utils")
 

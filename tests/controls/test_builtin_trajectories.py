@@ -3,17 +3,17 @@ import numpy as np
 import pytest
 from controls_testutil import assert_rotations_valid
 
-from controls.builtin import BUILTINS, builtin_path, load_builtin, make_builtin, write_builtins
-from controls.intrinsics import fov_deg
+from worldwalk.controls.builtin import BUILTINS, builtin_path, load_builtin, make_builtin, write_builtins
+from worldwalk.controls.intrinsics import fov_deg
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_shipped_file_is_valid_metric_and_up_to_date(name):
     path = builtin_path(name)
-    assert path.is_file(), f"{path} missing: run python -m controls.builtin"
+    assert path.is_file(), f"{path} missing: run python -m worldwalk.controls.builtin"
     traj = load_builtin(name)
     fresh = make_builtin(name)
-    # The committed asset is what the generator makes today (otherwise: python -m controls.builtin).
+    # The committed asset is what the generator makes today (otherwise: python -m worldwalk.controls.builtin).
     np.testing.assert_allclose(traj.c2w, fresh.c2w, atol=1e-9)
     np.testing.assert_array_equal(traj.intrinsics, fresh.intrinsics)
     assert_rotations_valid(traj.c2w, atol=1e-12)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from controls import intrinsics as ki
+from worldwalk.controls import intrinsics as ki
 
 
 def test_default_camera_has_the_requested_fov():

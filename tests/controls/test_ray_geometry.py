@@ -4,8 +4,8 @@ import pytest
 import torch
 from controls_testutil import random_c2w
 
-from controls import intrinsics as ki
-from controls import rays, se3
+from worldwalk.controls import intrinsics as ki
+from worldwalk.controls import rays, se3
 
 
 def _t(x):

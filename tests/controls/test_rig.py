@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from controls_testutil import assert_rotations_valid
 
-from controls.rig import InputState, Rig, RigConfig
-from controls.se3 import angles_from_rotation, rotation_from_angles
+from worldwalk.controls.rig import InputState, Rig, RigConfig
+from worldwalk.controls.se3 import angles_from_rotation, rotation_from_angles
 
 
 def hold(rig: Rig, inp: InputState, seconds: float, rate: float) -> np.ndarray:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from controls_testutil import assert_rotations_valid, random_c2w
 
-from controls import se3
+from worldwalk.controls import se3
 
 
 def test_angle_conventions_follow_opencv_axes():

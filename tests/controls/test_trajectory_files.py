@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from controls_testutil import assert_rotations_valid, random_c2w
 
-from controls.intrinsics import from_fov, to_matrix
-from controls.se3 import invert, opencv_to_opengl
-from controls.trajectory import Trajectory, TrajectoryError, load_trajectory, save_trajectory
+from worldwalk.controls.intrinsics import from_fov, to_matrix
+from worldwalk.controls.se3 import invert, opencv_to_opengl
+from worldwalk.controls.trajectory import Trajectory, TrajectoryError, load_trajectory, save_trajectory
 
 WRITABLE = ["walk.json", "transforms.json", "walk.txt", "walk.npz"]
 

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
-from kernels._runtime import lowp_dot  # noqa: E402
-from kernels.gdn import clip, prep, stream  # noqa: E402
+from worldwalk.kernels._runtime import lowp_dot  # noqa: E402
+from worldwalk.kernels.gdn import clip, prep, stream  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one sm_90 block may opt into

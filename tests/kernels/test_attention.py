@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import SinkWindowCache, sink_window_attention
+from worldwalk.kernels import SinkWindowCache, sink_window_attention
 
 
 def softmax_attention(q, k, v, scale, mask=None):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import kernels
-from kernels import backend, frame_gdn_scan, gdn_method
-from kernels.gdn.naive import gdn_recurrent
+from worldwalk import kernels
+from worldwalk.kernels import backend, frame_gdn_scan, gdn_method
+from worldwalk.kernels.gdn.naive import gdn_recurrent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,14 +64,14 @@ def test_forced_triton_runs_and_matches(method, force_triton, poison, monkeypatc
 
 
 def test_import_does_not_import_triton():
-    r = run_python("import sys, kernels; assert 'triton' not in sys.modules, 'triton imported'; print('ok')")
+    r = run_python("import sys; from worldwalk import kernels; assert 'triton' not in sys.modules, 'triton imported'; print('ok')")
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
 def test_works_without_triton():
     code = (
         "import sys; sys.modules['triton'] = None\n"  # `import triton` now raises ImportError
-        "import torch, kernels\n"
+        "import torch\nfrom worldwalk import kernels\n"
         "assert not kernels.triton_available() and kernels.backend('cuda') == 'reference'\n"
         "q = torch.rand(1, 1, 2, 3, 4)\n"
         "out, s = kernels.frame_gdn_scan(q, q, q, torch.rand(1, 1, 2, 3), torch.rand(1, 1, 2))\n"
@@ -85,7 +85,7 @@ def test_works_without_triton():
 def test_forced_triton_on_cpu_without_interpreter_says_so():
     pytest.importorskip("triton")
     code = (
-        "import torch, kernels\n"
+        "import torch\nfrom worldwalk import kernels\n"
         "q = torch.rand(1, 1, 2, 3, 4)\n"
         "try:\n    kernels.frame_gdn_scan(q, q, q, torch.rand(1, 1, 2, 3), torch.rand(1, 1, 2))\n"
         "except RuntimeError as e:\n    print('refused:', e)\n"
@@ -101,7 +101,7 @@ def test_interpreter_works_when_triton_was_imported_first():
     code = (
         "import os, torch, triton, triton.language\n"  # triton first, interpreter off
         "os.environ['TRITON_INTERPRET'] = '1'\n"
-        "from kernels.gdn import clip, prep, stream\n"
+        "from worldwalk.kernels.gdn import clip, prep, stream\n"
         "q = torch.rand(1, 2, 3, 5, 8); beta = torch.rand(1, 2, 3, 5); decay = torch.rand(1, 2, 3)\n"
         "for rev in (False, True):\n"
         "    stream.gdn_stream(q, q, q, beta, decay, reverse=rev); clip.gdn_clip(q, q, q, beta, decay, reverse=rev)\n"

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from kernels import frame_gdn_scan
-from kernels.gdn.naive import gdn_chunked, gdn_recurrent
+from worldwalk.kernels import frame_gdn_scan
+from worldwalk.kernels.gdn.naive import gdn_chunked, gdn_recurrent
 
 SHAPES = [  # B, H, T, S, Dk, Dv
     (1, 1, 1, 1, 4, 4),

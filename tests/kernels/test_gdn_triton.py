@@ -8,10 +8,10 @@ import torch
 
 pytest.importorskip("triton")
 
-from kernels import frame_gdn_scan  # noqa: E402
-from kernels.gdn.clip import gdn_clip  # noqa: E402
-from kernels.gdn.naive import gdn_chunked, gdn_recurrent  # noqa: E402
-from kernels.gdn.stream import gdn_stream  # noqa: E402
+from worldwalk.kernels import frame_gdn_scan  # noqa: E402
+from worldwalk.kernels.gdn.clip import gdn_clip  # noqa: E402
+from worldwalk.kernels.gdn.naive import gdn_chunked, gdn_recurrent  # noqa: E402
+from worldwalk.kernels.gdn.stream import gdn_stream  # noqa: E402
 
 KERNELS = {"stream": gdn_stream, "clip": gdn_clip}
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}

@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import gdn_gates, qk_norm_relu
-from kernels.gdn.prep_naive import gdn_gates_ref, qk_norm_relu_ref
+from worldwalk.kernels import gdn_gates, qk_norm_relu
+from worldwalk.kernels.gdn.prep_naive import gdn_gates_ref, qk_norm_relu_ref
 
 triton = pytest.importorskip("triton")
-from kernels.gdn import prep  # noqa: E402
+from worldwalk.kernels.gdn import prep  # noqa: E402
 
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
 
@@ -32,7 +32,7 @@ def test_qk_norm_relu_matches_reference(shape, dtype, out_dtype, relu, rms, pois
 
 def test_qk_norm_relu_reference_is_the_models_norm(rms):
     """float32: RMSNorm of world.layers, then ReLU and key scale, exactly as world/attention.py does it."""
-    layers = pytest.importorskip("world.layers")
+    layers = pytest.importorskip("worldwalk.world.layers")
     C, scale = 336, (112 * 9) ** -0.5
     norm = layers.RMSNorm(C, 1e-6)
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_gates_match_reference(B, T, S, C, H, dtype, bias, rms, poison, device):
 
 def test_gates_reference_is_the_models_gates(rms):
     """The reference computes GDNAttention.gates of world/attention.py (float32)."""
-    attention = pytest.importorskip("world.attention")
+    attention = pytest.importorskip("worldwalk.world.attention")
     C, D, T, S = 224, 112, 3, 10
     m = attention.GDNAttention(C, D, 1e-6, 4, 1e-8, legacy=False)
     with torch.no_grad():

@@ -9,7 +9,7 @@ import contextlib
 
 import torch
 
-from world.presets import ModelConfig
+from worldwalk.world.presets import ModelConfig
 
 _RENAMES = {"t_embedder.mlp.0.": "t_embedder.linear_1.", "t_embedder.mlp.2.": "t_embedder.linear_2."}
 

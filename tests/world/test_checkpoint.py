@@ -3,9 +3,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from world.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
-from world.model import WorldModel
-from world.presets import get_preset
+from worldwalk.world.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
+from worldwalk.world.model import WorldModel
 
 
 def test_round_trip_keeps_config_and_outputs(tmp_path):
@@ -66,7 +65,7 @@ def test_corrupt_or_missing_files(tmp_path, content):
 
 
 def test_world_bundle_round_trip(tmp_path):
-    from world.bundle import load_bundle, random_world, save_bundle
+    from worldwalk.world.bundle import load_bundle, random_world, save_bundle
 
     model, vae = random_world("test", seed=1)
     p = save_bundle(model, vae, tmp_path / "w.safetensors", extra={"trained": False}, dtype=None)
@@ -83,7 +82,7 @@ def test_world_bundle_round_trip(tmp_path):
 def test_lazy_safetensors_reads_one_tensor_at_a_time(tmp_path):
     from safetensors.torch import save_file
 
-    from world.checkpoint import LazySafetensors, UnreadableFile
+    from worldwalk.world.checkpoint import LazySafetensors, UnreadableFile
 
     model = WorldModel("test").init_weights(torch.Generator().manual_seed(3))
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}

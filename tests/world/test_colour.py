@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from world.colour import apply_colour_map, fit_colour_map, identity_map
+from worldwalk.world.colour import apply_colour_map, fit_colour_map, identity_map
 
 
 def test_fit_recovers_a_known_map(rms):

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from world.fp8 import DIT_KEEP, is_quantized, quantize_fp8, quantize_weight, require_fp8, weight_bytes
-from world.model import WorldModel
-from world.presets import get_preset
+from worldwalk.world.fp8 import DIT_KEEP, is_quantized, quantize_fp8, quantize_weight, require_fp8, weight_bytes
+from worldwalk.world.model import WorldModel
+from worldwalk.world.presets import get_preset
 
 MATMULS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from world.model import WorldModel, count_parameters
-from world.presets import PRESETS, ModelConfig, get_preset
+from worldwalk.world.model import WorldModel, count_parameters
+from worldwalk.world.presets import PRESETS, ModelConfig, get_preset
 
 from test_oracle import random_camera
 
@@ -137,7 +137,7 @@ def test_bad_mode_and_text(model):
 
 
 def test_streaming_chunks_are_checked(model):
-    from world.cache import StreamCache
+    from worldwalk.world.cache import StreamCache
 
     x, ts, cam, pl = inputs(CFG, T=7)
     c = StreamCache(CFG)

@@ -23,12 +23,12 @@ from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT, San
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import Gemma2Config, Gemma2ForCausalLM, PreTrainedTokenizerFast
 
-from world.checkpoint import CheckpointError
-from world.fp8 import is_quantized, weight_bytes
-from world.model import WorldModel
-from world.official import (OfficialError, encode_prompt, find_release, load_official, load_official_model,
+from worldwalk.world.checkpoint import CheckpointError
+from worldwalk.world.fp8 import is_quantized, weight_bytes
+from worldwalk.world.model import WorldModel
+from worldwalk.world.official import (OfficialError, encode_prompt, find_release, load_official, load_official_model,
                             load_official_vae, load_text_encoder)
-from world.presets import get_preset
+from worldwalk.world.presets import get_preset
 
 from test_oracle import random_camera
 
@@ -240,7 +240,7 @@ def test_corrupt_vae_weights(tmp_path, releases):
 # ------------------------------------------------------------------------------------------------------------ engine
 @pytest.mark.slow
 def test_session_walk_in_process(releases):
-    from world.session import Session
+    from worldwalk.world.session import Session
 
     model, vae, desc = load_official(releases["bidirectional"])
     assert desc["layout"] == "bidirectional" and desc["preset"] == "small-official"
@@ -283,7 +283,7 @@ def scene(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["streaming", "bidirectional"])
 def test_render_end_to_end(releases, scene, layout):
-    from app.video import read_video
+    from worldwalk.app.video import read_video
 
     out = scene / f"{layout}.mp4"
     r = launch("render", "--weights", releases[layout], "--image", scene / "start.png", "--trajectory",
@@ -321,7 +321,7 @@ def test_render_errors_are_one_line(releases, scene, tmp_path):
 
 
 def test_prompted_world_feeds_fixed_text(releases):
-    from world.official import PromptedWorld
+    from worldwalk.world.official import PromptedWorld
 
     model = load_official_model(find_release(releases["streaming"]))
     text, mask = torch.randn(1, 5, SMALL.caption_channels), torch.tensor([[True, True, True, False, False]])
@@ -385,7 +385,7 @@ def test_encode_prompt_matches_the_diffusers_pipeline(releases):
 
 
 def test_prompted_release_feeds_the_prompt_to_every_forward(releases):
-    from world.official import PromptedWorld
+    from worldwalk.world.official import PromptedWorld
 
     model, _, desc = load_official(releases["text"], prompt=PROMPT)
     assert isinstance(model, PromptedWorld) and desc["prompt"] == PROMPT and desc["text"] == "gemma-2"
@@ -428,7 +428,7 @@ def test_fp8_release_halves_the_linear_bytes_and_stays_close(releases, rms):
 
 @pytest.mark.slow
 def test_render_with_fp8_weights(releases, scene):
-    from app.video import read_video
+    from worldwalk.app.video import read_video
 
     out = scene / "fp8.mp4"
     r = launch("render", "--weights", releases["streaming"], "--fp8", "--image", scene / "start.png",
@@ -442,7 +442,7 @@ def test_render_with_fp8_weights(releases, scene):
 # ------------------------------------------------------------------------------------------------------------ CLI text
 @pytest.mark.slow
 def test_render_with_a_prompt_differs_and_replays(releases, scene):
-    from app.video import read_video
+    from worldwalk.app.video import read_video
 
     # colour matching off: this random VAE decodes near-flat frames, and a colour map fitted to the start image on
     # them mostly flattens what the prompt changes (the replay below keeps the recording's setting)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from world.model import WorldModel
-from world.presets import ModelConfig
+from worldwalk.world.model import WorldModel
+from worldwalk.world.presets import ModelConfig
 
 from oracle import build_oracle, exact_softmax_attention, to_diffusers_key
 
@@ -87,7 +87,7 @@ def test_official_names_and_shapes():
     release's layout), built on the meta device so nothing is allocated."""
     from diffusers import SanaWMTransformer3DModel
 
-    from world.presets import get_preset
+    from worldwalk.world.presets import get_preset
 
     with torch.device("meta"):
         ours = WorldModel(get_preset("sana-wm-1600m"))

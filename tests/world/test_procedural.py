@@ -1,11 +1,10 @@
 """Procedural worlds: deterministic scenes, an exact renderer, human-like walks."""
 import numpy as np
-import pytest
 
-from controls.intrinsics import from_fov
-from controls.se3 import rigidity_problem
-from world.procedural.scene import EYE_HEIGHT, Scene
-from world.procedural.walks import random_walk
+from worldwalk.controls.intrinsics import from_fov
+from worldwalk.controls.se3 import rigidity_problem
+from worldwalk.world.procedural.scene import EYE_HEIGHT, Scene
+from worldwalk.world.procedural.walks import random_walk
 
 SIZE = (64, 48)
 K = from_fov(*SIZE, 60.0)

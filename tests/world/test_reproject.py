@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from controls.intrinsics import from_fov
-from world.procedural.scene import Scene
-from world.reproject import OVERLAY_FEATHER, OVERLAY_RADIUS, ground_plane_grid, overlay_start, reproject_chunk, start_levels, warp
-from world.sampler import SamplerConfig, sample_chunk
-from world.session import Session
+from worldwalk.controls.intrinsics import from_fov
+from worldwalk.world.procedural.scene import Scene
+from worldwalk.world.reproject import OVERLAY_FEATHER, OVERLAY_RADIUS, ground_plane_grid, overlay_start, reproject_chunk, start_levels, warp
+from worldwalk.world.sampler import SamplerConfig, sample_chunk
+from worldwalk.world.session import Session
 
 from test_session import image, make_model
-from world.vae import CausalVAE
+from worldwalk.world.vae import CausalVAE
 
 W = H = 96
 INTR = from_fov(W, H, 60.0)

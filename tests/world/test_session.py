@@ -3,12 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from controls import rays
-from world.cache import StreamCache
-from world.model import WorldModel
-from world.sampler import SamplerConfig, sample_chunk
-from world.session import Session, Snapshot
-from world.vae import CausalVAE
+from worldwalk.controls import rays
+from worldwalk.world.model import WorldModel
+from worldwalk.world.sampler import SamplerConfig, sample_chunk
+from worldwalk.world.session import Session, Snapshot
+from worldwalk.world.vae import CausalVAE
 
 
 def make_model(seed=0):

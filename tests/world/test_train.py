@@ -4,9 +4,9 @@ import json
 import numpy as np
 import torch
 
-from app.cli import main
-from world.bundle import load_bundle
-from world.session import Session
+from worldwalk.app.cli import main
+from worldwalk.world.bundle import load_bundle
+from worldwalk.world.session import Session
 
 
 def run(*args):
@@ -119,10 +119,10 @@ def test_pipeline_and_resume(tmp_path):
 
 def test_stream_generate_is_the_engine():
     """The decoder stage's generations are exactly what a Session with the one-step sampler shows (in latents)."""
-    from controls import rays
-    from world.bundle import random_world
-    from world.sampler import SamplerConfig
-    from world.train import latent_frames, stream_generate
+    from worldwalk.controls import rays
+    from worldwalk.world.bundle import random_world
+    from worldwalk.world.sampler import SamplerConfig
+    from worldwalk.world.train import latent_frames, stream_generate
 
     model, vae = random_world("test", seed=3)
     for p in model.final_layer.parameters():  # the random init outputs zeros; give it something to say
@@ -150,9 +150,9 @@ def test_stream_generate_is_the_engine():
 def test_chunk_bounds_and_rollout_gradients():
     import types
 
-    from world.model import WorldModel
-    from world.presets import get_preset
-    from world.train import chunk_bounds, rollout_loss
+    from worldwalk.world.model import WorldModel
+    from worldwalk.world.presets import get_preset
+    from worldwalk.world.train import chunk_bounds, rollout_loss
 
     cfg = get_preset("test")  # first chunk 4 latents, then 3
     assert chunk_bounds(cfg, 7) == [(0, 4), (4, 7)]
@@ -181,7 +181,7 @@ def test_chunk_bounds_and_rollout_gradients():
     losses, _ = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
     assert len(losses) == 3 and all(np.isfinite(losses))
     # with a pixel loss through a frozen decoder: each chunk's pixel MSE, gradients reach the model, not the VAE
-    from world.vae import CausalVAE
+    from worldwalk.world.vae import CausalVAE
 
     vae = CausalVAE("test-vae").requires_grad_(False)
     frames = np.random.default_rng(0).integers(0, 255, (2, 1 + 9 * 2, 64, 96, 3), dtype=np.uint8)

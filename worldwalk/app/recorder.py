@@ -1,0 +1,80 @@
+"""Recording a walk: the frames to MP4 (incrementally, crash-safe) and a sidecar JSON to replay it.
+
+The sidecar is a worldwalk trajectory file (per-frame c2w, intrinsics, fps, image size) whose metadata holds
+`worldwalk_recording`: seed, preset, weights, sampler settings, softmax window and the start image's path and pixel
+hash — enough for `launch.py render --replay walk.json` to render the same walk again, with other settings if asked.
+It is rewritten (atomically) every `sidecar_every` frames and at close, so a crash loses at most that much of it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from worldwalk.app.video import VideoWriter
+from worldwalk.controls import Trajectory, save_trajectory
+
+
+def recording_info(session, world_desc: dict, window_chunks, image=None) -> dict:
+    """What a sidecar needs to know about a Session's walk."""
+    label = image if isinstance(image, (str, os.PathLike)) else session.image_label
+    path = Path(label)
+    return {"image": str(path.resolve()) if path.is_file() else None, "image_sha256": session.image_sha256,
+            "seed": session.seed, "sampler": session.sampler.to_dict(), "window_chunks": window_chunks,
+            "colour_match": session.colour_match, "start_overlay": session.start_overlay, **world_desc}
+
+
+class Recorder:
+    def __init__(self, path: str | Path, fps: int, size_wh: tuple[int, int], intrinsics, info: dict,
+                 sidecar_every: int = 160):
+        self.video = VideoWriter(path, fps, size_wh)
+        self.path = self.video.path
+        self.sidecar = self.path.with_suffix(".json")
+        self.fps, self.size_wh, self.info = fps, size_wh, dict(info)
+        self.intrinsics = np.asarray(intrinsics, dtype=np.float64)
+        self.poses: list[np.ndarray] = []
+        self.every, self._since = sidecar_every, 0
+        self.closed = False
+
+    @property
+    def frames(self) -> int:
+        return len(self.poses)
+
+    def add(self, frames: np.ndarray, poses: np.ndarray) -> None:
+        """frames (N, H, W, 3) uint8 with their camera poses (N, 4, 4), relative to the walk's start camera."""
+        frames, poses = np.asarray(frames), np.asarray(poses, dtype=np.float64)
+        if frames.ndim == 3:
+            frames, poses = frames[None], poses[None]
+        if len(frames) != len(poses):
+            raise ValueError(f"recorder: {len(frames)} frames but {len(poses)} poses")
+        self.video.write(frames)
+        self.poses.extend(poses)
+        self._since += len(poses)
+        if self._since >= self.every:
+            self.write_sidecar()
+
+    def write_sidecar(self) -> Path | None:
+        self._since = 0
+        if not self.poses:
+            return None
+        c2w = np.stack(self.poses)
+        traj = Trajectory(c2w, np.repeat(self.intrinsics[None], len(c2w), 0), self.fps, self.size_wh,
+                          {"worldwalk_recording": self.info})
+        tmp = self.sidecar.with_name(self.sidecar.stem + ".tmp.json")
+        save_trajectory(traj, tmp, format="worldwalk")
+        tmp.replace(self.sidecar)
+        return self.sidecar
+
+    def close(self) -> tuple[Path, Path | None]:
+        if not self.closed:
+            self.video.close()
+            self.write_sidecar()
+            self.closed = True
+        return self.path, self.sidecar if self.poses else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,127 @@
+"""`launch.py web`: the browser demo (Gradio 6). Visitors pick a start scene or upload a picture and walk through the
+world it opens onto with keyboard and mouse, each in their own walk, a few at a time.
+
+    python launch.py web                                   # http://127.0.0.1:7860/ (the first free port from 7860)
+    python launch.py web --host 0.0.0.0 --port 8080 --max-walks 8 --idle-timeout 300
+    python launch.py web --random-weights --preset test    # the engine on untrained weights (tests, smoke runs)
+
+Modules: walks (per-visitor walks, the cap and the line, idle timeout), page (Gradio Blocks and the API), server
+(FastAPI routes for frames and input, uvicorn in a thread), scenes (start scenes), static/ (the page's JS and CSS).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from worldwalk.app.world_args import add_world_args
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo that may run offline
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("web", help="serve the browser demo: walk through a world in a browser tab, many visitors at once")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for everyone)")
+    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
+    p.add_argument("--max-walks", type=int, default=4,
+                   help="walks generating at the same time (default 4); more visitors wait in line")
+    p.add_argument("--idle-timeout", type=float, default=180.0,
+                   help="seconds without input before a walk ends and frees its memory (default 180; 0: never)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest start image accepted (default 25 MB)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per step with --device cpu (default: cores / max-walks, at least 1)")
+    p.add_argument("--scenes", default=None,
+                   help="folder of start images (default assets/scenes/, else a few drawn ones)")
+    add_world_args(p)
+    p.set_defaults(func=run)
+
+
+def bind(host: str, port: int | None) -> socket.socket:
+    """A listening socket on host:port; port None: the first free one from 7860 (as Gradio does)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for p in ([port] if port is not None else list(range(7860, 7960)) + [0]):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, p))
+        except OSError as e:
+            s.close()
+            if port is not None:
+                raise ValueError(f"--host {host} --port {port}: cannot listen there ({e.strerror})") from None
+            continue
+        s.listen(128)
+        return s
+    raise ValueError(f"--host {host}: no free port")
+
+
+def create_server(args):
+    """Load the world once and build the server (not started). -> app.web.server.WebServer"""
+    import torch
+
+    from worldwalk.app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
+    from worldwalk.world.session import Session
+
+    if args.max_walks < 1:
+        raise ValueError(f"--max-walks {args.max_walks}: expected at least 1")
+    if args.idle_timeout < 0:
+        raise ValueError(f"--idle-timeout {args.idle_timeout}: expected seconds >= 0 (0: never)")
+    if args.max_upload_mb <= 0:
+        raise ValueError(f"--max-upload-mb {args.max_upload_mb}: expected a positive size")
+    if args.port is not None and not 0 <= args.port < 65536:
+        raise ValueError(f"--port {args.port}: expected 0-65535")
+    if args.scenes and not Path(args.scenes).is_dir():
+        raise ValueError(f"--scenes {args.scenes}: no such folder")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: expected at least 1")
+    if str(args.device).startswith("cpu"):
+        # several walks step at once: more OpenMP threads than cores makes every one of them crawl
+        torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // args.max_walks))
+    sock = bind(args.host, args.port)  # a port in use is reported before the world loads
+    try:
+        model, vae, world_desc = load_world(args)
+        sampler = sampler_from(args)
+        colour_match = colour_match_from(args)
+        start_overlay = start_overlay_from(args)
+        dtype = getattr(torch, args.dtype)
+
+        from worldwalk.app.web.scenes import load_scenes  # gradio is imported only once the flags and weights are fine
+        from worldwalk.app.web.server import WebServer, build_app
+        from worldwalk.app.web.walks import Limits, WalkManager
+
+        def make_session() -> Session:
+            return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
+                           colour_match=colour_match, start_overlay=start_overlay)
+
+        probe = make_session()
+        limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,
+                        max_upload_bytes=int(args.max_upload_mb * 2**20))
+        manager = WalkManager(make_session, limits=limits, world_desc=world_desc)
+        try:
+            app = build_app(manager, load_scenes(args.scenes), probe.size_wh, probe.frames_per_step,
+                            float(probe.cfg.fps))
+        except BaseException:
+            manager.shutdown()
+            raise
+    except BaseException:
+        sock.close()
+        raise
+    return WebServer(app, manager, args.host, args.port, sock=sock)
+
+
+def run(args) -> int:
+    server = create_server(args)
+    server.start()
+    print(f"worldwalk web demo: {server.url}", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"  listening on {args.host}:{server.port}: anyone who can reach this machine can walk", flush=True)
+    print("  (Ctrl+C to stop)", flush=True)
+    try:
+        while server.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        server.stop()
+    return 0

@@ -1,0 +1,383 @@
+"""The Gradio Blocks of the browser demo: the page people walk in, and the API `gradio_client` calls.
+
+The page: a viewport (an <img> the page's script fills with JPEG frames pulled from the demo's own routes, a HUD, a
+path map, key caps), buttons under it (pause, bookmark, rewind, reset, record, downloads) and a start panel (start
+scenes, upload, seed, Start). Gradio events start and control the walk; the hot path (frames out, keys and mouse in)
+bypasses Gradio's queue through the routes in app/web/server.py.
+
+The API (same engine, same cap on concurrent walks):
+    start_walk(image, seed)        -> walk_id, first frame (PNG), info {frames_per_step, fps, size, ...}
+    step_walk(walk_id, poses)      -> MP4 of the frames, .npy of the exact frames (N, H, W, 3) uint8, info
+                                      poses: JSON (N, 4, 4) OpenCV camera-to-world matrices relative to the start
+                                      camera, N a multiple of frames_per_step
+    end_walk(walk_id)              -> message (frees the walk at once; idle walks are freed after --idle-timeout)
+    render(image, trajectory_file, trajectory, seed, fov) -> MP4, sidecar JSON (replayable by `launch.py render`), info
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from worldwalk.app.recorder import Recorder, recording_info
+from worldwalk.app.render import chunked_poses
+from worldwalk.app.video import VideoWriter
+from worldwalk.app.web.scenes import Scene
+from worldwalk.app.web.walks import Busy, LiveWalk, WalkGone, WalkManager, check_upload, parse_seed
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+VIEWPORT = """
+<div id="ww-view" tabindex="0" data-state="idle" style="--ww-aspect: {aspect}">
+  <img id="ww-frame" alt="the world you are walking through" data-seq="0" draggable="false">
+  <div id="ww-hud" data-state="idle"></div>
+  <canvas id="ww-map" width="300" height="300"></canvas>
+  <div id="ww-keys">
+    <span data-key="q">Q</span><span data-key="w">W</span><span data-key="e">E</span>
+    <span data-key="a">A</span><span data-key="s">S</span><span data-key="d">D</span>
+    <span data-key="shift" class="ww-wide">SHIFT · run</span>
+  </div>
+  <div id="ww-hint">click to look around · Esc releases the mouse</div>
+  <div id="ww-overlay"><b>Choose a start scene, then press Start walking</b>
+    <small>or upload a picture of your own: the world it opens onto is generated as you walk</small></div>
+</div>
+"""
+
+HELP = """
+<div id="ww-help">
+
+**Walk** <kbd>W</kbd> <kbd>A</kbd> <kbd>S</kbd> <kbd>D</kbd> · **up / down** <kbd>E</kbd> <kbd>Q</kbd> ·
+**run** <kbd>Shift</kbd> · **turn and look** <kbd>←</kbd> <kbd>→</kbd> <kbd>↑</kbd> <kbd>↓</kbd>
+or click the view for mouse-look (<kbd>Esc</kbd> gives the mouse back).
+**Bookmark** a place, walk on, **Rewind** to come back to it. **Record**, stop, then download the video and the
+camera path (replay it with `launch.py render --replay`).
+
+</div>
+"""
+
+PAUSE, RESUME = "❚❚ Pause", "▶ Resume"
+RECORD, STOP_RECORD = "● Record", "■ Stop recording"
+
+
+def _theme():
+    sys_fonts = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return gr.themes.Soft(primary_hue="sky", neutral_hue="slate", font=sys_fonts, font_mono=mono)
+
+
+def assets() -> dict:
+    """css, js and theme for launch()/mount_gradio_app() (Gradio 6 takes them there, not in Blocks())."""
+    return {"css": (STATIC / "worldwalk.css").read_text(), "js": (STATIC / "worldwalk.js").read_text(),
+            "theme": _theme()}
+
+
+def _md_error(msg: str) -> str:
+    return f"⚠️ {msg}"
+
+
+def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int], frames_per_step: int,
+               fps: float) -> gr.Blocks:
+    lim = manager.limits
+    W, H = size_wh
+    outdir = manager.workdir / "api"
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    def new_outdir() -> Path:
+        d = outdir / uuid.uuid4().hex[:12]
+        d.mkdir(parents=True)
+        return d
+
+    # ------------------------------------------------------------------------------------------ page handlers
+    def chosen_image(choice: dict):
+        if choice and choice.get("kind") == "upload":
+            return check_upload(choice["path"], choice.get("name"), lim.max_upload_bytes), choice.get("name", "upload")
+        i = int((choice or {}).get("index", 0)) % len(scenes)
+        return scenes[i].image, scenes[i].name
+
+    def on_scene(evt: gr.SelectData):
+        i = int(evt.index) % len(scenes)
+        return {"kind": "scene", "index": i}, scenes[i].image, f"Start scene: **{scenes[i].name}**", None
+
+    def on_upload(path, choice):
+        if not path:
+            return choice, gr.update(), "", gr.update()
+        name = Path(path).name
+        try:
+            data = check_upload(path, name, lim.max_upload_bytes)
+            from worldwalk.world.images import load_image  # a full decode: truncated files fail here, not at Start
+            img, _ = load_image(data)
+        except ValueError as e:
+            keep = chosen_label(choice)
+            return choice, gr.update(), _md_error(f"{e}. The start image is still **{keep}**."), None
+        index = int((choice or {}).get("index", 0))
+        return ({"kind": "upload", "path": path, "name": name, "index": index}, np.asarray(img),
+                f"Start image: **{name}** ({img.size[0]}x{img.size[1]})", gr.update())
+
+    def on_clear(choice):
+        i = int((choice or {}).get("index", 0)) % len(scenes)
+        return {"kind": "scene", "index": i}, scenes[i].image, f"Start scene: **{scenes[i].name}**"
+
+    def chosen_label(choice):
+        if choice and choice.get("kind") == "upload":
+            return choice.get("name", "your upload")
+        return scenes[int((choice or {}).get("index", 0)) % len(scenes)].name
+
+    def on_start(choice, seed, token, request: gr.Request):
+        owner = request.session_hash
+        try:
+            seed = parse_seed(seed)
+            image, label = chosen_image(choice)
+            w = manager.start_live(owner, image, seed, label, token)
+        except ValueError as e:
+            return token, token or "", _md_error(str(e)), gr.update(), gr.update()
+        if w.state == "waiting":
+            msg = "⏳ " + manager.busy_message(manager.position(w.token))
+        else:
+            msg = (f"Walking in **{w.label}** (seed {w.seed}). Click the view and use <kbd>W</kbd> <kbd>A</kbd> "
+                   "<kbd>S</kbd> <kbd>D</kbd> to walk.")
+        return w.token, w.token, msg, gr.update(value=PAUSE), gr.update(value=RECORD)
+
+    def live(token, request: gr.Request) -> LiveWalk:
+        w = manager.get(token, request.session_hash, "live")
+        if w.state != "live" or w.walker is None:
+            raise WalkGone("your walk has not started yet (you are in line)")
+        return w
+
+    def on_pause(token, request: gr.Request):
+        try:
+            paused = live(token, request).toggle_pause()
+        except WalkGone as e:
+            return gr.update(), _md_error(f"{e}. Press Start walking first.")
+        return gr.update(value=RESUME if paused else PAUSE), ("Paused." if paused else "Walking again.")
+
+    def on_command(name):
+        def fn(token, request: gr.Request):
+            try:
+                return live(token, request).command(name)
+            except WalkGone as e:
+                return _md_error(f"{e}. Press Start walking first.")
+        fn.__name__ = f"on_{name}"
+        return fn
+
+    def on_reset(token, request: gr.Request):
+        try:
+            w = live(token, request)
+            w.restart()
+        except (WalkGone, ValueError) as e:
+            return gr.update(), _md_error(f"{e}")
+        return gr.update(value=PAUSE), f"Back at the start of **{w.label}** (seed {w.seed})."
+
+    def on_record(token, request: gr.Request):
+        try:
+            w = live(token, request)
+            if not w.walker.recording:
+                return gr.update(value=STOP_RECORD), w.record_start(), gr.update(), gr.update()
+            msg, mp4, side = w.record_stop()
+        except WalkGone as e:
+            return gr.update(), _md_error(f"{e}. Press Start walking first."), gr.update(), gr.update()
+        if mp4 is None:
+            return gr.update(value=RECORD), msg, gr.update(), gr.update()
+        return (gr.update(value=RECORD), f"Saved **{mp4.name}**: download it below.",
+                gr.DownloadButton(value=str(mp4), interactive=True),
+                gr.DownloadButton(value=str(side) if side else None, interactive=side is not None))
+
+    def on_unload(request: gr.Request):
+        manager.release_owner(request.session_hash)
+
+    # ------------------------------------------------------------------------------------------ API handlers
+    def api_error(e: Exception):
+        raise gr.Error(str(e), print_exception=False)
+
+    def api_start(image, seed, request: gr.Request):
+        """Start a walk at `image` -> (walk_id, first frame, info)."""
+        try:
+            data = check_upload(image, None, lim.max_upload_bytes)
+            w, first = manager.start_api(request.session_hash, data, parse_seed(seed))
+        except (ValueError, Busy) as e:
+            api_error(e)
+        s = w.session
+        return w.token, first[0], {"walk_id": w.token, "frames_per_step": s.frames_per_step, "fps": s.cfg.fps,
+                                   "size_wh": list(s.size_wh), "intrinsics": np.asarray(s.intrinsics).tolist(),
+                                   "frame_index": s.frame_index, "seed": s.seed}
+
+    def parse_poses(text: str) -> np.ndarray:
+        try:
+            obj = json.loads(text) if isinstance(text, str) else text
+        except json.JSONDecodeError as e:
+            raise ValueError(f"poses: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if isinstance(obj, dict):
+            obj = obj.get("c2w", obj.get("poses"))
+        try:
+            p = np.asarray(obj, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("poses: expected a JSON list of 4x4 matrices") from None
+        if p.ndim == 2 and p.shape == (4, 4):
+            p = p[None]
+        if p.ndim != 3 or p.shape[1:] != (4, 4):
+            raise ValueError(f"poses: shape {p.shape}; expected (N, 4, 4) camera-to-world matrices")
+        return p
+
+    def api_step(walk_id, poses):
+        """Walk on along `poses` (JSON (N, 4, 4), N a multiple of frames_per_step) -> (MP4, frames .npy, info)."""
+        try:
+            w = manager.get(walk_id, kind="api")
+            p = parse_poses(poses)
+            with w.lock:
+                s = w.session
+                if s is None:
+                    raise WalkGone("this walk has ended")
+                n = s.frames_per_step
+                if len(p) == 0 or len(p) % n:
+                    raise ValueError(f"poses: {len(p)} poses; expected a multiple of {n} (frames_per_step)")
+                if len(p) > lim.max_api_frames:
+                    raise ValueError(f"poses: {len(p)} poses; at most {lim.max_api_frames} per call")
+                w.touch()
+                t0 = time.perf_counter()
+                frames = np.concatenate([s.step(p[i:i + n]) for i in range(0, len(p), n)])
+                elapsed = time.perf_counter() - t0
+                w.touch()
+                d = new_outdir()
+                with VideoWriter(d / "frames.mp4", int(s.cfg.fps), s.size_wh) as v:
+                    v.write(frames)
+                np.save(d / "frames.npy", frames)
+                info = {"walk_id": walk_id, "frames": len(frames), "frame_index": s.frame_index,
+                        "frames_per_step": n, "seconds": round(elapsed, 3)}
+        except (ValueError, WalkGone) as e:
+            api_error(e)
+        return str(d / "frames.mp4"), str(d / "frames.npy"), info
+
+    def api_end(walk_id):
+        """End a walk and free its memory."""
+        try:
+            manager.get(walk_id, kind="api")
+        except WalkGone as e:
+            api_error(e)
+        manager.close(walk_id, "ended by the client")
+        return f"walk {walk_id} ended"
+
+    def api_render(image, trajectory_file, trajectory, seed, fov):
+        """Render a camera path from `image` to MP4 -> (MP4, sidecar JSON, info)."""
+        from worldwalk.controls import load_trajectory, trajectory_from_actions
+        from worldwalk.controls.builtin import BUILTINS, load_builtin
+
+        try:
+            data = check_upload(image, None, lim.max_upload_bytes)
+            seed = parse_seed(seed)
+            text = (trajectory or "").strip()
+            if trajectory_file:
+                traj = load_trajectory(trajectory_file)
+            elif text in BUILTINS:
+                traj = load_builtin(text)
+            elif text:
+                traj = trajectory_from_actions(text)
+            else:
+                raise ValueError("trajectory: give a trajectory file, a built-in name "
+                                 f"({', '.join(BUILTINS)}) or an action string like \"w-8,wl-5\"")
+            with manager.job():
+                session = manager.make_session()
+                if abs(traj.fps - session.cfg.fps) > 1e-9:
+                    traj = traj.resample(session.cfg.fps)
+                traj = traj.relative_to_first()
+                if traj.num_frames > lim.max_api_frames:
+                    raise ValueError(f"trajectory: {traj.num_frames} frames; at most {lim.max_api_frames}")
+                fov = float(fov) if fov not in (None, "", 0, 0.0) else None
+                intr = None
+                if fov is None and "intrinsics" not in traj.metadata.get("defaults", []):
+                    intr = traj.resized(session.size_wh).intrinsics[0]
+                first = session.start(data, seed=seed, fov_deg=fov, frame_intrinsics=intr)
+                d = new_outdir()
+                info = recording_info(session, manager.world_desc, session.window_chunks, None)
+                t0 = time.perf_counter()
+                with Recorder(d / "render.mp4", int(session.cfg.fps), session.size_wh, session.intrinsics,
+                              info) as rec:
+                    rec.add(first, traj.c2w[:1])
+                    for poses in chunked_poses(traj.c2w, session.frames_per_step):
+                        keep = traj.num_frames - rec.frames
+                        rec.add(session.step(poses)[:keep], poses[:keep])
+                n, fps_out = rec.frames, float(session.cfg.fps)
+                del session
+        except (ValueError, Busy) as e:
+            api_error(e)
+        out = {"frames": n, "fps": fps_out, "seconds": round(time.perf_counter() - t0, 3), "seed": seed}
+        return str(d / "render.mp4"), str(d / "render.json"), out
+
+    # ------------------------------------------------------------------------------------------ layout
+    quiet = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    with gr.Blocks(title="worldwalk — walk into a picture", delete_cache=(600, 3600)) as demo:
+        token = gr.State(None)
+        choice = gr.State({"kind": "scene", "index": 0})
+        token_box = gr.Textbox(visible=False, elem_id="ww-token")
+        gr.HTML("<div id='ww-title'><h1>worldwalk</h1><p>Give it one picture, then walk into the world it opens "
+                "onto — every frame is generated live as you move.</p></div>")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=460):
+                gr.HTML(VIEWPORT.format(aspect=f"{W} / {H}"), padding=False)
+                with gr.Row(elem_classes="ww-controls"):
+                    pause_btn = gr.Button(PAUSE, size="sm")
+                    mark_btn = gr.Button("★ Bookmark", size="sm")
+                    rewind_btn = gr.Button("↶ Rewind", size="sm")
+                    reset_btn = gr.Button("↺ Reset", size="sm")
+                    rec_btn = gr.Button(RECORD, size="sm")
+                with gr.Row(elem_classes="ww-controls"):
+                    mp4_dl = gr.DownloadButton("⬇ Video (MP4)", interactive=False, size="sm")
+                    json_dl = gr.DownloadButton("⬇ Camera path (JSON)", interactive=False, size="sm")
+                gr.Markdown(HELP)
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("**Where to start** — pick a scene, or upload a picture of your own",
+                            elem_id="ww-pick")
+                gallery = gr.Gallery(value=[(s.image, s.name) for s in scenes], label="Start scenes", show_label=False,
+                                     columns=min(4, len(scenes)), height=128, allow_preview=False,
+                                     selected_index=0, object_fit="cover", elem_id="ww-scenes")
+                upload = gr.File(label=f"Your picture (PNG, JPEG or WebP, up to {lim.max_upload_bytes / 2**20:.0f} MB)",
+                                 type="filepath", file_count="single", height=120, elem_id="ww-upload")
+                preview = gr.Image(value=scenes[0].image, label="Start image", interactive=False, height=170,
+                                   elem_id="ww-preview")
+                with gr.Row(equal_height=True):
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1, scale=1,
+                                     elem_id="ww-seed")
+                    start_btn = gr.Button("▶ Start walking", variant="primary", scale=2, elem_id="ww-start")
+                status = gr.Markdown(f"Start scene: **{scenes[0].name}**", elem_id="ww-status")
+                gr.Markdown(f"<small>{lim.max_walks} walk{'s' * (lim.max_walks != 1)} at a time · idle walks end "
+                            f"after {lim.idle_timeout:.0f} s · {W}x{H} at {fps:g} fps, {frames_per_step} frames per "
+                            "chunk</small>")
+
+        gallery.select(on_scene, None, [choice, preview, status, upload], **quiet)
+        upload.upload(on_upload, [upload, choice], [choice, preview, status, upload], **quiet)
+        upload.clear(on_clear, [choice], [choice, preview, status], **quiet)
+        start_btn.click(on_start, [choice, seed, token], [token, token_box, status, pause_btn, rec_btn],
+                        **quiet).then(None, [token_box], None, js="(t) => { window.worldwalk?.attach(t); }",
+                                      **quiet)
+        pause_btn.click(on_pause, [token], [pause_btn, status], **quiet)
+        mark_btn.click(on_command("bookmark"), [token], [status], **quiet)
+        rewind_btn.click(on_command("rewind"), [token], [status], **quiet)
+        reset_btn.click(on_reset, [token], [pause_btn, status], **quiet)
+        rec_btn.click(on_record, [token], [rec_btn, status, mp4_dl, json_dl], **quiet)
+        demo.unload(on_unload)
+
+        # the API: hidden components wired to public endpoints
+        with gr.Column(visible=False):
+            a_image = gr.File(type="filepath", label="image")
+            a_seed = gr.Number(value=0, precision=0, label="seed")
+            a_walk = gr.Textbox(label="walk_id")
+            a_frame = gr.Image(format="png", label="first frame")
+            a_info = gr.JSON(label="info")
+            a_poses = gr.Textbox(label="poses")
+            a_video = gr.File(label="video")
+            a_frames = gr.File(label="frames")
+            a_traj_file = gr.File(type="filepath", label="trajectory_file")
+            a_traj = gr.Textbox(label="trajectory")
+            a_fov = gr.Number(value=0, label="fov")
+            a_side = gr.File(label="sidecar")
+            a_msg = gr.Textbox(label="message")
+            for fn, ins, outs, name, limit in (
+                    (api_start, [a_image, a_seed], [a_walk, a_frame, a_info], "start_walk", None),
+                    (api_step, [a_walk, a_poses], [a_video, a_frames, a_info], "step_walk", lim.max_walks),
+                    (api_end, [a_walk], [a_msg], "end_walk", None),
+                    (api_render, [a_image, a_traj_file, a_traj, a_seed, a_fov], [a_video, a_side, a_info], "render",
+                     lim.max_walks)):
+                gr.Button(visible=False).click(fn, ins, outs, api_name=name, concurrency_limit=limit)
+    return demo

@@ -1,0 +1,153 @@
+"""The web server: the Gradio page and API mounted on a FastAPI app with the demo's own low-latency routes, run by
+uvicorn in a thread (so tests and `launch.py web` start and stop it the same way).
+
+Routes besides Gradio's (the page's script uses them; <walk> is the tab's unguessable walk token):
+    GET  /worldwalk/frame/<walk>?after=<seq>  the newest JPEG frame newer than seq (header X-Frame-Seq); waits up to
+                                              2 s for one, else 204. 404 {"detail": why} once the walk has ended.
+    GET  /worldwalk/status/<walk>             HUD numbers, path for the map, state, place in line
+    POST /worldwalk/input/<walk>              {"keys": [...], "dx": px, "dy": px, "n": message number} -> 204
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from worldwalk.app.web import bind
+from worldwalk.app.web.page import assets, build_demo
+from worldwalk.app.web.scenes import Scene
+from worldwalk.app.web.walks import WalkGone, WalkManager
+
+FRAME_WAIT_S = 2.0
+MAX_INPUT_BODY = 4096
+
+
+def add_routes(app: FastAPI, manager: WalkManager) -> None:
+    def gone(e: WalkGone) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=404, headers={"Cache-Control": "no-store"})
+
+    @app.get("/worldwalk/frame/{token}")
+    async def frame(token: str, after: int = 0):
+        end = time.monotonic() + FRAME_WAIT_S
+        while True:
+            try:
+                w = manager.get(token, kind="live")
+            except WalkGone as e:
+                return gone(e)
+            seq, data = w.frame_after(after)
+            if data is not None:
+                return Response(data, media_type="image/jpeg",
+                                headers={"X-Frame-Seq": str(seq), "Cache-Control": "no-store"})
+            if time.monotonic() > end:
+                return Response(status_code=204, headers={"Cache-Control": "no-store"})
+            await asyncio.sleep(0.01)
+
+    @app.get("/worldwalk/status/{token}")
+    async def status(token: str):
+        try:
+            w = manager.get(token, kind="live")
+        except WalkGone as e:
+            return gone(e)
+        return JSONResponse(w.status(manager.position(token), manager.limits.idle_timeout),
+                            headers={"Cache-Control": "no-store"})
+
+    @app.post("/worldwalk/input/{token}")
+    async def set_input(token: str, request: Request):
+        try:
+            w = manager.get(token, kind="live")
+        except WalkGone as e:
+            return gone(e)
+        raw = await request.body()
+        if len(raw) > MAX_INPUT_BODY:
+            return JSONResponse({"detail": "input: too large"}, status_code=413)
+        try:
+            body = json.loads(raw or b"{}")
+            keys = body.get("keys") or []
+            if not isinstance(keys, list):
+                raise TypeError("keys")
+            dx, dy = float(body.get("dx") or 0), float(body.get("dy") or 0)
+            n = body.get("n")
+            n = int(n) if n is not None else None
+        except (ValueError, TypeError, AttributeError):
+            return JSONResponse({"detail": "input: expected {keys: [...], dx, dy, n}"}, status_code=400)
+        w.set_input(keys[:32], dx, dy, n)
+        return Response(status_code=204)
+
+
+def build_app(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int], frames_per_step: int,
+              fps: float) -> FastAPI:
+    demo = build_demo(manager, scenes, size_wh, frames_per_step, fps)
+    demo.queue(default_concurrency_limit=manager.limits.max_walks)
+    app = FastAPI(title="worldwalk", docs_url=None, redoc_url=None, openapi_url=None)
+    add_routes(app, manager)
+    gr.mount_gradio_app(app, demo, path="/", footer_links=["api", "gradio"], run_history=False, ssr_mode=False,
+                        allowed_paths=[str(manager.workdir)], show_error=True,
+                        max_file_size=4 * manager.limits.max_upload_bytes, **assets())
+    app.state.demo = demo
+    return app
+
+
+class WebServer:
+    """uvicorn serving `app` from a thread: start() returns once it accepts connections; stop() ends everything."""
+
+    def __init__(self, app: FastAPI, manager: WalkManager, host: str = "127.0.0.1", port: int | None = None,
+                 sock=None):
+        self.app, self.manager, self.host = app, manager, host
+        self.sock = sock if sock is not None else bind(host, port)
+        self.port = self.sock.getsockname()[1]
+        cfg = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on",
+                             timeout_keep_alive=5)
+        self.server = uvicorn.Server(cfg)
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else ("[::1]" if self.host == "::" else self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
+    def start(self, timeout: float = 120.0) -> WebServer:
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="worldwalk-web", daemon=True)
+        self.thread.start()
+        end = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > end:
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _gradio_apps(self):
+        for r in self.app.routes:
+            sub = getattr(r, "app", None)
+            if sub is not None and hasattr(sub, "stop_event"):
+                yield sub
+
+    def stop(self) -> None:
+        for g in self._gradio_apps():  # ends the pages' heartbeat streams so shutdown is prompt
+            g.stop_event.set()
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=15)
+        self.manager.shutdown()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

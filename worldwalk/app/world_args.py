@@ -1,0 +1,137 @@
+"""Command-line options shared by every front end that drives a world.Session (render, desktop, web)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject
+
+
+def add_world_args(p: argparse.ArgumentParser) -> None:
+    """Which world model to run: shared by every command that drives a Session."""
+    g = p.add_argument_group("world model")
+    g.add_argument("--weights", help="a world bundle (.safetensors); default: the embedded default in assets/")
+    g.add_argument("--preset", default=None, help="with --random-weights: which preset (default tiny)")
+    g.add_argument("--random-weights", action="store_true",
+                   help="untrained weights (tests, speed measurements): frames are not a world")
+    g.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default 4)")
+    g.add_argument("--shift", type=float, default=None, help="schedule shift (default 8)")
+    g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
+    g.add_argument("--reproject", type=reproject_level, default=None,
+                   help="start each chunk from what the walk has shown, reprojected into its poses, noised to this "
+                        "level where the camera only turns (0-1], or off (default: the weights' own setting, or "
+                        "the recording's)")
+    g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
+    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
+    g.add_argument("--colour-match", choices=("on", "off"), default=None,
+                   help="map decoded colours to the start image's with one affine colour map fitted at start "
+                        "(default on, or the recording's)")
+    g.add_argument("--start-overlay", choices=("on", "off"), default=None,
+                   help="lay the start image, reprojected, over the frames where it sees while the camera is within "
+                        "0.25 m of where it was taken: turning on the spot shows the image itself (default on, or "
+                        "the recording's; a recording from before it replays without)")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                   help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
+    g.add_argument("--prompt", default=None,
+                   help="text for the world (a release directory with text_encoder/ and tokenizer/ only); "
+                        "default: none, or the recording's")
+    g.add_argument("--fp8", action="store_true",
+                   help="a release directory's DiT matmul weights stored in fp8 (about half the bf16 memory; "
+                        "dequantized layer by layer in the compute dtype)")
+
+
+def world_dtype(args, release: bool) -> torch.dtype:
+    """--dtype, else bf16 for a release directory on CUDA and float32 otherwise (bundles, random weights, CPU)."""
+    if args.dtype:
+        return getattr(torch, args.dtype)
+    cuda = torch.device(args.device).type == "cuda"
+    return torch.bfloat16 if release and cuda else torch.float32
+
+
+def load_world(args, recorded: dict | None = None):
+    """-> (model, vae, description dict for sidecars). `recorded`: the world description of a recording (render
+    --replay, a saved walk), whose prompt is used again unless --prompt is given. Sets args.dtype to the dtype the
+    world computes in, which the caller's Session is given."""
+    from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, random_world
+
+    if args.random_weights and args.weights:
+        raise ValueError("--random-weights and --weights: choose one")
+    path = None if args.random_weights else Path(args.weights) if args.weights else DEFAULT_BUNDLE
+    release = path is not None and path.is_dir()
+    dtype = world_dtype(args, release)
+    args.dtype = str(dtype).removeprefix("torch.")
+    prompt, prompt_from = _prompt(args, recorded)
+    if not release:
+        world = ("the --random-weights world" if path is None else f"the world bundle {path}" if args.weights
+                 else "the embedded default world")
+        if prompt is not None:
+            raise ValueError(f"{prompt_from}: {world} has no text branch; prompts need --weights DIR with "
+                             "text_encoder/ and tokenizer/")
+        if args.fp8:
+            raise ValueError(f"--fp8: only for a release directory (--weights DIR); {world} is small enough as it is")
+    if args.random_weights:
+        preset = args.preset or "tiny"
+        model, vae = random_world(preset, seed=0)
+        return model.to(args.device, dtype), vae.to(args.device), {"weights": "random", "preset": preset}
+    if release:  # the official SANA-WM release (world/official.py)
+        from worldwalk.world.official import load_official
+        if args.preset:
+            raise ValueError("--preset goes with --random-weights; a release directory is the sana-wm-1600m model")
+        return load_official(path, args.device, dtype, prompt=prompt, fp8=args.fp8)
+    if not path.exists():
+        if args.weights:
+            raise ValueError(f"--weights {path}: no such file; expected a world bundle .safetensors file")
+        raise ValueError(f"the embedded default world {path} is not in this checkout yet (it is trained in issue 6); "
+                         "pass --weights FILE, or --random-weights to run the engine on untrained weights")
+    if args.preset:
+        raise ValueError("--preset goes with --random-weights; a weights file carries its own configuration")
+    model, vae, extra = load_bundle(path, args.device, dtype)
+    args.default_sampler = extra.get("sampler")  # the settings the bundle was measured with (sampler_from)
+    return model, vae, {"weights": str(path), "preset": model.cfg.name}
+
+
+def _prompt(args, recorded: dict | None) -> tuple[str | None, str]:
+    """-> (the prompt, the words an error names it by): --prompt, else the recording's."""
+    if args.prompt is not None:
+        return args.prompt, "--prompt"
+    recorded_prompt = (recorded or {}).get("prompt")
+    if isinstance(recorded_prompt, str):
+        return recorded_prompt, f"the recording's prompt {recorded_prompt!r}"
+    return None, "--prompt"
+
+
+def _switch_from(args, name: str, recorded: dict | None, before: bool) -> bool:
+    """An on/off world option: --NAME, else a recording's setting (`before` for a recording made before the option
+    existed), else on. An empty recording ({}: not a replay) counts as none."""
+    flag = getattr(args, name, None)
+    if flag is not None:
+        return flag == "on"
+    return bool(recorded.get(name, before)) if recorded else True
+
+
+def colour_match_from(args, recorded: dict | None = None) -> bool:
+    """--colour-match, else the recording's setting, else on."""
+    return _switch_from(args, "colour_match", recorded, before=True)
+
+
+def start_overlay_from(args, recorded: dict | None = None) -> bool:
+    """--start-overlay, else the recording's setting (off for one made before the overlay existed), else on."""
+    return _switch_from(args, "start_overlay", recorded, before=False)
+
+
+def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
+    """Sampler settings: a recording's, else the loaded bundle's own (load_world sets args.default_sampler),
+    else the defaults; --steps / --shift / --sampler / --reproject override."""
+    base = dict(recorded or getattr(args, "default_sampler", None) or {})
+    base.pop("timesteps", None) if args.steps or args.shift else None
+    if base.get("timesteps") is not None:
+        base["timesteps"] = tuple(base["timesteps"])
+    for k in ("steps", "shift"):
+        if getattr(args, k) is not None:
+            base[k] = getattr(args, k)
+    if args.sampler:
+        base["kind"] = args.sampler
+    return SamplerConfig(**with_reproject(base, getattr(args, "reproject", None))).validate()

@@ -1,0 +1,66 @@
+"""A world bundle: the model and its VAE in one safetensors file, both configs inside (the embedded default's format).
+
+    save_bundle(model, vae, "assets/default_world.safetensors", dtype=torch.bfloat16)
+    model, vae, extra = load_bundle("assets/default_world.safetensors")
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from worldwalk import assets_dir
+from worldwalk.world.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from worldwalk.world.model import WorldModel
+from worldwalk.world.presets import ModelConfig, get_preset
+from worldwalk.world.vae import CausalVAE, VAEConfig
+
+ASSETS = assets_dir()
+DEFAULT_BUNDLE = ASSETS / "default_world.safetensors"
+# the VAE each of our presets is paired with
+PRESET_VAE = {"tiny": "tiny-vae", "test": "test-vae"}
+
+
+def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict | None = None,
+                dtype: torch.dtype | None = torch.bfloat16) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cast = lambda v: v.to(dtype) if dtype is not None and v.is_floating_point() else v  # noqa: E731
+    t = {f"model.{k}": cast(v).contiguous() for k, v in model.state_dict().items()}
+    t.update({f"vae.{k}": cast(v).contiguous() for k, v in vae.state_dict().items()})
+    meta = {"worldwalk_config": json.dumps(model.cfg.to_dict()), "worldwalk_vae": json.dumps(vae.cfg.to_dict()),
+            "worldwalk_extra": json.dumps(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(t, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_bundle(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32):
+    """-> (WorldModel, CausalVAE, extra). Raises CheckpointError naming the file and the problem."""
+    meta: dict = {}
+    tensors, cfg, extra = read_checkpoint(path, meta)
+    vmeta = meta.get("worldwalk_vae")
+    if cfg is None or vmeta is None:
+        raise CheckpointError(f"{path}: not a world bundle (no model or VAE config in its metadata); expected a file "
+                              "written by world.bundle.save_bundle")
+    try:
+        vcfg = VAEConfig.from_dict(json.loads(vmeta))
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: bad VAE config in metadata: {e}") from None
+    model, vae = WorldModel(cfg), CausalVAE(vcfg)
+    load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, f"{path} (model)")
+    load_state_dict_strict(vae, {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, f"{path} (vae)")
+    return model.to(device, dtype).eval(), vae.to(device).float().eval(), extra
+
+
+def random_world(preset: str | ModelConfig, seed: int = 0):
+    """Untrained weights (for tests and speed measurements): the preset's model with its training init, its VAE."""
+    cfg = get_preset(preset) if isinstance(preset, str) else preset
+    if cfg.name not in PRESET_VAE:
+        raise ValueError(f"preset {cfg.name!r} has no small VAE of ours; expected one of {sorted(PRESET_VAE)}")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    return WorldModel(cfg).init_weights(g).eval(), CausalVAE(PRESET_VAE[cfg.name]).eval()

@@ -1,0 +1,389 @@
+"""world.Session: one image in, then a chunk of frames out for each chunk of camera poses, in constant memory.
+
+    s = Session(model, vae)
+    first = s.start(image)                 # (1, H, W, 3) uint8: the start frame (the image, cropped to the model's size)
+    frames = s.step(poses)                 # poses (N, 4, 4) OpenCV c2w of the next N = chunk_frames·stride raw frames,
+                                           # relative to the start camera -> (N, H, W, 3) uint8
+    snap = s.snapshot(); snap.save(path)   # everything needed to go on later, rewind, or fork
+    s.restore(Snapshot.load(path))
+
+Per chunk: the few-step sampler runs the chunk-causal model reading the cache (the chunk sees earlier chunks only
+through it), one clean forward at t = 0 writes the cache, and the VAE decodes the chunk with its own causal cache.
+The first chunk holds the start image's latent (t = 0, kept clean) plus chunk_frames new latents.
+With colour_match (default), every decoded frame goes through one affine colour map fitted at start from the decoded
+start frame to the image (world/colour.py): it gives back colour the VAE loses.
+With the sampler's `reproject` level set, a chunk starts from a guess instead of pure noise where the camera has only
+turned (world/sampler.py): the start image and the last frame shown, reprojected into the chunk's poses
+(world/reproject.py) and encoded by the VAE. The session keeps both frames (uint8) for it.
+With start_overlay (default), the start image itself, reprojected, is laid over the decoded frames where it sees while
+the camera is near where it was taken (world/reproject.overlay_start): turning on the spot shows the image exactly
+instead of as the VAE and the model render it, fading out over the first 0.25 m of travel. The start frame is then the
+image itself (without it: the image as the VAE decodes it).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from worldwalk.controls import rays
+from worldwalk.controls.intrinsics import as_vectors, fov_deg as field_of_view, from_fov, to_latent_grid
+from worldwalk.controls.se3 import rigidity_problem
+from worldwalk.world.cache import StreamCache
+from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
+from worldwalk.world.colour import apply_colour_map, fit_colour_map
+from worldwalk.world.images import fit_to_model, image_hash, load_image
+from worldwalk.world.model import WorldModel
+from worldwalk.world.reproject import overlay_start, reproject_chunk, start_levels
+from worldwalk.world.sampler import SamplerConfig, sample_chunk
+from worldwalk.world.vae import VideoVAE
+
+FOV_RANGE = (25.0, 120.0)  # horizontal field of view the release accepts, degrees
+DEFAULT_FOV = 60.0
+
+
+@dataclass
+class Snapshot:
+    """The whole state of a walk: tensors + JSON-able metadata. One safetensors file on disk."""
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp),
+                  metadata={"worldwalk_snapshot": json.dumps(self.meta)})
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Snapshot":
+        path = Path(path)
+        try:
+            tensors, md = read_safetensors(path)
+        except UnreadableFile as e:
+            raise ValueError(f"snapshot: {path}: not a readable snapshot file ({e})") from None
+        meta = md.get("worldwalk_snapshot")
+        if meta is None:
+            raise ValueError(f"snapshot: {path}: has no worldwalk snapshot metadata; expected a file from "
+                             "Session.snapshot().save()")
+        return cls(tensors, json.loads(meta))
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+
+def _model_id(model: WorldModel, vae: VideoVAE) -> str:
+    cfg = dict(model.cfg.to_dict())
+    cfg.pop("name")
+    vcfg = getattr(vae, "cfg", None)
+    return json.dumps({"model": cfg, "vae": vcfg.to_dict() if vcfg is not None else type(vae).__name__},
+                      sort_keys=True)
+
+
+class Session:
+    def __init__(self, model: WorldModel, vae: VideoVAE, sampler: SamplerConfig | None = None,
+                 window_chunks: int | None = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 colour_match: bool = True, start_overlay: bool = True):
+        cfg = model.cfg
+        if (vae.latent_channels, vae.spatial_factor, vae.temporal_stride) != \
+                (cfg.latent_channels, cfg.spatial_factor, cfg.temporal_stride):
+            raise ValueError(f"vae: {vae.latent_channels} channels, spatial x{vae.spatial_factor}, temporal "
+                             f"x{vae.temporal_stride} does not fit model {cfg.name!r} ({cfg.latent_channels}, "
+                             f"x{cfg.spatial_factor}, x{cfg.temporal_stride})")
+        self.model, self.vae, self.cfg = model.eval(), vae.eval(), cfg
+        self.sampler = (sampler or SamplerConfig()).validate()
+        self.window_chunks = window_chunks
+        self.colour_match = bool(colour_match)
+        self.colour_map: torch.Tensor | None = None  # (4, 3), fitted at start when colour_match
+        self.start_overlay = bool(start_overlay)
+        self.device, self.dtype = torch.device(device), dtype
+        self.size_wh = (cfg.resolution[1], cfg.resolution[0])
+        self.last_timing: dict[str, float] = {}
+        self._started = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def stride(self) -> int:
+        return self.cfg.temporal_stride
+
+    @property
+    def frames_per_step(self) -> int:
+        """Raw frames each step() takes poses for and returns."""
+        return self.cfg.chunk_frames * self.stride
+
+    @property
+    def frame_index(self) -> int:
+        """Raw frames shown so far, the start frame included."""
+        return self._raw_frames
+
+    @property
+    def chunk_index(self) -> int:
+        return self.cache.chunks
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def _require_started(self):
+        if not self._started:
+            raise RuntimeError("session: call start(image) first")
+
+    # ------------------------------------------------------------------ start
+    def start(self, image, intrinsics=None, seed: int = 0, prompt: str | None = None,
+              fov_deg: float | None = None, frame_intrinsics=None) -> np.ndarray:
+        """Begin a walk at `image`. The camera, one of: intrinsics (4,) [fx, fy, cx, cy] or (3, 3) K of the image as
+        given (pixels); frame_intrinsics, the same for the model's cropped frame; fov_deg, the horizontal field of
+        view of the cropped frame; default 60°. -> (1, H, W, 3) uint8 start frame."""
+        img, label = load_image(image)
+        if prompt is not None and not self.cfg.caption_channels:
+            raise ValueError(f"prompt: model {self.cfg.name!r} has no text branch; leave the prompt out")
+        if prompt is not None:
+            raise ValueError("prompt: text conditioning needs a text encoder, which this session was not given")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed: expected an integer, got {seed!r}")
+        W, H = self.size_wh
+        if sum(x is not None for x in (intrinsics, fov_deg, frame_intrinsics)) > 1:
+            raise ValueError("intrinsics, frame_intrinsics, fov_deg: give at most one of them")
+        given = intrinsics if intrinsics is not None else frame_intrinsics
+        if given is not None:
+            try:
+                intr = as_vectors(given, 1)[0]
+            except ValueError as e:
+                raise ValueError(f"intrinsics: {e}") from None
+            if not np.isfinite(intr).all() or (intr[:2] <= 0).any():
+                raise ValueError(f"intrinsics: {intr.tolist()}; expected finite values with positive focal lengths")
+            if intrinsics is not None:
+                pixels, intr = fit_to_model(img, (W, H), intr)
+            else:
+                pixels, _ = fit_to_model(img, (W, H))
+        else:
+            pixels, _ = fit_to_model(img, (W, H))
+            fov = DEFAULT_FOV if fov_deg is None else float(fov_deg)
+            if not 0 < fov < 180:
+                raise ValueError(f"fov_deg: {fov}; expected {FOV_RANGE[0]:.0f}–{FOV_RANGE[1]:.0f} degrees")
+            intr = from_fov(W, H, fov)
+        hfov, _ = field_of_view(intr, W, H)
+        if not FOV_RANGE[0] <= hfov <= FOV_RANGE[1]:
+            raise ValueError(f"intrinsics: horizontal field of view {hfov:.1f}° after cropping to {W}x{H}; expected "
+                             f"{FOV_RANGE[0]:.0f}°–{FOV_RANGE[1]:.0f}°")
+
+        x = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            z0 = self.vae.encode_image(x.to(self._vae_dtype())).float()  # (1, C, 1, h, w)
+            dec_cache = self.vae.new_decode_cache()
+            first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache)
+            colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
+        # commit (nothing above changed the session)
+        self.colour_map = colour_map
+        self.z0 = z0
+        self.decode_cache = dec_cache
+        self.intrinsics = intr  # frame pixels
+        self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)
+        self.cache = StreamCache(self.cfg, self.window_chunks)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.seed = seed
+        self.last_pose = np.eye(4)  # c2w of the last raw frame shown (the start camera)
+        self.start_pixels = torch.from_numpy(np.ascontiguousarray(pixels))  # (H, W, 3) uint8, the cropped image
+        self.shown_frame = self.start_pixels  # (H, W, 3) uint8, the last frame shown (reprojection starts from it)
+        self._raw_frames = 1
+        self.image_label, self.image_sha256 = label, image_hash(img)
+        self._started = True
+        self.last_timing = {"encode_decode": time.perf_counter() - t0}
+        first = self._colour(first)
+        return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
+
+    def _colour(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
+
+    def _unit(self, u8: torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 frame -> (3, H, W) float in [-1, 1] on the session's device"""
+        return u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1
+
+    def _overlay(self, frames: torch.Tensor, poses: np.ndarray) -> torch.Tensor:
+        """frames (1, 3, N, H, W) in [-1, 1] for raw poses (N, 4, 4) -> the same with the start image laid over them
+        near where it was taken."""
+        start = self._unit(self.start_pixels)
+        over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
+        return over.transpose(0, 1)[None]
+
+    def _vae_dtype(self):
+        return next(self.vae.parameters()).dtype
+
+    @staticmethod
+    def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+        """(1, 3, F, H, W) in [-1, 1] -> (F, H, W, 3) uint8"""
+        f = ((frames[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return f.permute(1, 2, 3, 0).cpu().numpy()
+
+    # ------------------------------------------------------------------ step
+    def check_poses(self, poses) -> np.ndarray:
+        p = np.asarray(poses, dtype=np.float64)
+        n = self.frames_per_step
+        if p.shape != (n, 4, 4):
+            raise ValueError(f"poses: expected ({n}, 4, 4) camera-to-world matrices for one chunk, got {p.shape}")
+        if not np.isfinite(p).all():
+            raise ValueError("poses: contain NaN or infinity")
+        problem = rigidity_problem(p)
+        if problem:
+            raise ValueError(f"poses: {problem}; expected rigid OpenCV camera-to-world matrices")
+        return p
+
+    def _camera(self, poses: np.ndarray, f0: int):
+        """camera_conditions (1, T, 20) and Plücker (1, 6s, T, h, w) of the chunk starting at latent frame f0.
+
+        Latent j stands for raw frame j·s and its Plücker window covers raw frames j·s−s+1 … j·s (latent 0: 0 … s−1),
+        so a chunk never looks further back than the last raw frame of the previous chunk: prepend that pose (the
+        start pose for the first chunk) and the clip lines up with latent frames again.
+        """
+        s = self.stride
+        clip = torch.from_numpy(np.concatenate([self.last_pose[None], poses])).float()[None]  # (1, 1 + N, 4, 4)
+        intr = torch.from_numpy(self.latent_intrinsics).float().expand(1, clip.shape[1], 4)
+        cc = rays.camera_conditions(clip, intr, s)
+        pl = rays.plucker_raymaps(clip, intr, self.cfg.latent_hw, s)
+        if f0 > 0:  # the prepended frame belongs to the previous chunk's last latent
+            cc, pl = cc[:, 1:], pl[:, :, 1:]
+        return cc.to(self.device), pl.to(self.device)
+
+    def step(self, poses) -> np.ndarray:
+        """Generate the next chunk for `poses` (N, 4, 4). -> (N, H, W, 3) uint8 frames."""
+        self._require_started()
+        poses = self.check_poses(poses)
+        cfg = self.cfg
+        f0 = self.cache.frames
+        new = cfg.chunk_frames
+        T = new + (1 if f0 == 0 else 0)
+        cam, pl = self._camera(poses, f0)
+        h, w = cfg.latent_hw
+        dt = self.dtype
+        timing = {}
+
+        def velocity(x_new: torch.Tensor, sigma) -> torch.Tensor:  # sigma: float, or (new,) per-frame levels
+            x = x_new if f0 > 0 else torch.cat([self.z0, x_new], 2)
+            ts = torch.zeros((1, T), device=self.device)
+            ts[:, T - new:] = 1000.0 * sigma
+            v = self.model(x.to(dt), ts, cam, pl, mode="chunk_causal", frame_offset=f0, cache=self.cache)
+            return v[:, :, T - new:].float()
+
+        t = time.perf_counter()
+        with torch.inference_mode():
+            noise = torch.randn((1, cfg.latent_channels, new, h, w), generator=self.generator, device=self.device)
+            guess, seen, levels = self._reprojection(poses)
+            if guess is not None:
+                if not bool(seen.all()):  # what no frame saw: the model's own prediction from noise, then all from there
+                    plain = sample_chunk(velocity, noise, self.sampler, self.generator)
+                    guess = torch.where(seen, guess, plain)
+                    noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
+                timing["reproject"] = time.perf_counter() - t
+            t_ = time.perf_counter()
+            z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels)
+            timing["denoise"] = time.perf_counter() - t_
+            t = time.perf_counter()
+            full = z if f0 > 0 else torch.cat([self.z0, z], 2)
+            self.model(full.to(dt), torch.zeros(1, T, device=self.device), cam, pl, mode="chunk_causal",
+                       frame_offset=f0, cache=self.cache, write_cache=True)
+            timing["cache_write"] = time.perf_counter() - t
+            t = time.perf_counter()
+            frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
+            timing["decode"] = time.perf_counter() - t
+            if self.start_overlay and self.start_pixels is not None:
+                t = time.perf_counter()
+                frames = self._overlay(frames, poses)
+                timing["overlay"] = time.perf_counter() - t
+        out = self._to_uint8(frames)
+        self.last_pose = poses[-1]
+        self.shown_frame = torch.from_numpy(out[-1].copy())
+        self._raw_frames += poses.shape[0]
+        timing["total"] = sum(timing.values())
+        self.last_timing = timing
+        self.last_latents = z
+        return out
+
+    def _reprojection(self, poses: np.ndarray):
+        """-> (guess latents (1, C, new, h, w), seen (1, 1, new, h, w) bool: the latent cells the reprojection mostly
+        saw, start levels (new,)) for a chunk over poses, or (None, None, None) where the sampler does not reproject or
+        the camera moves too far for any latent to start below pure noise."""
+        sam, s, new = self.sampler, self.stride, self.cfg.chunk_frames
+        if sam.reproject is None:
+            return None, None, None
+        levels = start_levels(self.last_pose, poses[s - 1::s][:new], sam.reproject, sam.reproject_radius)
+        if bool((levels >= 1).all()):
+            return None, None, None
+        last = self._unit(self.shown_frame)
+        frames, seen = reproject_chunk(self._unit(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
+                                       sam.reproject_radius)  # (N, 3, H, W), (N, H, W)
+        clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W): 1 + s·k frames
+        guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
+        # a latent cell counts as seen where more than half of its pixels were, in the latent's own (last) raw frame
+        cells = F.avg_pool2d(seen[s - 1::s][:new, None].float(), self.cfg.spatial_factor)  # (new, 1, h, w)
+        return guess, (cells > 0.5).transpose(0, 1)[None].to(self.device), levels.to(self.device)
+
+    # ------------------------------------------------------------------ state
+    def state_nbytes(self) -> int:
+        """Bytes of everything the walk carries from chunk to chunk (caches, start latent, last pose, RNG)."""
+        self._require_started()
+        return self.snapshot().nbytes()
+
+    def snapshot(self) -> Snapshot:
+        self._require_started()
+        t = {f"cache.{k}": v for k, v in self.cache.state_dict().items()}
+        t.update({f"vae.{k}": v for k, v in self.decode_cache.items() if torch.is_tensor(v)})
+        t["z0"] = self.z0
+        t["rng"] = self.generator.get_state()
+        t["last_pose"] = torch.from_numpy(self.last_pose.copy())
+        t["intrinsics"] = torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64))
+        if self.start_pixels is not None:  # None only after restoring a snapshot from before reprojection
+            t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
+        if self.colour_map is not None:
+            t["colour_map"] = self.colour_map
+        meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,
+                "seed": self.seed, "sampler": self.sampler.to_dict(), "image_sha256": self.image_sha256,
+                "image": self.image_label,
+                "vae_flags": {k: v for k, v in self.decode_cache.items() if not torch.is_tensor(v)}}
+        return Snapshot({k: v.detach().clone() for k, v in t.items()}, meta)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Continue from `snap` (of this model and VAE). Raises ValueError and changes nothing if it does not fit."""
+        m = snap.meta
+        if m.get("model") != _model_id(self.model, self.vae):
+            raise ValueError("snapshot: was taken with another model or VAE configuration than this session's")
+        try:
+            tens = snap.tensors
+            cache = StreamCache.from_state(self.cfg, {k[6:]: v.to(self.device) for k, v in tens.items()
+                                                      if k.startswith("cache.")}, m["cache"])
+            dec = {k[4:]: v.to(self.device) for k, v in tens.items() if k.startswith("vae.")}
+            dec.update(m.get("vae_flags", {}))
+            gen = torch.Generator(device=self.device)
+            gen.set_state(tens["rng"])
+            z0, last, intr = tens["z0"].to(self.device), tens["last_pose"].numpy(), tens["intrinsics"].numpy()
+            raw = int(m["raw_frames"])
+            colour_map = tens.get("colour_map")
+            if colour_map is not None and tuple(colour_map.shape) != (4, 3):
+                raise ValueError(f"colour_map has shape {tuple(colour_map.shape)}, expected (4, 3)")
+            frame_shape = (self.size_wh[1], self.size_wh[0], 3)
+            start_px, shown_frame = tens.get("start_pixels"), tens.get("shown_frame")
+            for name, f in (("start_pixels", start_px), ("shown_frame", shown_frame)):
+                if f is None and self.sampler.reproject is not None:
+                    raise KeyError(f"{name} (the sampler reprojects; a snapshot from before reprojection has none)")
+                if f is not None and (tuple(f.shape) != frame_shape or f.dtype != torch.uint8):
+                    raise ValueError(f"{name} is {f.dtype} {tuple(f.shape)}, expected uint8 {frame_shape}")
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
+        W, H = self.size_wh
+        self.cache, self.decode_cache, self.generator = cache, dec, gen
+        self.z0, self.last_pose, self.intrinsics = z0, last, intr
+        self.start_pixels, self.shown_frame = start_px, shown_frame
+        # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
+        self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
+        self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)
+        self._raw_frames, self.seed = raw, int(m["seed"])
+        self.image_sha256, self.image_label = m.get("image_sha256"), m.get("image", "snapshot")
+        self._started = True
