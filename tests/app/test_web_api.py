@@ -163,8 +163,11 @@ def test_render_a_trajectory(client, image, tmp_path):
         client.predict(image, None, "", 0, 0, api_name="/render")
 
 
-def test_the_command_prints_its_url_and_stops_on_ctrl_c():
-    """`python -m app.web` (what `launch.py web` runs): binds 127.0.0.1, prints the URL, serves, stops on Ctrl+C."""
+def test_the_command_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
+    """`python -m app.web` (what `launch.py web` runs): binds 127.0.0.1, picks how many walks it serves, prints the
+    URL, serves, and on SIGTERM (as on Ctrl+C: tests/app/test_web_browser.py) stops with code 0 and removes its
+    temporary folder."""
+    import os
     import select
     import signal
     import subprocess
@@ -173,8 +176,9 @@ def test_the_command_prints_its_url_and_stops_on_ctrl_c():
     import urllib.request
 
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "worldwalk.app.web", "--random-weights", "--preset", "test", "--port", "0"],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [sys.executable, "-m", "worldwalk.app.web", "--random-weights", "--preset", "test", "--port", "0"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         out, url, end = "", None, time.monotonic() + 180
         while url is None and time.monotonic() < end and proc.poll() is None:
@@ -184,10 +188,15 @@ def test_the_command_prints_its_url_and_stops_on_ctrl_c():
                 if line.startswith("worldwalk web demo: "):
                     url = line.split(": ", 1)[1].strip()
         assert url and url.startswith("http://127.0.0.1:"), out
+        assert "walk" in out and "at a time (the engine makes" in out  # the measured default of --max-walks
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("worldwalk-web-")]  # its private folder
         with urllib.request.urlopen(url, timeout=30) as r:
             assert r.status == 200 and "worldwalk" in r.read().decode()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+        out += proc.stdout.read()
+        assert "stopped" in out and "Traceback" not in out, out
+        assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())  # nothing left behind
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from worldwalk.app.web.scenes import drawn_scenes, load_scenes
-from worldwalk.app.web.walks import Busy, Limits, WalkGone, WalkManager, check_upload, parse_seed
+from worldwalk.app.web.walks import (Busy, Limits, WalkGone, WalkManager, check_image, parse_seed, prepare_image,
+                                     work_size)
 from worldwalk.world.bundle import random_world
 from worldwalk.world.sampler import SamplerConfig
 from worldwalk.world.session import Session
@@ -128,25 +129,45 @@ def test_api_walks_count_against_the_cap(manager):
     wait_for(lambda: b.state == "live", what="the browser walk to start")
 
 
-def test_check_upload(tmp_path):
+def test_check_image(tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(scene()).save(good)
-    assert check_upload(good) == good.read_bytes()
-    (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(ValueError, match="empty"):
-        check_upload(tmp_path / "empty.png")
-    (tmp_path / "notes.png").write_bytes(b"just some text, not a picture")
-    with pytest.raises(ValueError, match="not an image"):
-        check_upload(tmp_path / "notes.png")
+    assert check_image(good.read_bytes(), "good.png") == (480, 320)
+    with pytest.raises(ValueError, match="empty.png: the file is empty"):
+        check_image(b"", "empty.png")
+    with pytest.raises(ValueError, match="notes.png: not an image"):
+        check_image(b"just some text, not a picture", "notes.png")
     with pytest.raises(ValueError, match="too large"):
-        check_upload(good, max_bytes=100)
+        check_image(good.read_bytes(), "good.png", max_bytes=100)
     big = tmp_path / "big.png"
     Image.new("RGB", (9000, 8000)).save(big, compress_level=1)
     with pytest.raises(ValueError, match="too large"):
-        check_upload(big)
+        check_image(big.read_bytes(), "big.png")
     Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
     with pytest.raises(ValueError, match="too small"):
-        check_upload(tmp_path / "tiny.png")
+        check_image((tmp_path / "tiny.png").read_bytes(), "tiny.png")
+
+
+def test_prepare_image_decodes_once_at_the_size_the_walk_uses():
+    import io
+
+    def encoded(a, fmt, **kw):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    big = np.zeros((1200, 1600, 3), np.uint8)
+    big[..., 0] = np.linspace(0, 255, 1600, dtype=np.uint8)
+    for fmt in ("PNG", "JPEG"):
+        img = prepare_image(encoded(big, fmt), f"photo.{fmt.lower()}", (96, 64))
+        assert img.shape == (384, 512, 3) and img.dtype == np.uint8  # 512 on the long side, aspect kept
+        assert abs(int(img[:, -1, 0].mean()) - 255) < 8  # the picture itself, not a crop
+    assert work_size((1600, 1200), (1024, 512)) == (1024, 768)  # never below what covers the model's frame
+    assert work_size((300, 200), (96, 64)) == (300, 200)  # never enlarged
+    assert prepare_image(encoded(scene(), "PNG"), "s.png", (96, 64)).shape == (320, 480, 3)
+    cut = encoded(big, "PNG")
+    with pytest.raises(ValueError, match=r"^holiday.png: the image is damaged or cut short"):
+        prepare_image(cut[: len(cut) // 2], "holiday.png", (96, 64))  # a truncated file is named
 
 
 def test_parse_seed():
@@ -184,10 +205,11 @@ def test_pause_bookmark_rewind_record(manager):
     assert "bookmark 1" in a.command("bookmark")
     marked = a.walker.bookmarks[-1].rig.pose[2, 3]
     assert not a.toggle_pause()
-    assert "recording" in a.record_start()
+    assert a.record_start() == "recording…"
     wait_for(lambda: watch() and a.pose[2, 3] > marked + 0.2, what="walking on past the bookmark")
     msg, mp4, side = a.record_stop()
-    assert mp4 is not None and side is not None and mp4.suffix == ".mp4", msg
+    assert mp4 is not None and side is not None and mp4.name == "walk-01.mp4", msg
+    assert msg == "saved as walk-01.mp4" and a.status()["message"] == msg  # no place on the server
     frames, fps = read_video(mp4)
     assert len(frames) >= 6 and frames.shape[1:] == (64, 96, 3) and fps == 16
     assert "rewound" in a.command("rewind")

@@ -5,13 +5,21 @@ world it opens onto with keyboard and mouse, each in their own walk, a few at a 
     python launch.py web --host 0.0.0.0 --port 8080 --max-walks 8 --idle-timeout 300
     python launch.py web --random-weights --preset test    # the engine on untrained weights (tests, smoke runs)
 
-Modules: walks (per-visitor walks, the cap and the line, idle timeout), page (Gradio Blocks and the API), server
-(FastAPI routes for frames and input, uvicorn in a thread), scenes (start scenes), static/ (the page's JS and CSS).
+Modules: walks (per-visitor walks, the cap and the line, idle timeout, uploads), page (Gradio Blocks and the API),
+server (FastAPI routes for frames and input, uvicorn in a thread), files (the private folder, which files are read and
+served, text without server paths), capacity (the default --max-walks), scenes (start scenes), static/ (JS and CSS).
+
+Stopping: Ctrl+C (SIGINT) or SIGTERM, at any moment: every walk is closed once its chunk in progress is done, the
+HTTP server stops, the temporary folder is removed, exit code 0.
 """
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,8 +33,10 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for everyone)")
     p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
-    p.add_argument("--max-walks", type=int, default=4,
-                   help="walks generating at the same time (default 4); more visitors wait in line")
+    p.add_argument("--max-walks", type=int, default=None,
+                   help="walks generating at the same time; more visitors wait in line with their place shown "
+                        "(default: as many as this machine serves at real time, measured at start: one on two CPU "
+                        "cores)")
     p.add_argument("--idle-timeout", type=float, default=180.0,
                    help="seconds without input before a walk ends and frees its memory (default 180; 0: never)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest start image accepted (default 25 MB)")
@@ -63,7 +73,7 @@ def create_server(args):
     from worldwalk.app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
     from worldwalk.world.session import Session
 
-    if args.max_walks < 1:
+    if args.max_walks is not None and args.max_walks < 1:
         raise ValueError(f"--max-walks {args.max_walks}: expected at least 1")
     if args.idle_timeout < 0:
         raise ValueError(f"--idle-timeout {args.idle_timeout}: expected seconds >= 0 (0: never)")
@@ -75,10 +85,11 @@ def create_server(args):
         raise ValueError(f"--scenes {args.scenes}: no such folder")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: expected at least 1")
-    if str(args.device).startswith("cpu"):
-        # several walks step at once: more OpenMP threads than cores makes every one of them crawl
-        torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // args.max_walks))
+    cpu = str(args.device).startswith("cpu")
+    if cpu:
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
     sock = bind(args.host, args.port)  # a port in use is reported before the world loads
+    root = None
     try:
         model, vae, world_desc = load_world(args)
         sampler = sampler_from(args)
@@ -86,7 +97,13 @@ def create_server(args):
         start_overlay = start_overlay_from(args)
         dtype = getattr(torch, args.dtype)
 
-        from worldwalk.app.web.scenes import load_scenes  # gradio is imported only once the flags and weights are fine
+        from worldwalk.app.web.capacity import measure
+        from worldwalk.app.web.files import PrivateFolder
+        from worldwalk.app.web.scenes import load_scenes
+
+        # before gradio is imported (it reads GRADIO_TEMP_DIR then, and again when it builds the app): everything it
+        # writes goes to our private folder. gradio is imported only once the flags and weights are fine.
+        root = PrivateFolder.acquire()
         from worldwalk.app.web.server import WebServer, build_app
         from worldwalk.app.web.walks import Limits, WalkManager
 
@@ -94,34 +111,88 @@ def create_server(args):
             return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
                            colour_match=colour_match, start_overlay=start_overlay)
 
+        scenes = load_scenes(args.scenes)
         probe = make_session()
+        size_wh, frames_per_step, fps = probe.size_wh, probe.frames_per_step, float(probe.cfg.fps)
+        if args.max_walks is None:
+            cap = measure(probe, scenes[0].image)
+            args.max_walks = cap.max_walks
+            print(f"worldwalk web: {cap.describe()}", flush=True)
+        del probe
+        if cpu:  # walks step at once: more OpenMP threads than cores makes every one of them crawl
+            torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // args.max_walks))
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,
                         max_upload_bytes=int(args.max_upload_mb * 2**20))
-        manager = WalkManager(make_session, limits=limits, world_desc=world_desc)
+        manager = WalkManager(make_session, limits=limits, world_desc=world_desc,
+                              workdir=tempfile.mkdtemp(dir=root / "walks"), own_workdir=True)
         try:
-            app = build_app(manager, load_scenes(args.scenes), probe.size_wh, probe.frames_per_step,
-                            float(probe.cfg.fps))
+            app = build_app(manager, scenes, size_wh, frames_per_step, fps)
         except BaseException:
             manager.shutdown()
             raise
     except BaseException:
         sock.close()
+        if root is not None:
+            PrivateFolder.release()
         raise
-    return WebServer(app, manager, args.host, args.port, sock=sock)
+    return WebServer(app, manager, args.host, args.port, sock=sock, private=True)
+
+
+class _Stop:
+    """SIGINT and SIGTERM handling for run(): before the server runs, a signal interrupts the start (KeyboardInterrupt);
+    once it runs, a signal only asks the main loop to stop, so that nothing interrupts the clean-up itself."""
+
+    def __init__(self):
+        self.requested = False
+        self.serving = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum, frame):
+        if not self.serving:
+            raise KeyboardInterrupt
+        if self.requested:
+            print("still stopping: the walks finish their chunks first", flush=True)
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def run(args) -> int:
-    server = create_server(args)
-    server.start()
-    print(f"worldwalk web demo: {server.url}", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"  listening on {args.host}:{server.port}: anyone who can reach this machine can walk", flush=True)
-    print("  (Ctrl+C to stop)", flush=True)
-    try:
-        while server.running:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("stopping", flush=True)
-    finally:
-        server.stop()
+    with _Stop() as stop:
+        server = None
+        try:
+            server = create_server(args)
+            server.start()
+            stop.serving = True  # from here on a signal only sets stop.requested
+        except KeyboardInterrupt:
+            if server is not None:
+                server.stop()
+            print("stopped before the demo started", flush=True)
+            return 0
+        print(f"worldwalk web demo: {server.url}", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"  listening on {args.host}:{server.port}: anyone who can reach this machine can walk", flush=True)
+        print("  (Ctrl+C to stop)", flush=True)
+        try:
+            while server.running and not stop.requested:
+                time.sleep(0.2)
+        finally:
+            print("stopping", flush=True)
+            idle = server.stop()
+    if not idle:
+        # a chunk is still being made after a minute: leaving now, with that thread inside torch, would abort the
+        # process at exit ("terminate called without an active exception"); everything else is already cleaned up
+        print("stopped (a chunk was still being made)", flush=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    print("stopped", flush=True)
     return 0

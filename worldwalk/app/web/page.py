@@ -5,17 +5,22 @@ path map, key caps), buttons under it (pause, bookmark, rewind, reset, record, d
 scenes, upload, seed, Start). Gradio events start and control the walk; the hot path (frames out, keys and mouse in)
 bypasses Gradio's queue through the routes in app/web/server.py.
 
-The API (same engine, same cap on concurrent walks):
-    start_walk(image, seed)        -> walk_id, first frame (PNG), info {frames_per_step, fps, size, ...}
+The API (same engine, same cap on concurrent walks; the README documents it):
+    start_walk(image, seed, scene) -> walk_id, first frame (PNG), info {frames_per_step, fps, size, ...}
     step_walk(walk_id, poses)      -> MP4 of the frames, .npy of the exact frames (N, H, W, 3) uint8, info
                                       poses: JSON (N, 4, 4) OpenCV camera-to-world matrices relative to the start
                                       camera, N a multiple of frames_per_step
     end_walk(walk_id)              -> message (frees the walk at once; idle walks are freed after --idle-timeout)
-    render(image, trajectory_file, trajectory, seed, fov) -> MP4, sidecar JSON (replayable by `launch.py render`), info
+    render(image, trajectory_file, trajectory, seed, fov, scene) -> MP4, sidecar JSON (replayable by `launch.py
+                                      render`), info
+An image or trajectory file is an upload sent with the call (gradio_client's handle_file); `scene` names a built-in
+start scene instead of an image. No event takes a path on the server (GuardedBlocks, files.py).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -26,8 +31,9 @@ import numpy as np
 from worldwalk.app.recorder import Recorder, recording_info
 from worldwalk.app.render import chunked_poses
 from worldwalk.app.video import VideoWriter
+from worldwalk.app.web.files import REFUSED, Uploads, scrub
 from worldwalk.app.web.scenes import Scene
-from worldwalk.app.web.walks import Busy, LiveWalk, WalkGone, WalkManager, check_upload, parse_seed
+from worldwalk.app.web.walks import Busy, LiveWalk, WalkGone, WalkManager, parse_seed, prepare_image
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -75,8 +81,42 @@ def assets() -> dict:
             "theme": _theme()}
 
 
-def _md_error(msg: str) -> str:
-    return f"⚠️ {msg}"
+def _md_error(msg) -> str:
+    return f"⚠️ {scrub(msg)}"
+
+
+class GuardedBlocks(gr.Blocks):
+    """gr.Blocks whose events, page and API alike, refuse every file argument that is not a visitor's upload before
+    Gradio opens or copies anything (files.Uploads; set as `uploads` by server.build_app once the app is mounted)."""
+
+    uploads: Uploads | None = None
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
+        if self.uploads is None:
+            raise gr.Error("the demo is not ready yet; try again in a moment", print_exception=False)
+        for block, value in zip(block_fn.inputs, inputs):
+            if getattr(block, "stateful", False):
+                continue  # gr.State: kept on the server, never sent by the visitor
+            what = getattr(block, "label", None) or type(block).__name__.lower()
+            try:
+                if isinstance(value, str) and isinstance(block, gr.File):
+                    if value:
+                        raise ValueError(f"{what}: {REFUSED}")
+                else:
+                    self.uploads.check(value, what)
+            except ValueError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+
+def find_scene(scenes: list[Scene], name) -> Scene:
+    """A built-in start scene by name (case, spaces, '_' and '-' do not matter). Raises ValueError listing them."""
+    key = " ".join(str(name or "").replace("_", " ").replace("-", " ").lower().split())
+    for s in scenes:
+        if s.name.lower() == key:
+            return s
+    raise ValueError(f"scene: {str(name)[:40]!r} is not a start scene; expected one of "
+                     f"{', '.join(s.name for s in scenes)}")
 
 
 def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int], frames_per_step: int,
@@ -91,55 +131,101 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         d.mkdir(parents=True)
         return d
 
+    def uploads() -> Uploads:
+        return demo.uploads
+
+    def upload_image(path, what: str = "image") -> tuple[np.ndarray, str]:
+        """An uploaded start image, decoded once and kept at the size the walk uses. -> (uint8 (h, w, 3), name)"""
+        name = Path(str(path)).name
+        return prepare_image(uploads().read(path, what, lim.max_upload_bytes), name, size_wh,
+                             lim.max_upload_bytes), name
+
     # ------------------------------------------------------------------------------------------ page handlers
+    # The start image is chosen by the last of gallery click, upload and clear that the visitor made: each bumps the
+    # tab's pick number when it begins, and one that finishes after a newer pick began changes nothing (a slow upload
+    # never overwrites what the visitor picked since). The chosen image itself lives in the tab's `choice` state, set
+    # together with the preview: the walk always starts from the picture the page shows.
+    picks: dict[str, int] = {}
+    picks_lock = threading.Lock()
+
+    def new_pick(request: gr.Request) -> int:
+        with picks_lock:
+            picks[request.session_hash] = picks.get(request.session_hash, 0) + 1
+            return picks[request.session_hash]
+
+    def still_latest(request: gr.Request, pick: int) -> bool:
+        with picks_lock:
+            return picks.get(request.session_hash) == pick
+
+    def scene_choice(i) -> dict:
+        return {"kind": "scene", "index": int(i) % len(scenes)}
+
     def chosen_image(choice: dict):
         if choice and choice.get("kind") == "upload":
-            return check_upload(choice["path"], choice.get("name"), lim.max_upload_bytes), choice.get("name", "upload")
-        i = int((choice or {}).get("index", 0)) % len(scenes)
-        return scenes[i].image, scenes[i].name
-
-    def on_scene(evt: gr.SelectData):
-        i = int(evt.index) % len(scenes)
-        return {"kind": "scene", "index": i}, scenes[i].image, f"Start scene: **{scenes[i].name}**", None
-
-    def on_upload(path, choice):
-        if not path:
-            return choice, gr.update(), "", gr.update()
-        name = Path(path).name
-        try:
-            data = check_upload(path, name, lim.max_upload_bytes)
-            from worldwalk.world.images import load_image  # a full decode: truncated files fail here, not at Start
-            img, _ = load_image(data)
-        except ValueError as e:
-            keep = chosen_label(choice)
-            return choice, gr.update(), _md_error(f"{e}. The start image is still **{keep}**."), None
-        index = int((choice or {}).get("index", 0))
-        return ({"kind": "upload", "path": path, "name": name, "index": index}, np.asarray(img),
-                f"Start image: **{name}** ({img.size[0]}x{img.size[1]})", gr.update())
-
-    def on_clear(choice):
-        i = int((choice or {}).get("index", 0)) % len(scenes)
-        return {"kind": "scene", "index": i}, scenes[i].image, f"Start scene: **{scenes[i].name}**"
+            return choice["image"], choice.get("name", "your upload")
+        s = scenes[int((choice or {}).get("index", 0)) % len(scenes)]
+        return s.image, s.name
 
     def chosen_label(choice):
-        if choice and choice.get("kind") == "upload":
-            return choice.get("name", "your upload")
-        return scenes[int((choice or {}).get("index", 0)) % len(scenes)].name
+        return chosen_image(choice)[1]
+
+    def on_scene(evt: gr.SelectData, request: gr.Request):
+        new_pick(request)
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        choice = scene_choice(index if isinstance(index, int) else 0)
+        s = scenes[choice["index"]]
+        return choice, s.image, f"Start scene: **{s.name}**", None
+
+    def on_upload(path, choice, request: gr.Request):
+        pick = new_pick(request)
+        if not path:
+            return gr.skip(), gr.skip(), "", gr.skip()
+        try:
+            img, name = upload_image(path, "your picture")
+        except ValueError as e:
+            if not still_latest(request, pick):
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(), gr.skip(), _md_error(f"{e}. The start image is still **{chosen_label(choice)}**."),
+                    None)
+        if not still_latest(request, pick):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return ({"kind": "upload", "image": img, "name": name, "index": int((choice or {}).get("index", 0))}, img,
+                f"Start image: **{scrub(name)}**", gr.skip())
+
+    def on_clear(choice, request: gr.Request):
+        new_pick(request)
+        c = scene_choice((choice or {}).get("index", 0))
+        return c, scenes[c["index"]].image, f"Start scene: **{scenes[c['index']].name}**"
+
+    def saved_downloads(w: LiveWalk, before: str):
+        """Stop a recording in progress (a restart or reset would end it) -> (message, mp4 update, json update)."""
+        if w.walker is None or not w.walker.recording:
+            return "", gr.skip(), gr.skip()
+        _, mp4, side = w.record_stop()
+        if mp4 is None:
+            return "", gr.skip(), gr.skip()
+        return (f"Saved **{mp4.name}** {before}: download it below. ",
+                gr.DownloadButton(value=str(mp4), interactive=True),
+                gr.DownloadButton(value=str(side) if side else None, interactive=side is not None))
 
     def on_start(choice, seed, token, request: gr.Request):
         owner = request.session_hash
+        saved, mp4, side = "", gr.skip(), gr.skip()
         try:
             seed = parse_seed(seed)
             image, label = chosen_image(choice)
+            if token:
+                with contextlib.suppress(WalkGone):
+                    saved, mp4, side = saved_downloads(live(token, request), "before starting again")
             w = manager.start_live(owner, image, seed, label, token)
-        except ValueError as e:
-            return token, token or "", _md_error(str(e)), gr.update(), gr.update()
+        except (ValueError, Busy) as e:
+            return token, token or "", saved + _md_error(e), gr.update(), gr.update(), mp4, side
         if w.state == "waiting":
             msg = "⏳ " + manager.busy_message(manager.position(w.token))
         else:
-            msg = (f"Walking in **{w.label}** (seed {w.seed}). Click the view and use <kbd>W</kbd> <kbd>A</kbd> "
+            msg = (f"Walking in **{scrub(w.label)}** (seed {w.seed}). Click the view and use <kbd>W</kbd> <kbd>A</kbd> "
                    "<kbd>S</kbd> <kbd>D</kbd> to walk.")
-        return w.token, w.token, msg, gr.update(value=PAUSE), gr.update(value=RECORD)
+        return w.token, w.token, saved + msg, gr.update(value=PAUSE), gr.update(value=RECORD), mp4, side
 
     def live(token, request: gr.Request) -> LiveWalk:
         w = manager.get(token, request.session_hash, "live")
@@ -157,19 +243,22 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
     def on_command(name):
         def fn(token, request: gr.Request):
             try:
-                return live(token, request).command(name)
+                return scrub(live(token, request).command(name))
             except WalkGone as e:
                 return _md_error(f"{e}. Press Start walking first.")
         fn.__name__ = f"on_{name}"
         return fn
 
     def on_reset(token, request: gr.Request):
+        saved, mp4, side = "", gr.skip(), gr.skip()
         try:
             w = live(token, request)
-            w.restart()
-        except (WalkGone, ValueError) as e:
-            return gr.update(), _md_error(f"{e}")
-        return gr.update(value=PAUSE), f"Back at the start of **{w.label}** (seed {w.seed})."
+            saved, mp4, side = saved_downloads(w, "before the reset")
+            with manager.engine():
+                w.restart()
+        except (WalkGone, ValueError, Busy) as e:
+            return gr.update(), saved + _md_error(e), mp4, side
+        return gr.update(value=PAUSE), saved + f"Back at the start of **{scrub(w.label)}** (seed {w.seed}).", mp4, side
 
     def on_record(token, request: gr.Request):
         try:
@@ -181,21 +270,31 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
             return gr.update(), _md_error(f"{e}. Press Start walking first."), gr.update(), gr.update()
         if mp4 is None:
             return gr.update(value=RECORD), msg, gr.update(), gr.update()
-        return (gr.update(value=RECORD), f"Saved **{mp4.name}**: download it below.",
+        return (gr.update(value=RECORD), f"Saved as **{mp4.name}**: download it below.",
                 gr.DownloadButton(value=str(mp4), interactive=True),
                 gr.DownloadButton(value=str(side) if side else None, interactive=side is not None))
 
     def on_unload(request: gr.Request):
+        with picks_lock:
+            picks.pop(request.session_hash, None)
         manager.release_owner(request.session_hash)
 
     # ------------------------------------------------------------------------------------------ API handlers
     def api_error(e: Exception):
-        raise gr.Error(str(e), print_exception=False)
+        raise gr.Error(scrub(e), print_exception=False)
 
-    def api_start(image, seed, request: gr.Request):
-        """Start a walk at `image` -> (walk_id, first frame, info)."""
+    def api_image(image, scene) -> np.ndarray:
+        if image:
+            return upload_image(image)[0]
+        if scene:
+            return find_scene(scenes, scene).image
+        raise ValueError("image: upload an image (gradio_client.handle_file) or name a start scene "
+                         f"({', '.join(s.name for s in scenes)})")
+
+    def api_start(image, seed, scene, request: gr.Request):
+        """Start a walk at `image` (or the start scene named `scene`) -> (walk_id, first frame, info)."""
         try:
-            data = check_upload(image, None, lim.max_upload_bytes)
+            data = api_image(image, scene)
             w, first = manager.start_api(request.session_hash, data, parse_seed(seed))
         except (ValueError, Busy) as e:
             api_error(e)
@@ -226,7 +325,7 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         try:
             w = manager.get(walk_id, kind="api")
             p = parse_poses(poses)
-            with w.lock:
+            with manager.engine(), w.lock:
                 s = w.session
                 if s is None:
                     raise WalkGone("this walk has ended")
@@ -237,7 +336,12 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                     raise ValueError(f"poses: {len(p)} poses; at most {lim.max_api_frames} per call")
                 w.touch()
                 t0 = time.perf_counter()
-                frames = np.concatenate([s.step(p[i:i + n]) for i in range(0, len(p), n)])
+                frames = []
+                for i in range(0, len(p), n):
+                    if manager.stopping:
+                        raise Busy("the server is stopping; this walk has ended")
+                    frames.append(s.step(p[i:i + n]))
+                frames = np.concatenate(frames)
                 elapsed = time.perf_counter() - t0
                 w.touch()
                 d = new_outdir()
@@ -246,7 +350,7 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                 np.save(d / "frames.npy", frames)
                 info = {"walk_id": walk_id, "frames": len(frames), "frame_index": s.frame_index,
                         "frames_per_step": n, "seconds": round(elapsed, 3)}
-        except (ValueError, WalkGone) as e:
+        except (ValueError, WalkGone, Busy) as e:
             api_error(e)
         return str(d / "frames.mp4"), str(d / "frames.npy"), info
 
@@ -259,17 +363,25 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         manager.close(walk_id, "ended by the client")
         return f"walk {walk_id} ended"
 
-    def api_render(image, trajectory_file, trajectory, seed, fov):
-        """Render a camera path from `image` to MP4 -> (MP4, sidecar JSON, info)."""
+    def api_render(image, trajectory_file, trajectory, seed, fov, scene):
+        """Render a camera path from `image` (or the start scene `scene`) to MP4 -> (MP4, sidecar JSON, info)."""
         from worldwalk.controls import load_trajectory, trajectory_from_actions
         from worldwalk.controls.builtin import BUILTINS, load_builtin
 
         try:
-            data = check_upload(image, None, lim.max_upload_bytes)
+            data = api_image(image, scene)
             seed = parse_seed(seed)
             text = (trajectory or "").strip()
             if trajectory_file:
-                traj = load_trajectory(trajectory_file)
+                if not uploads().allowed(trajectory_file):
+                    raise ValueError(f"trajectory_file: {REFUSED}")
+                try:
+                    traj = load_trajectory(trajectory_file)
+                except ValueError as e:
+                    raise ValueError(f"trajectory_file: {scrub(e)}") from None
+                except OSError as e:
+                    raise ValueError(f"trajectory_file: {Path(str(trajectory_file)).name}: cannot be read "
+                                     f"({e.strerror or type(e).__name__})") from None
             elif text in BUILTINS:
                 traj = load_builtin(text)
             elif text:
@@ -296,6 +408,8 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                               info) as rec:
                     rec.add(first, traj.c2w[:1])
                     for poses in chunked_poses(traj.c2w, session.frames_per_step):
+                        if manager.stopping:
+                            raise Busy("the server is stopping; the render was cut short")
                         keep = traj.num_frames - rec.frames
                         rec.add(session.step(poses)[:keep], poses[:keep])
                 n, fps_out = rec.frames, float(session.cfg.fps)
@@ -307,7 +421,7 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
 
     # ------------------------------------------------------------------------------------------ layout
     quiet = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
-    with gr.Blocks(title="worldwalk — walk into a picture", delete_cache=(600, 3600)) as demo:
+    with GuardedBlocks(title="worldwalk — walk into a picture", delete_cache=(600, 3600)) as demo:
         token = gr.State(None)
         choice = gr.State({"kind": "scene", "index": 0})
         token_box = gr.Textbox(visible=False, elem_id="ww-token")
@@ -346,15 +460,16 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                             "chunk</small>")
 
         gallery.select(on_scene, None, [choice, preview, status, upload], **quiet)
-        upload.upload(on_upload, [upload, choice], [choice, preview, status, upload], **quiet)
+        upload.upload(on_upload, [upload, choice], [choice, preview, status, upload], trigger_mode="always_last",
+                      **quiet)
         upload.clear(on_clear, [choice], [choice, preview, status], **quiet)
-        start_btn.click(on_start, [choice, seed, token], [token, token_box, status, pause_btn, rec_btn],
-                        **quiet).then(None, [token_box], None, js="(t) => { window.worldwalk?.attach(t); }",
-                                      **quiet)
+        start_btn.click(on_start, [choice, seed, token],
+                        [token, token_box, status, pause_btn, rec_btn, mp4_dl, json_dl], **quiet
+                        ).then(None, [token_box], None, js="(t) => { window.worldwalk?.attach(t); }", **quiet)
         pause_btn.click(on_pause, [token], [pause_btn, status], **quiet)
         mark_btn.click(on_command("bookmark"), [token], [status], **quiet)
         rewind_btn.click(on_command("rewind"), [token], [status], **quiet)
-        reset_btn.click(on_reset, [token], [pause_btn, status], **quiet)
+        reset_btn.click(on_reset, [token], [pause_btn, status, mp4_dl, json_dl], **quiet)
         rec_btn.click(on_record, [token], [rec_btn, status, mp4_dl, json_dl], **quiet)
         demo.unload(on_unload)
 
@@ -373,11 +488,12 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
             a_fov = gr.Number(value=0, label="fov")
             a_side = gr.File(label="sidecar")
             a_msg = gr.Textbox(label="message")
+            a_scene = gr.Textbox(value="", label="scene")
             for fn, ins, outs, name, limit in (
-                    (api_start, [a_image, a_seed], [a_walk, a_frame, a_info], "start_walk", None),
+                    (api_start, [a_image, a_seed, a_scene], [a_walk, a_frame, a_info], "start_walk", None),
                     (api_step, [a_walk, a_poses], [a_video, a_frames, a_info], "step_walk", lim.max_walks),
                     (api_end, [a_walk], [a_msg], "end_walk", None),
-                    (api_render, [a_image, a_traj_file, a_traj, a_seed, a_fov], [a_video, a_side, a_info], "render",
-                     lim.max_walks)):
+                    (api_render, [a_image, a_traj_file, a_traj, a_seed, a_fov, a_scene], [a_video, a_side, a_info],
+                     "render", lim.max_walks)):
                 gr.Button(visible=False).click(fn, ins, outs, api_name=name, concurrency_limit=limit)
     return demo

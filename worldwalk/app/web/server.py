@@ -13,6 +13,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import uvicorn
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from worldwalk.app.web import bind
+from worldwalk.app.web.files import PrivateFolder, ServeOwnFilesOnly, Uploads
 from worldwalk.app.web.page import assets, build_demo
 from worldwalk.app.web.scenes import Scene
 from worldwalk.app.web.walks import WalkGone, WalkManager
@@ -82,29 +84,45 @@ def add_routes(app: FastAPI, manager: WalkManager) -> None:
 
 def build_app(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int], frames_per_step: int,
               fps: float) -> FastAPI:
+    """The FastAPI app: our routes, then the Gradio page and API (uploads go to Gradio's upload folder: with
+    files.PrivateFolder acquired, the server's private one)."""
     demo = build_demo(manager, scenes, size_wh, frames_per_step, fps)
     demo.queue(default_concurrency_limit=manager.limits.max_walks)
     app = FastAPI(title="worldwalk", docs_url=None, redoc_url=None, openapi_url=None)
     add_routes(app, manager)
+    # no allowed_paths: Gradio serves its upload folder and its copies of our outputs, nothing of ours directly;
+    # show_error off: only our gr.Error messages (scrubbed of server paths) reach visitors, never an exception's text
     gr.mount_gradio_app(app, demo, path="/", footer_links=["api", "gradio"], run_history=False, ssr_mode=False,
-                        allowed_paths=[str(manager.workdir)], show_error=True,
+                        allowed_paths=[], show_error=False,
                         max_file_size=4 * manager.limits.max_upload_bytes, **assets())
+    # Gradio checks the paths in events only once its Blocks has "launched", which mounting never sets
+    demo.has_launched = True
+    folder = Path(next(r.app for r in app.routes if hasattr(getattr(r, "app", None), "uploaded_file_dir"))
+                  .uploaded_file_dir).resolve()
+    demo.uploads = Uploads(folder, demo.upload_file_set)
+    app.add_middleware(ServeOwnFilesOnly, folder=folder)
     app.state.demo = demo
     return app
 
 
 class WebServer:
-    """uvicorn serving `app` from a thread: start() returns once it accepts connections; stop() ends everything."""
+    """uvicorn serving `app` from a thread: start() returns once it accepts connections; stop() ends everything.
+
+    private: the server holds files.PrivateFolder (create_server acquires it) and releases it when it stops.
+    """
 
     def __init__(self, app: FastAPI, manager: WalkManager, host: str = "127.0.0.1", port: int | None = None,
-                 sock=None):
+                 sock=None, private: bool = False):
         self.app, self.manager, self.host = app, manager, host
         self.sock = sock if sock is not None else bind(host, port)
         self.port = self.sock.getsockname()[1]
-        cfg = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on",
+        cfg = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on",
                              timeout_keep_alive=5)
         self.server = uvicorn.Server(cfg)
         self.thread: threading.Thread | None = None
+        self._private = private
+        self._stop_lock = threading.Lock()
+        self.stopped = False
 
     @property
     def url(self) -> str:
@@ -120,6 +138,7 @@ class WebServer:
         end = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > end:
+                self.stop()
                 raise RuntimeError("the web server did not start")
             time.sleep(0.05)
         return self
@@ -134,17 +153,30 @@ class WebServer:
             if sub is not None and hasattr(sub, "stop_event"):
                 yield sub
 
-    def stop(self) -> None:
-        for g in self._gradio_apps():  # ends the pages' heartbeat streams so shutdown is prompt
+    def stop(self) -> bool:
+        """Stop at any moment: every walk is closed and every chunk in progress finishes first (so no thread is inside
+        the engine when the process exits), then the HTTP server, then the private folder is removed. Safe to call
+        twice and from any thread. -> True when the engine went idle in time (False: something is still running)."""
+        with self._stop_lock:
+            if self.stopped:
+                return True
+            self.stopped = True
+        idle = self.manager.shutdown()  # refuses new work, closes every walk, waits for the engine
+        for g in self._gradio_apps():  # ends the pages' event streams so the HTTP server stops promptly
             g.stop_event.set()
+        demo = getattr(self.app.state, "demo", None)
+        if demo is not None:
+            demo.is_running = False  # ends Gradio's heartbeat loops
         self.server.should_exit = True
-        if self.thread is not None:
+        if self.thread is not None and self.thread.is_alive():
             self.thread.join(timeout=15)
-        self.manager.shutdown()
         try:
             self.sock.close()
         except OSError:
             pass
+        if self._private:
+            PrivateFolder.release()
+        return idle
 
     def __enter__(self):
         return self.start()

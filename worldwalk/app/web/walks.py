@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from worldwalk.app.walker import Walker
+from worldwalk.app.web.files import scrub
 from worldwalk.controls.rig import InputState, RigConfig
 from worldwalk.world.images import MAX_PIXELS
 from worldwalk.world.session import Session
@@ -45,6 +46,7 @@ UNWATCHED_S = 3.0  # a live walk whose page pulled no frame for this long stops 
 WAITING_TIMEOUT_S = 30.0  # a place in line is given up when its page stops asking about it for this long
 MAX_SIDE = 16384
 OUTPUT_TTL_S = 900.0  # API outputs are kept this long on disk
+FPS_WINDOW_S = 4.0  # the HUD's frame rate counts the frames shown in this many seconds
 
 
 class Busy(RuntimeError):
@@ -60,7 +62,7 @@ class WalkGone(KeyError):
 
 @dataclass
 class Limits:
-    max_walks: int = 4
+    max_walks: int = 1  # walks generating at once (app.web.capacity picks it for the machine)
     idle_timeout: float = 180.0  # seconds without input before a walk is closed (0: never)
     max_upload_bytes: int = 25 * 1024 * 1024
     max_api_frames: int = 16 * 60  # frames one API step or render may ask for
@@ -68,24 +70,21 @@ class Limits:
 
 
 # ---------------------------------------------------------------------------------------------------- uploads
-def check_upload(path: str | Path | None, name: str | None = None, max_bytes: int = Limits.max_upload_bytes) -> bytes:
-    """The bytes of an uploaded start image, after cheap checks (size, type, dimensions) that never decode pixels.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "MPO")
+WORK_LONG_SIDE = 512  # an upload is kept at this size (or the model's frame, if larger): what the walk and preview use
 
-    Raises ValueError with a message for the page. world.images.load_image decodes and checks it again at start.
+
+def check_image(data: bytes, label: str, max_bytes: int = Limits.max_upload_bytes) -> tuple[int, int]:
+    """Cheap checks of an uploaded start image that never decode pixels (size, type, dimensions). -> (w, h).
+
+    Raises ValueError with a one-line message for the page that names the file (`label`).
     """
-    if path is None:
-        raise ValueError("no image uploaded")
-    p = Path(path)
-    label = name or p.name
-    if not p.is_file():
-        raise ValueError(f"{label}: the upload did not arrive; please try again")
-    n = p.stat().st_size
+    n = len(data)
     if n == 0:
         raise ValueError(f"{label}: the file is empty (0 bytes); choose a PNG, JPEG or WebP image")
     if n > max_bytes:
         raise ValueError(f"{label}: the file is too large ({n / 2**20:.1f} MB); the limit is "
                          f"{max_bytes / 2**20:.0f} MB")
-    data = p.read_bytes()
     try:
         with warnings.catch_warnings():  # a big image is answered below, not warned about
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -96,13 +95,48 @@ def check_upload(path: str | Path | None, name: str | None = None, max_bytes: in
         raise ValueError(f"{label}: the image is too large (more than {MAX_PIXELS:,} pixels)") from None
     except Exception:  # PIL raises many kinds for junk
         raise ValueError(f"{label}: not an image we can read; choose a PNG, JPEG or WebP image") from None
-    if fmt not in ("PNG", "JPEG", "WEBP", "BMP", "GIF", "MPO"):
+    if fmt not in IMAGE_FORMATS:
         raise ValueError(f"{label}: {fmt} images are not supported; choose a PNG, JPEG or WebP image")
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
         raise ValueError(f"{label}: the image is too large ({w}x{h} pixels); the limit is {MAX_PIXELS:,} pixels")
     if min(w, h) < 8:
         raise ValueError(f"{label}: the image is too small ({w}x{h} pixels); it needs at least 8x8")
-    return data
+    return w, h
+
+
+def work_size(wh: tuple[int, int], frame_wh: tuple[int, int], long_side: int = WORK_LONG_SIDE) -> tuple[int, int]:
+    """The size an image of size `wh` is kept at: shrunk (never enlarged, aspect kept) to `long_side` on its long side,
+    but never below what covers the model's frame `frame_wh` (the walk centre-crops that from it)."""
+    w, h = wh
+    s = min(1.0, max(long_side / max(w, h), frame_wh[0] / w, frame_wh[1] / h))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def prepare_image(data: bytes, label: str, frame_wh: tuple[int, int],
+                  max_bytes: int = Limits.max_upload_bytes) -> np.ndarray:
+    """Check, decode once and shrink an uploaded start image to what the walk uses (work_size). -> uint8 (h, w, 3).
+
+    The page shows this array and the walk starts from it, so the two are always the same picture. A JPEG is decoded
+    straight at a reduced scale; other formats are decoded once and reduced in integer steps before the final filter.
+    Raises ValueError with a one-line message naming the file (`label`).
+    """
+    w, h = check_image(data, label, max_bytes)
+    tw, th = work_size((w, h), frame_wh)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.format in ("JPEG", "MPO"):
+                    im.draft("RGB", (tw, th))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 of the size directly
+                im.load()
+                rgb = im.convert("RGB")
+    except Exception as e:  # noqa: BLE001 - truncated or damaged files raise OSError, SyntaxError, ValueError ...
+        why = str(e).split("(")[0].strip().rstrip(".;:") or type(e).__name__
+        raise ValueError(f"{label}: the image is damaged or cut short ({why}); choose another PNG, JPEG or WebP "
+                         "file") from None
+    if rgb.size != (tw, th):
+        rgb = rgb.resize((tw, th), Image.LANCZOS, reducing_gap=3.0)
+    return np.asarray(rgb)
 
 
 def parse_seed(seed) -> int:
@@ -386,7 +420,7 @@ class LiveWalk(_Walk):
         if not w.sync(timeout):
             self.message = f"{name}: still waiting for the world to finish a chunk"
             return self.message
-        self.message = w.message
+        self.message = scrub(w.message)
         if name == "bookmark" and w.bookmarks:
             b = w.bookmarks[-1]  # its last frame, when the pump has it, is shown again at a rewind
             k = (b.frame_index - 1) // w.session.frames_per_step - 1
@@ -405,23 +439,33 @@ class LiveWalk(_Walk):
         return self.message
 
     def record_start(self) -> str:
+        """-> a message for the page ("recording…"; never the file's place on the server)."""
         self.records += 1
-        return self.command("record_start", self.dir / f"worldwalk-{self.records:02d}.mp4")
+        msg = self.command("record_start", self.dir / f"walk-{self.records:02d}.mp4")
+        if self.walker.recording:
+            self.message = "recording…"
+        else:
+            self.message = scrub(msg)
+        return self.message
 
     def record_stop(self) -> tuple[str, Path | None, Path | None]:
+        """-> (message, MP4, camera path JSON or None); (message, None, None) when nothing was recorded."""
         path = self.walker.recorder.path if self.walker.recorder is not None else None
         msg = self.command("record_stop")
         if path is None or not path.exists():
-            return msg, None, None
+            self.message = scrub(msg)
+            return self.message, None, None
         side = path.with_suffix(".json")
         self.last_record = (path, side if side.exists() else None)
-        return msg, path, self.last_record[1]
+        self.message = f"saved as {path.name}"
+        return self.message, path, self.last_record[1]
 
     # -------------------------------------------------------------- status for the page
     def status(self, line_position: int = 0, idle_timeout: float = 0.0) -> dict:
         self.last_seen = time.monotonic()
         w = self.walker
-        out = {"state": self.state, "seq": self.seq, "message": self.message, "label": self.label, "seed": self.seed}
+        out = {"state": self.state, "seq": self.seq, "message": scrub(self.message), "label": self.label,
+               "seed": self.seed}
         if self.state == "waiting":
             out["position"] = line_position
             return out
@@ -430,13 +474,14 @@ class LiveWalk(_Walk):
         now = time.monotonic()
         with self._cond:
             pose, times = self.pose.copy(), list(self.shown_at)
-        recent = [t for t in times if now - t < 3.0]  # frames shown in the last 3 s
-        fps = len(recent) / min(3.0, now - recent[0]) if len(recent) > 2 and now > recent[0] else 0.0
+        recent = [t for t in times if now - t < FPS_WINDOW_S]
+        # frames per second over the frames shown lately, to now: steady at 1-2 fps too, and falls to 0 when paused
+        fps = (len(recent) - 1) / max(now - recent[0], 1e-3) if len(recent) >= 2 else 0.0
         p = pose[:3, 3]
         path = w.path[-600:]
         out.update({
             "paused": self.user_paused, "recording": w.recording, "bookmarks": len(w.bookmarks),
-            "error": self.error or w.error,
+            "error": scrub(self.error or w.error) if (self.error or w.error) else None,
             "fps": round(fps, 1), "gen_fps": round(w.stats.generated_fps, 1),
             "chunk_ms": round(w.stats.chunk_ms.get("total", 0.0), 1),
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms),
@@ -452,17 +497,27 @@ class LiveWalk(_Walk):
 
 
 # ---------------------------------------------------------------------------------------------------- manager
+STOPPING = "the server is stopping; please try again in a moment"
+
+
 class WalkManager:
+    """workdir: where walks record and the API writes (default: a new temporary folder); own_workdir: remove it at
+    shutdown (default: when it was made here)."""
+
     def __init__(self, make_session: Callable[[], Session], *, limits: Limits | None = None,
-                 world_desc: dict | None = None, rig_config: RigConfig | None = None, workdir: str | Path | None = None):
+                 world_desc: dict | None = None, rig_config: RigConfig | None = None, workdir: str | Path | None = None,
+                 own_workdir: bool | None = None):
         self.make_session = make_session
         self.limits = limits or Limits()
         self.world_desc = dict(world_desc or {})
         self.rig_config = rig_config
-        self._own_dir = workdir is None
+        self._own_dir = workdir is None if own_workdir is None else own_workdir
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="worldwalk-web-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self.stopping = False
+        self._engine_users = 0  # threads inside the engine: starting, stepping, rendering or closing a walk
+        self._engine_idle = threading.Condition(self._lock)
         self.walks: dict[str, _Walk] = {}
         self.line: list[str] = []  # tokens of LiveWalks waiting for a place, first come first
         self.ended: collections.OrderedDict[str, str] = collections.OrderedDict()  # token -> why it ended
@@ -490,6 +545,22 @@ class WalkManager:
         with self._lock:
             return self.line.index(token) + 1 if token in self.line else 0
 
+    @contextlib.contextmanager
+    def engine(self, refuse: bool = True):
+        """Hold this around anything that runs the engine, so that shutdown() can wait until no thread is inside it
+        (a thread still inside torch when the process exits aborts it). Raises Busy once the server is stopping,
+        unless refuse=False (closing a walk)."""
+        with self._lock:
+            if refuse and self.stopping:
+                raise Busy(STOPPING)
+            self._engine_users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._engine_users -= 1
+                self._engine_idle.notify_all()
+
     # -------------------------------------------------------------- finding walks
     def get(self, token: str | None, owner: str | None = None, kind: str | None = None) -> _Walk:
         with self._lock:
@@ -509,11 +580,14 @@ class WalkManager:
 
         Raises ValueError for a bad image; the tab's walk, if any, goes on unchanged.
         """
+        if self.stopping:
+            raise Busy(STOPPING)
         if token:
             with contextlib.suppress(WalkGone):
                 w = self.get(token, owner, "live")
                 if w.state == "live":
-                    w.restart(image, seed, label)
+                    with self.engine():
+                        w.restart(image, seed, label)
                     return w
                 if w.state == "waiting":
                     w.image, w.seed, w.label = image, seed, label
@@ -529,9 +603,10 @@ class WalkManager:
                 self.line.append(w.token)
         if go:
             try:
-                w.begin(self.make_session, self.rig_config, self.world_desc)
+                with self.engine():
+                    w.begin(self.make_session, self.rig_config, self.world_desc)
             except BaseException:
-                self._forget(w.token, "could not start")
+                self.close(w.token, "could not start")
                 raise
         return w
 
@@ -539,7 +614,7 @@ class WalkManager:
         """Start the first walks in line while there are free places (in the background: start takes a moment)."""
         while True:
             with self._lock:
-                if not self.line or self.free() <= 0:
+                if not self.line or self.free() <= 0 or self.stopping:
                     return
                 w = self.walks.get(self.line.pop(0))
                 if w is None or w.closed:
@@ -549,21 +624,25 @@ class WalkManager:
 
     def _begin_bg(self, w: LiveWalk) -> None:
         try:
-            w.begin(self.make_session, self.rig_config, self.world_desc)
+            with self.engine():
+                w.begin(self.make_session, self.rig_config, self.world_desc)
         except Exception as e:  # noqa: BLE001 - shown in the page
-            w.error, w.state = f"{e}", "error"
-            self.close(w.token, f"could not start: {e}")
+            w.error, w.state = scrub(e), "error"
+            self.close(w.token, f"could not start: {scrub(e)}")
 
     # -------------------------------------------------------------- API walks
     def start_api(self, owner: str | None, image, seed: int) -> tuple[ApiWalk, np.ndarray]:
         with self._lock:
+            if self.stopping:
+                raise Busy(STOPPING)
             if self.free() <= 0 or self.line:
                 raise Busy(self.busy_message())
             w = ApiWalk(owner, None)
             self.walks[w.token] = w
         try:
-            w.session = self.make_session()
-            first = w.session.start(image, seed=seed)
+            with self.engine():
+                w.session = self.make_session()
+                first = w.session.start(image, seed=seed)
         except BaseException:
             self._forget(w.token, "could not start")
             raise
@@ -572,13 +651,17 @@ class WalkManager:
 
     @contextlib.contextmanager
     def job(self):
-        """A place for a one-off job (a render) for as long as it runs; raises Busy when there is none."""
+        """A place for a one-off job (a render) for as long as it runs; raises Busy when there is none. The job checks
+        `stopping` between chunks."""
         with self._lock:
+            if self.stopping:
+                raise Busy(STOPPING)
             if self.free() <= 0 or self.line:
                 raise Busy(self.busy_message())
             self._jobs += 1
         try:
-            yield
+            with self.engine():
+                yield
         finally:
             with self._lock:
                 self._jobs -= 1
@@ -599,9 +682,10 @@ class WalkManager:
         w = self._forget(token, reason)
         if w is None:
             return False
-        w.close()  # joins the walk's threads and drops its Session: its memory goes with it
-        del w
-        gc.collect()
+        with self.engine(refuse=False):
+            w.close()  # joins the walk's threads (a chunk in progress finishes) and drops its Session and memory
+            del w
+            gc.collect()
         self._promote()
         return True
 
@@ -649,11 +733,25 @@ class WalkManager:
             except Exception as e:  # noqa: BLE001 - the reaper must outlive any one walk's trouble
                 print(f"worldwalk web: reaper: {type(e).__name__}: {e}")
 
-    def shutdown(self) -> None:
-        self._stop.set()
+    def shutdown(self, timeout: float = 60.0) -> bool:
+        """Refuse new work, close every walk (all at once: each lets its chunk in progress finish) and wait until no
+        thread is inside the engine; then remove the workdir (when it is ours). Safe at any moment and twice.
+        -> True when the engine went idle within `timeout` seconds."""
+        end = time.monotonic() + timeout
         with self._lock:
+            self.stopping = True
             tokens = list(self.walks)
-        for t in tokens:
-            self.close(t, "the server stopped")
+        self._stop.set()
+        closers = [threading.Thread(target=self.close, args=(t, "the server stopped"), daemon=True,
+                                    name="worldwalk-close") for t in tokens]
+        for c in closers:
+            c.start()
+        for c in closers:
+            c.join(max(0.0, end - time.monotonic()))
+        with self._lock:
+            idle = self._engine_idle.wait_for(lambda: self._engine_users == 0, max(0.0, end - time.monotonic()))
+        if self._reaper.is_alive() and self._reaper is not threading.current_thread():
+            self._reaper.join(max(0.0, min(5.0, end - time.monotonic())))
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        return idle

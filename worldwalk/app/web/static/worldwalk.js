@@ -128,6 +128,17 @@
     });
   }
 
+  // the status line under Start (a Gradio Markdown): kept in step with the walk when its state changes by itself
+  // (its place in line moves, it starts, it ends); the next Gradio event writes it again as usual
+  function statusLine(html) {
+    const box = el("ww-status");
+    const md = box && (box.querySelector("span.md") || box.querySelector(".prose"));
+    if (md) md.innerHTML = `<p>${html}</p>`;
+  }
+
+  // "this walk has ended (idle for 180 s; ...)" -> "idle for 180 s; ..."
+  const reason = (m) => String(m || "").replace(/^this walk has ended\s*/i, "").replace(/^\((.*)\)$/, "$1").trim();
+
   function overlay(html) {
     const o = el("ww-overlay");
     if (!o) return;
@@ -182,6 +193,8 @@
   }
 
   function showStatus(s) {
+    const before = ww.status ? ww.status.state : null;
+    const moved = before !== s.state || (s.state === "waiting" && ww.status.position !== s.position);
     ww.status = s;
     const hud = el("ww-hud");
     const view = el("ww-view");
@@ -193,15 +206,28 @@
       hud.innerHTML = `<span class="ww-badge ww-wait">● IN LINE</span>`;
       overlay(`<b>busy — you are ${s.position} in line</b><br><small>every walk is in use; yours starts by itself ` +
         `when a place frees up</small>`);
+      if (moved) statusLine(`⏳ busy — you are <b>${s.position}</b> in line. Your walk starts by itself when a place ` +
+        `frees up.`);
       return;
     }
     if (state === "ended" || state === "error" || state === "gone") {
+      const why = state === "error" ? String(s.error || s.message || "") : reason(s.message);
       hud.innerHTML = `<span class="ww-badge ww-off">● ${state === "error" ? "ERROR" : "ENDED"}</span>`;
-      overlay(`<b>${state === "error" ? "Something went wrong" : "This walk has ended"}</b><br><small>` +
-        `${esc(s.message)}</small><br><small>Press <b>Start walking</b> to walk again.</small>`);
+      overlay(`<b>${state === "error" ? "Something went wrong" : "This walk has ended"}</b>` +
+        (why ? `<br><small>${esc(why)}</small>` : "") + `<br><small>Press <b>Start walking</b> to walk again.</small>`);
+      if (moved) statusLine(state === "error" ? `⚠️ Something went wrong: ${esc(why)}` :
+        `Your walk has ended${why ? ` (${esc(why)})` : ""}. Press <b>▶ Start walking</b> to walk again.`);
       return;
     }
-    if (state === "starting") { overlay("<b>Opening the world…</b>"); return; }
+    if (moved && (before === "waiting" || before === "starting") && state === "live") {
+      statusLine(`Your turn: walking in <b>${esc(s.label)}</b> (seed ${esc(s.seed)}). Click the view and use ` +
+        `<kbd>W</kbd> <kbd>A</kbd> <kbd>S</kbd> <kbd>D</kbd> to walk.`);
+    }
+    if (state === "starting") {
+      overlay("<b>Opening the world…</b>");
+      if (moved && before === "waiting") statusLine("Your turn: opening the world…");
+      return;
+    }
     const p = s.pos || [0, 0, 0];
     hud.dataset.x = p[0]; hud.dataset.y = p[1]; hud.dataset.z = p[2];
     hud.dataset.heading = s.heading; hud.dataset.fps = s.fps;
@@ -229,6 +255,7 @@
       if (r.status === 404) {
         const j = await r.json().catch(() => ({}));
         showStatus({ state: "ended", message: j.detail || "" });
+        ww.status = null;
         ww.token = null;
         releaseAll();
         return;
@@ -240,6 +267,7 @@
   ww.attach = (token) => {
     if (!token || token === ww.token) return;
     ww.token = token;
+    ww.status = null;
     ww.seq = 0;
     ww.keys.clear();
     showKeys();
