@@ -17,6 +17,7 @@ folders may hold the bytes of any of them. The same paths, and more, through /gr
 import argparse
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -139,11 +140,10 @@ def targets(server, tmp_path_factory):
     w = server.manager.start_live("someone-else", np.full((64, 96, 3), 90, np.uint8), 0, "theirs")
     w.record_start()
     w.set_input(["w"])
-    for _ in range(200):
+    for _ in range(600):  # the page pulling frames while W is held
         w.frame_after(w.seq)
         if w.walker.stats.frames > 8:
             break
-        import time
         time.sleep(0.05)
     _, recording, _ = w.record_stop()
     assert recording is not None and recording.exists()
