@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from worldwalk import assets_dir
 from worldwalk.world.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from worldwalk.world.depth import DepthConfig, DepthNet
 from worldwalk.world.model import WorldModel
 from worldwalk.world.presets import ModelConfig, get_preset
 from worldwalk.world.vae import CausalVAE, VAEConfig
@@ -24,7 +25,8 @@ PRESET_VAE = {"tiny": "tiny-vae", "test": "test-vae"}
 
 
 def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict | None = None,
-                dtype: torch.dtype | None = torch.bfloat16) -> Path:
+                dtype: torch.dtype | None = torch.bfloat16, depth: DepthNet | None = None) -> Path:
+    """depth: the world memory's depth network, stored under depth.* (float32: it is small) with its config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cast = lambda v: v.to(dtype) if dtype is not None and v.is_floating_point() else v  # noqa: E731
@@ -32,6 +34,9 @@ def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict
     t.update({f"vae.{k}": cast(v).contiguous() for k, v in vae.state_dict().items()})
     meta = {"worldwalk_config": json.dumps(model.cfg.to_dict()), "worldwalk_vae": json.dumps(vae.cfg.to_dict()),
             "worldwalk_extra": json.dumps(extra or {})}
+    if depth is not None:
+        t.update({f"depth.{k}": v.float().contiguous() for k, v in depth.state_dict().items()})
+        meta["worldwalk_depth"] = json.dumps(depth.cfg.to_dict())
     tmp = path.with_name(path.name + ".tmp")
     save_file(t, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -54,6 +59,21 @@ def load_bundle(path: str | Path, device="cpu", dtype: torch.dtype = torch.float
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, f"{path} (model)")
     load_state_dict_strict(vae, {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, f"{path} (vae)")
     return model.to(device, dtype).eval(), vae.to(device).float().eval(), extra
+
+
+def load_depth(path: str | Path, device="cpu") -> DepthNet | None:
+    """The world memory's depth network of a bundle, or None when the bundle has none. Raises CheckpointError."""
+    meta: dict = {}
+    tensors, _, _ = read_checkpoint(path, meta)
+    dmeta = meta.get("worldwalk_depth")
+    if dmeta is None:
+        return None
+    try:
+        net = DepthNet(DepthConfig.from_dict(json.loads(dmeta)))
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: bad depth config in metadata: {e}") from None
+    load_state_dict_strict(net, {k[6:]: v for k, v in tensors.items() if k.startswith("depth.")}, f"{path} (depth)")
+    return net.to(device).float().eval()
 
 
 def random_world(preset: str | ModelConfig, seed: int = 0):

@@ -589,8 +589,38 @@ def cmd_bundle(a) -> int:
     vae = load_any_vae(a.vae)
     model = load_trained_world(a.world)
     extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
-    p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16)
+    depth = None
+    if a.depth:
+        from worldwalk.world.train_depth import load_trained_depth
+
+        depth = load_trained_depth(a.depth)
+        extra["memory"] = json.loads(a.memory)
+    p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+# ====================================================================== depth (world/train_depth.py)
+def cmd_depth_data(a) -> int:
+    from worldwalk.world.train_depth import depth_data
+
+    out = depth_data(a.out, a.clips, a.world, seed=a.seed, shard_size=a.shard_size, held_out=a.held_out)
+    print(f"{out}: {len(list(out.glob('shard_*.npz')))} shards")
+    return 0
+
+
+def cmd_depth(a) -> int:
+    from worldwalk.world.train_depth import evaluate_depth, load_trained_depth, train_depth, write_eval
+
+    final = train_depth(a.dir, a.out, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, seed=a.seed,
+                        save_every=a.save_every)
+    print(f"depth network saved to {final}")
+    if a.eval:
+        res = evaluate_depth(load_trained_depth(final), a.eval)
+        write_eval(a.out, res)
+        for kind, m in res.items():
+            print(f"held-out {kind}: AbsRel {m['absrel']:.3f}, delta<1.25 {m['delta1']:.3f}, sky far "
+                  f"{m['sky_far']:.3f} ({m['pixels']} pixels)")
     return 0
 
 
@@ -677,7 +707,29 @@ def add_parser(sub) -> None:
     b.add_argument("--world", required=True)
     b.add_argument("--out", required=True)
     b.add_argument("--sampler", default='{"steps": 4, "shift": 8.0, "kind": "renoise"}')
+    b.add_argument("--depth", default=None, help="a depth run (depth_final.pt): the world memory's depth network")
+    b.add_argument("--memory", default="{}", help="with --depth: the world memory's settings (JSON, world/memory.py)")
     b.set_defaults(func=cmd_bundle)
+    dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
+                                            "generates them (world/train_depth.py)")
+    dd.add_argument("--out", required=True)
+    dd.add_argument("--clips", type=int, default=240)
+    dd.add_argument("--world", required=True, help="the world bundle whose VAE and model make the blurry views")
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--held-out", action="store_true", help="scenes the training data never uses (for evaluation)")
+    dd.add_argument("--shard-size", type=int, default=20)
+    dd.set_defaults(func=cmd_depth_data)
+    de = tsub.add_parser("depth", help="train the world memory's depth network (world/train_depth.py)")
+    de.add_argument("--dir", required=True)
+    de.add_argument("--out", required=True)
+    de.add_argument("--steps", type=int, default=3000)
+    de.add_argument("--batch", type=int, default=12)
+    de.add_argument("--crop", type=int, default=128)
+    de.add_argument("--lr", type=float, default=2e-3)
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--save-every", type=int, default=200)
+    de.add_argument("--eval", default=None, help="a held-out depth-data folder: AbsRel and delta<1.25 at the end")
+    de.set_defaults(func=cmd_depth)
 
 
 def main(argv=None):

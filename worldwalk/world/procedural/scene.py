@@ -312,8 +312,8 @@ class Scene:
         col = col + sun * (0.35 * cosang.clamp_min(0) ** 64 + 4.0 * (cosang > 0.9995).float())[:, None]
         return col
 
-    def _shade_rays(self, o: torch.Tensor, d: torch.Tensor, pix_angle: float) -> torch.Tensor:
-        """Colour (R, 3) in linear-ish [0, 1] of rays o + t d."""
+    def _shade_rays(self, o: torch.Tensor, d: torch.Tensor, pix_angle: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> colour (R, 3) in linear-ish [0, 1] of rays o + t d, and t (R,) the distance to the hit (>= FAR: sky)."""
         t_obj, n_obj, m_obj = self._hit_objects(o, d, shared_origin=True)
         t_g, n_g = self._hit_ground(o, d)
         ground = t_g < t_obj
@@ -358,13 +358,14 @@ class Scene:
         # aerial haze
         fog = (1 - torch.exp(-t / self.haze_dist))[:, None]
         col = col * (1 - fog) + torch.tensor(self.horizon, dtype=torch.float32) * fog
-        return torch.where(hit[:, None], col, self._sky(d))
+        return torch.where(hit[:, None], col, self._sky(d)), t
 
     # ------------------------------------------------------------------ public
     @torch.no_grad()
-    def render(self, c2w, intrinsics, size: tuple[int, int]) -> np.ndarray:
+    def render(self, c2w, intrinsics, size: tuple[int, int], depth: bool = False):
         """c2w (N, 4, 4) OpenCV camera-to-world; intrinsics (4,) or (N, 4) [fx, fy, cx, cy] in pixels of `size`
-        (W, H). -> uint8 (N, H, W, 3), rays through integer pixel coordinates."""
+        (W, H). -> uint8 (N, H, W, 3), rays through integer pixel coordinates; with depth=True also (N, H, W) float32
+        z-depth in metres along each camera's optical axis (inf where the ray sees the sky)."""
         c2w = torch.as_tensor(np.asarray(c2w), dtype=torch.float32).reshape(-1, 4, 4)
         N = c2w.shape[0]
         intr = torch.as_tensor(np.asarray(intrinsics), dtype=torch.float32).reshape(-1, 4).expand(N, 4)
@@ -372,12 +373,16 @@ class Scene:
         v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
                               indexing="ij")
         out = np.empty((N, H, W, 3), np.uint8)
+        z = np.empty((N, H, W), np.float32) if depth else None
         for i in range(N):
             fx, fy, cx, cy = intr[i]
             dc = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], -1).reshape(-1, 3)
             d = F.normalize(dc @ c2w[i, :3, :3].T, dim=-1)
             o = c2w[i, :3, 3].expand_as(d)
-            col = self._shade_rays(o, d, float(1.0 / fx))
+            col, t = self._shade_rays(o, d, float(1.0 / fx))
             img = col.clamp(0, 1) ** (1 / 1.6)  # a soft tone curve
             out[i] = (img.reshape(H, W, 3) * 255 + 0.5).to(torch.uint8).numpy()
-        return out
+            if depth:  # distance along the ray times the ray's cosine to the optical axis
+                zi = t / dc.norm(dim=-1)
+                z[i] = torch.where(t < FAR, zi, torch.full_like(zi, float("inf"))).reshape(H, W).numpy()
+        return (out, z) if depth else out

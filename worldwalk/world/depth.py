@@ -1,0 +1,145 @@
+"""Metric depth for the world memory: a small U-Net that reads a frame and where its rays point.
+
+    net = DepthNet()                                        # or DepthNet(DepthConfig(...)), or from a world bundle
+    z = net.predict(frames (N, 3, H, W) in [-1, 1], intrinsics [fx, fy, cx, cy], c2w (N, 4, 4))   # (N, H, W) metres
+
+Metric scale comes from the rig, not from the picture: the start camera stands `eye_height` metres above level ground
+(world +Y is down, OpenCV), and every frame's pose is known relative to it. So besides the colours the network reads
+two ray maps and one prior, per pixel:
+- the ray direction in the camera (x/z, y/z: the field of view and where the pixel sits in it);
+- the log z-depth at which the ray would meet that ground plane (the far limit where it points above the horizon).
+It predicts a correction to that prior in log space, at half resolution, and the result is upsampled bilinearly in
+log depth. Sky and anything beyond `max_depth` come out as `max_depth`.
+
+    encoder  (6, H, W) -> 1/2 -> 1/4 -> 1/8 -> 1/16 -> 1/32    widths (16, 32, 48, 64, 96), two 3x3 convs per level
+    decoder  1/32 -> 1/16 -> 1/8 -> 1/4 -> 1/2, each: 2x upsample, concat the encoder's skip, two 3x3 convs
+    head     1/2: 3x3 conv -> log-depth correction;  bilinear x2 in log depth -> (H, W)
+
+The embedded default trains it on procedural worlds whose renderer gives exact depth (launch.py train depth) and
+ships it in the world bundle under `depth.*`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    name: str = "tiny-depth"
+    widths: tuple[int, ...] = (16, 32, 48, 64, 96)  # encoder channels at 1/2 ... 1/32
+    eye_height: float = 1.6  # metres from the start camera down to the ground
+    min_depth: float = 0.2
+    max_depth: float = 200.0  # sky and anything beyond
+
+    def validate(self) -> "DepthConfig":
+        if len(self.widths) < 2 or any(w < 1 for w in self.widths):
+            raise ValueError(f"DepthConfig {self.name!r}: widths {self.widths}: expected at least two positive widths")
+        if not 0 < self.min_depth < self.max_depth or self.eye_height <= 0:
+            raise ValueError(f"DepthConfig {self.name!r}: expected 0 < min_depth < max_depth and eye_height > 0")
+        return self
+
+    @property
+    def factor(self) -> int:
+        """Height and width of the input are padded to a multiple of this."""
+        return 2 ** len(self.widths)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DepthConfig":
+        d = dict(d)
+        d["widths"] = tuple(d["widths"])
+        return cls(**d).validate()
+
+
+def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), nn.SiLU())
+
+
+def ray_inputs(intrinsics, c2w: torch.Tensor, size_wh: tuple[int, int], eye_height: float, min_depth: float,
+               max_depth: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel ray maps and the ground-plane prior for N cameras.
+
+    intrinsics [fx, fy, cx, cy] (pixels of size_wh; shared) or (N, 4); c2w (N, 4, 4) in the start camera's frame.
+    -> rays (N, 2, H, W): x/z and y/z of each pixel's ray in its camera; prior (N, 1, H, W): log z-depth where the ray
+    meets the ground `eye_height` below the start camera (log max_depth where it never does). Pixel (u, v) looks
+    along the ray through integer coordinates (u, v), as the procedural renderer and the world memory take it."""
+    W, H = size_wh
+    N = c2w.shape[0]
+    intr = torch.as_tensor(np.asarray(intrinsics), dtype=torch.float32, device=c2w.device).reshape(-1, 4).expand(N, 4)
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32, device=c2w.device),
+                          torch.arange(W, dtype=torch.float32, device=c2w.device), indexing="ij")
+    fx, fy, cx, cy = (intr[:, i, None, None] for i in range(4))
+    rx, ry = (u - cx) / fx, (v - cy) / fy  # (N, H, W): the ray (rx, ry, 1) in the camera
+    R = c2w[:, :3, :3].float()
+    down = R[:, 1, 0, None, None] * rx + R[:, 1, 1, None, None] * ry + R[:, 1, 2, None, None]  # world +Y of the ray
+    height = (eye_height - c2w[:, 1, 3].float())[:, None, None]  # camera above the ground plane (metres)
+    z = height / down.clamp_min(1e-6)  # z-depth of the ground hit, the ray being (rx, ry, 1)·z
+    z = torch.where((down > 1e-6) & (height > 0), z, torch.full_like(z, max_depth)).clamp(min_depth, max_depth)
+    return torch.stack([rx, ry], 1), z.log()[:, None]
+
+
+class DepthNet(nn.Module):
+    def __init__(self, cfg: DepthConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = (cfg or DepthConfig()).validate()
+        w = cfg.widths
+        self.down = nn.ModuleList([_block(6 if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))])
+        self.up = nn.ModuleList([_block(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
+        self.head = nn.Conv2d(w[0], 1, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)  # starts as the ground-plane prior
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
+        H and W must be multiples of cfg.factor (predict() pads)."""
+        lo, hi = math.log(self.cfg.min_depth), math.log(self.cfg.max_depth)
+        x = torch.cat([frames, rays, (prior - 2.0) / 2.0], 1)  # prior roughly centred (log 7.4 m) and scaled
+        skips = []
+        for blk in self.down:
+            x = blk(x)
+            skips.append(x)
+        x = skips.pop()
+        for blk in self.up:
+            s = skips.pop()
+            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1))
+        half = F.avg_pool2d(prior, 2) + self.head(x)  # (N, 1, H/2, W/2)
+        return F.interpolate(half, size=frames.shape[-2:], mode="bilinear", align_corners=False).clamp(lo, hi)
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, intrinsics, c2w) -> torch.Tensor:
+        """frames (N, 3, H, W) in [-1, 1]; intrinsics [fx, fy, cx, cy] in pixels of the frames; c2w (N, 4, 4) poses in
+        the start camera's frame (numpy or torch). -> z-depth (N, H, W) in metres, float32."""
+        c2w = torch.as_tensor(np.asarray(c2w) if not torch.is_tensor(c2w) else c2w, dtype=torch.float32,
+                              device=frames.device).reshape(-1, 4, 4)
+        N, _, H, W = frames.shape
+        cfg = self.cfg
+        rays, prior = ray_inputs(intrinsics, c2w, (W, H), cfg.eye_height, cfg.min_depth, cfg.max_depth)
+        f = cfg.factor
+        ph, pw = (-H) % f, (-W) % f
+        x = torch.cat([frames.float(), rays, prior], 1)
+        if ph or pw:  # replicate the edges up to a multiple of the network's factor, cut back after
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        dt = next(self.parameters()).dtype
+        logz = self(x[:, :3].to(dt), x[:, 3:5].to(dt), x[:, 5:].to(dt)).float()
+        return logz[:, 0, :H, :W].exp()
+
+
+def depth_metrics(pred: np.ndarray, true: np.ndarray, max_depth: float) -> dict:
+    """AbsRel and δ < 1.25 over pixels whose true depth is finite and below max_depth (the sky is left out), and the
+    share of sky pixels predicted at or beyond half of max_depth."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    valid = np.isfinite(true) & (true < max_depth)
+    p, t = pred[valid], true[valid]
+    ratio = np.maximum(p / t, t / p)
+    sky = ~np.isfinite(true) | (true >= max_depth)
+    return {"absrel": float(np.mean(np.abs(p - t) / t)), "delta1": float(np.mean(ratio < 1.25)),
+            "sky_far": float(np.mean(pred[sky] >= max_depth / 2)) if sky.any() else float("nan"),
+            "pixels": int(valid.sum())}
