@@ -22,7 +22,9 @@ def recording_info(session, world_desc: dict, window_chunks, image=None) -> dict
     path = Path(label)
     return {"image": str(path.resolve()) if path.is_file() else None, "image_sha256": session.image_sha256,
             "seed": session.seed, "sampler": session.sampler.to_dict(), "window_chunks": window_chunks,
-            "colour_match": session.colour_match, "start_overlay": session.start_overlay, **world_desc}
+            "colour_match": session.colour_match, "start_overlay": session.start_overlay,
+            "memory": session.memory_settings.to_dict() if session.memory_settings is not None else False,
+            **world_desc}
 
 
 class Recorder:

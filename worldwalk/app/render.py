@@ -14,7 +14,8 @@ import torch
 from tqdm import tqdm
 
 from worldwalk.app.recorder import Recorder, recording_info
-from worldwalk.app.world_args import add_world_args, colour_match_from, load_world, sampler_from, start_overlay_from
+from worldwalk.app.world_args import (add_world_args, colour_match_from, load_world, memory_from, sampler_from,
+                                      start_overlay_from)
 from worldwalk.controls import Trajectory, load_trajectory
 from worldwalk.world.session import Session
 
@@ -71,9 +72,10 @@ def run(args) -> int:
         traj = traj.resample(fps)
     traj = traj.relative_to_first()
 
+    memory, depth = memory_from(args, rec)
     session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
                       dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
-                      start_overlay=start_overlay_from(args, rec))
+                      start_overlay=start_overlay_from(args, rec), memory=memory, depth=depth)
     # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
     intr = None
     if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -32,6 +33,12 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                    help="lay the start image, reprojected, over the frames where it sees while the camera is within "
                         "0.25 m of where it was taken: turning on the spot shows the image itself (default on, or "
                         "the recording's; a recording from before it replays without)")
+    g.add_argument("--memory", choices=("on", "off"), default=None,
+                   help="the 3-D world memory: what the walk has seen (the start image first) is kept as points with "
+                        "their predicted depth, laid over the frames where it sees and used as each chunk's starting "
+                        "guess, so the world stays put (default on when a depth network is at hand: the weights' own "
+                        "or the embedded default's; a replay keeps the recording's). With it on, --reproject sets "
+                        "the memory's starting-guess level")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -55,7 +62,7 @@ def load_world(args, recorded: dict | None = None):
     """-> (model, vae, description dict for sidecars). `recorded`: the world description of a recording (render
     --replay, a saved walk), whose prompt is used again unless --prompt is given. Sets args.dtype to the dtype the
     world computes in, which the caller's Session is given."""
-    from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, random_world
+    from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth, random_world
 
     if args.random_weights and args.weights:
         raise ValueError("--random-weights and --weights: choose one")
@@ -90,7 +97,48 @@ def load_world(args, recorded: dict | None = None):
         raise ValueError("--preset goes with --random-weights; a weights file carries its own configuration")
     model, vae, extra = load_bundle(path, args.device, dtype)
     args.default_sampler = extra.get("sampler")  # the settings the bundle was measured with (sampler_from)
+    args.default_memory = extra.get("memory")  # ... and its world memory's (memory_from)
+    args.depth_net = load_depth(path, args.device)
     return model, vae, {"weights": str(path), "preset": model.cfg.name}
+
+
+def memory_from(args, recorded: dict | None = None):
+    """-> (MemorySettings or None, DepthNet or None) for a Session: --memory, else a recording's (its settings as
+    recorded; off for one made before the memory existed), else on when a depth network is at hand. The depth network
+    is the weights' own (load_world sets args.depth_net), else the embedded default's. --reproject sets the memory's
+    starting-guess level ("off": chunks start from noise)."""
+    from worldwalk.world.memory import MemorySettings
+
+    flag = getattr(args, "memory", None)
+    settings = getattr(args, "default_memory", None)
+    if flag is None and recorded:
+        rec = recorded.get("memory")
+        if not rec:
+            return None, None
+        settings = rec
+    if flag == "off":
+        return None, None
+    depth = getattr(args, "depth_net", None) or _default_depth(args.device)
+    if depth is None:
+        if flag == "on":
+            raise ValueError("--memory on: no depth network at hand (neither these weights nor the embedded default "
+                             "world carry one); use --memory off")
+        return None, None
+    try:
+        ms = MemorySettings.from_dict(settings or {})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"memory settings: {e}") from None
+    level = getattr(args, "reproject", None)
+    if level is not None:
+        ms = dataclasses.replace(ms, guess=None if level == "off" else float(level))
+    return ms, depth
+
+
+def _default_depth(device):
+    """The embedded default world's depth network, or None when the checkout has no such bundle or it has none."""
+    from worldwalk.world.bundle import DEFAULT_BUNDLE, load_depth
+
+    return load_depth(DEFAULT_BUNDLE, device) if DEFAULT_BUNDLE.is_file() else None
 
 
 def _prompt(args, recorded: dict | None) -> tuple[str | None, str]:

@@ -89,6 +89,18 @@ OVERLAY_FEATHER = 6  # pixels: the overlay's edge (where the start image stops s
 # a softer seam between the sharp image and the model's blurrier frame, for 0.03 dB (3 px -> 8 px on the tuning seeds)
 
 
+def feathered(mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """(N, 1, H, W) float mask in [0, 1] -> the same eroded by `feather` pixels, then box-blurred as wide: a blend
+    weight that reaches 1 only inside the mask and falls smoothly to 0 at its edge. The frame's own border is not
+    eroded (max-pool pads with -inf)."""
+    if feather <= 0:
+        return mask
+    k = 2 * feather + 1  # both pools separable: rows, then columns
+    mask = -F.max_pool2d(F.max_pool2d(-mask, (1, k), 1, (0, feather)), (k, 1), 1, (feather, 0))
+    return F.avg_pool2d(F.avg_pool2d(mask, (1, k), 1, (0, feather), count_include_pad=False), (k, 1), 1,
+                        (feather, 0), count_include_pad=False)
+
+
 def overlay_start(frames: torch.Tensor, start: torch.Tensor, poses: np.ndarray, intrinsics,
                   radius: float = OVERLAY_RADIUS, feather: int = OVERLAY_FEATHER) -> torch.Tensor:
     """Frames with the start image laid over them where it sees, near where it was taken: the one view the walk knows
@@ -107,14 +119,7 @@ def overlay_start(frames: torch.Tensor, start: torch.Tensor, poses: np.ndarray, 
     H, W = frames.shape[-2:]
     dev = frames.device
     grid, seen = (t.to(dev) for t in ground_plane_grid(np.eye(4), poses[near], intrinsics, (W, H)))
-    mask = seen[:, None].float()  # (n, 1, H, W)
-    if feather > 0:  # erode, then blur: the blend reaches 1 only inside what the start image saw
-        k = 2 * feather + 1  # both pools separable: rows, then columns
-        mask = -F.max_pool2d(F.max_pool2d(-mask, (1, k), 1, (0, feather)), (k, 1), 1, (feather, 0))  # padding is
-        # -inf here: the frame's own edge is not eroded
-        mask = F.avg_pool2d(F.avg_pool2d(mask, (1, k), 1, (0, feather), count_include_pad=False), (k, 1), 1,
-                            (feather, 0), count_include_pad=False)
-    weight = mask * torch.from_numpy(1 - dist[near] / radius).to(dev, frames.dtype).view(-1, 1, 1, 1)
+    weight = feathered(seen[:, None].float(), feather) * torch.from_numpy(1 - dist[near] / radius).to(dev, frames.dtype).view(-1, 1, 1, 1)
     out = frames.clone()
     idx = torch.from_numpy(near).to(dev)
     out[idx] = torch.lerp(frames[idx], warp(start.to(frames.dtype), grid), weight.to(frames.dtype))

@@ -19,6 +19,14 @@ With start_overlay (default), the start image itself, reprojected, is laid over 
 the camera is near where it was taken (world/reproject.overlay_start): turning on the spot shows the image exactly
 instead of as the VAE and the model render it, fading out over the first 0.25 m of travel. The start frame is then the
 image itself (without it: the image as the VAE decodes it).
+With a world memory (`memory` settings and a `depth` network, world/memory.py, world/depth.py): at start the image is
+lifted into a bounded 3-D point memory with its predicted depth; before each chunk the memory is rendered into every
+raw pose. That render is the chunk's starting guess where it sees (encoded by the VAE; each latent starts at the
+memory's `guess` level, raised by how little of it the memory sees: pure noise where it sees almost nothing;
+the last frame, reprojected over the ground plane, fills the rest), and it is laid over the decoded frames where it
+sees (feathered), so what the walk has seen stays put and sharp. After the chunk, the pixels of its last frame that
+the memory did not see are lifted into it with their predicted depth: coming back shows the same world. The memory
+takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
 """
 from __future__ import annotations
 
@@ -38,9 +46,11 @@ from worldwalk.controls.se3 import rigidity_problem
 from worldwalk.world.cache import StreamCache
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
+from worldwalk.world.depth import DepthNet
 from worldwalk.world.images import fit_to_model, image_hash, load_image
+from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory
 from worldwalk.world.model import WorldModel
-from worldwalk.world.reproject import overlay_start, reproject_chunk, start_levels
+from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
 from worldwalk.world.vae import VideoVAE
 
@@ -91,7 +101,8 @@ def _model_id(model: WorldModel, vae: VideoVAE) -> str:
 class Session:
     def __init__(self, model: WorldModel, vae: VideoVAE, sampler: SamplerConfig | None = None,
                  window_chunks: int | None = 1, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 colour_match: bool = True, start_overlay: bool = True):
+                 colour_match: bool = True, start_overlay: bool = True, memory: MemorySettings | None = None,
+                 depth: DepthNet | None = None):
         cfg = model.cfg
         if (vae.latent_channels, vae.spatial_factor, vae.temporal_stride) != \
                 (cfg.latent_channels, cfg.spatial_factor, cfg.temporal_stride):
@@ -104,6 +115,11 @@ class Session:
         self.colour_match = bool(colour_match)
         self.colour_map: torch.Tensor | None = None  # (4, 3), fitted at start when colour_match
         self.start_overlay = bool(start_overlay)
+        if memory is not None and depth is None:
+            raise ValueError("memory: the world memory needs a depth network (a bundle with one, or --memory off)")
+        self.memory_settings = memory.validate() if memory is not None else None
+        self.depth = depth.eval() if memory is not None else None
+        self.memory: WorldMemory | None = None
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -182,8 +198,14 @@ class Session:
             dec_cache = self.vae.new_decode_cache()
             first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache)
             colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
+            memory = None
+            if self.memory_settings is not None:
+                memory = WorldMemory(self.memory_settings.config, self.device)
+                z = self.depth.predict(x, intr, np.eye(4)[None])[0]
+                memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
         # commit (nothing above changed the session)
         self.colour_map = colour_map
+        self.memory = memory
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -199,6 +221,8 @@ class Session:
         self._started = True
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
         first = self._colour(first)
+        if memory is not None:
+            return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H))))
         return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
@@ -214,6 +238,21 @@ class Session:
         start = self._unit(self.start_pixels)
         over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
         return over.transpose(0, 1)[None]
+
+    def _blend(self, frames: torch.Tensor, view: MemoryView) -> torch.Tensor:
+        """frames (1, 3, N, H, W) in [-1, 1] -> the same with the memory's render laid over them where it sees."""
+        ms = self.memory_settings
+        w = feathered(view.coverage[:, None].float(), ms.feather) * ms.strength  # (N, 1, H, W)
+        out = torch.lerp(frames[0].float().transpose(0, 1), view.rgb.to(frames.device), w.to(frames.device))
+        return out.transpose(0, 1)[None]
+
+    def _remember(self, frame: np.ndarray, pose: np.ndarray, view: MemoryView) -> None:
+        """Lift what the memory did not see of one shown frame (H, W, 3) uint8 at `pose`, with its predicted depth."""
+        x = self._unit(torch.from_numpy(frame))[None]
+        z = self.depth.predict(x, self.intrinsics, pose[None])[0]
+        self.memory.add(torch.from_numpy(frame), z, pose, self.intrinsics, mask=~view.coverage[-1],
+                        conf=self.memory_settings.generated_conf)
+        self.memory.tick()
 
     def _vae_dtype(self):
         return next(self.vae.parameters()).dtype
@@ -275,10 +314,16 @@ class Session:
 
         t = time.perf_counter()
         with torch.inference_mode():
+            view = None
+            if self.memory is not None:
+                view = self.memory.render(poses, self.intrinsics, self.size_wh)
+                timing["memory_render"] = time.perf_counter() - t
+                t = time.perf_counter()
             noise = torch.randn((1, cfg.latent_channels, new, h, w), generator=self.generator, device=self.device)
-            guess, seen, levels = self._reprojection(poses)
+            guess, seen, levels = self._reprojection(poses, view)
             if guess is not None:
-                if not bool(seen.all()):  # what no frame saw: the model's own prediction from noise, then all from there
+                if seen is not None and not bool(seen.all()):  # what no frame saw: the model's own prediction from
+                    # noise, then all from there
                     plain = sample_chunk(velocity, noise, self.sampler, self.generator)
                     guess = torch.where(seen, guess, plain)
                     noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
@@ -294,11 +339,20 @@ class Session:
             t = time.perf_counter()
             frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
             timing["decode"] = time.perf_counter() - t
-            if self.start_overlay and self.start_pixels is not None:
+            if view is not None:
+                t = time.perf_counter()
+                frames = self._blend(frames, view)
+                timing["memory_blend"] = time.perf_counter() - t
+            elif self.start_overlay and self.start_pixels is not None:
                 t = time.perf_counter()
                 frames = self._overlay(frames, poses)
                 timing["overlay"] = time.perf_counter() - t
         out = self._to_uint8(frames)
+        if view is not None:
+            t = time.perf_counter()
+            with torch.inference_mode():
+                self._remember(out[-1], poses[-1], view)
+            timing["memory_add"] = time.perf_counter() - t
         self.last_pose = poses[-1]
         self.shown_frame = torch.from_numpy(out[-1].copy())
         self._raw_frames += poses.shape[0]
@@ -307,11 +361,14 @@ class Session:
         self.last_latents = z
         return out
 
-    def _reprojection(self, poses: np.ndarray):
+    def _reprojection(self, poses: np.ndarray, view: MemoryView | None = None):
         """-> (guess latents (1, C, new, h, w), seen (1, 1, new, h, w) bool: the latent cells the reprojection mostly
         saw, start levels (new,)) for a chunk over poses, or (None, None, None) where the sampler does not reproject or
-        the camera moves too far for any latent to start below pure noise."""
+        the camera moves too far for any latent to start below pure noise. With the memory's view of the poses: the
+        guess is its render (seen: None, no extra pass)."""
         sam, s, new = self.sampler, self.stride, self.cfg.chunk_frames
+        if view is not None:
+            return self._memory_guess(poses, view)
         if sam.reproject is None:
             return None, None, None
         levels = start_levels(self.last_pose, poses[s - 1::s][:new], sam.reproject, sam.reproject_radius)
@@ -325,6 +382,27 @@ class Session:
         # a latent cell counts as seen where more than half of its pixels were, in the latent's own (last) raw frame
         cells = F.avg_pool2d(seen[s - 1::s][:new, None].float(), self.cfg.spatial_factor)  # (new, 1, h, w)
         return guess, (cells > 0.5).transpose(0, 1)[None].to(self.device), levels.to(self.device)
+
+    def _memory_guess(self, poses: np.ndarray, view: MemoryView):
+        """The memory's render as a chunk's starting guess: each latent starts at the memory settings' `guess` level
+        where the memory sees all of its own raw frame, rising linearly to 1 as the seen share falls to
+        guess_min_coverage (pure noise below). Pixels the memory does not see hold the last frame shown, reprojected
+        over the ground plane."""
+        ms, s, new = self.memory_settings, self.stride, self.cfg.chunk_frames
+        if ms.guess is None:
+            return None, None, None
+        cov = view.coverage[s - 1::s][:new].float().mean((1, 2))  # (new,) share of each latent's frame seen
+        lo = ms.guess_min_coverage
+        levels = ms.guess + (1 - ms.guess) * ((1 - cov) / (1 - lo)).clamp(0, 1)
+        levels = torch.where(cov < lo, torch.ones_like(levels), levels)
+        if bool((levels >= 1).all()):
+            return None, None, None
+        last = self._unit(self.shown_frame)
+        grid_frames, _ = reproject_chunk(last, last, self.last_pose, poses, self.intrinsics, 0.0)
+        frames = torch.where(view.coverage[:, None].to(last.device), view.rgb.to(last.device), grid_frames)
+        clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W)
+        guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
+        return guess, None, levels.to(self.device)
 
     # ------------------------------------------------------------------ state
     def state_nbytes(self) -> int:
@@ -344,10 +422,14 @@ class Session:
             t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
         if self.colour_map is not None:
             t["colour_map"] = self.colour_map
+        if self.memory is not None:
+            t.update({f"memory.{k}": v for k, v in self.memory.state_dict().items()})
         meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,
                 "seed": self.seed, "sampler": self.sampler.to_dict(), "image_sha256": self.image_sha256,
                 "image": self.image_label,
                 "vae_flags": {k: v for k, v in self.decode_cache.items() if not torch.is_tensor(v)}}
+        if self.memory is not None:
+            meta["memory"] = self.memory_settings.to_dict()
         return Snapshot({k: v.detach().clone() for k, v in t.items()}, meta)
 
     def restore(self, snap: Snapshot) -> None:
@@ -375,12 +457,21 @@ class Session:
                     raise KeyError(f"{name} (the sampler reprojects; a snapshot from before reprojection has none)")
                 if f is not None and (tuple(f.shape) != frame_shape or f.dtype != torch.uint8):
                     raise ValueError(f"{name} is {f.dtype} {tuple(f.shape)}, expected uint8 {frame_shape}")
+            memory = None
+            if self.memory_settings is not None:
+                mem = {k[7:]: v for k, v in tens.items() if k.startswith("memory.")}
+                if not mem:
+                    raise ValueError("it holds no world memory (taken with the memory off); restore it with the "
+                                     "memory off")
+                memory = WorldMemory(self.memory_settings.config, self.device)
+                memory.load_state_dict(mem)
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh
         self.cache, self.decode_cache, self.generator = cache, dec, gen
         self.z0, self.last_pose, self.intrinsics = z0, last, intr
         self.start_pixels, self.shown_frame = start_px, shown_frame
+        self.memory = memory
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

@@ -75,7 +75,7 @@ def build(args):
     from worldwalk.app.desktop.engine import DesktopSession, DesktopWalker
     from worldwalk.app.desktop.explorer import Explorer, Options, SCENES_DIR, default_image
     from worldwalk.app.desktop.walkfile import load_walk
-    from worldwalk.app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
+    from worldwalk.app.world_args import colour_match_from, load_world, memory_from, sampler_from, start_overlay_from
     from worldwalk.world.images import load_image
 
     args = complete(args)
@@ -105,10 +105,12 @@ def build(args):
     sampler = sampler_from(args, saved.meta.get("sampler") if saved else None)
     seed = args.seed if args.seed is not None else int(saved.meta.get("seed", 0)) if saved else 0
     window = int(saved.meta.get("window_chunks") or args.window) if saved else args.window
+    memory, depth = memory_from(args, saved.meta if saved else None)
     session = DesktopSession(model, vae, sampler, window_chunks=window, device=args.device,
                              dtype=getattr(torch, args.dtype),
                              colour_match=colour_match_from(args, saved.meta if saved else None),
-                             start_overlay=start_overlay_from(args, saved.meta if saved else None))
+                             start_overlay=start_overlay_from(args, saved.meta if saved else None),
+                             memory=memory, depth=depth)
     walker = DesktopWalker(session, queue_chunks=1, world_desc=desc)
     if saved is not None:
         try:

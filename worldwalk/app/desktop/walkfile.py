@@ -92,6 +92,7 @@ def capture(walker) -> SavedWalk:
                 "image_sha256": s.image_sha256, "world": dict(walker.world_desc),
                 "sampler": s.sampler.to_dict(), "window_chunks": s.window_chunks, "colour_match": s.colour_match,
                 "start_overlay": s.start_overlay,
+                "memory": s.memory_settings.to_dict() if s.memory_settings is not None else False,
                 "rig": rig_to_dict(rig), "path": [[float(x), float(z)] for x, z in path]}
     return SavedWalk(snap, rig, path, meta)
 

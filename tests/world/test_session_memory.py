@@ -1,0 +1,94 @@
+"""world.Session with the world memory: the start frame is the image, coming back shows the same world, the state
+stays the same size, snapshots replay exactly, and bad combinations are refused (test preset, untrained depth)."""
+import numpy as np
+import pytest
+import torch
+
+from worldwalk.world.depth import DepthConfig, DepthNet
+from worldwalk.world.memory import MemoryConfig, MemorySettings
+from worldwalk.world.sampler import SamplerConfig
+from worldwalk.world.session import Session, Snapshot
+
+from test_session import image, make_model, walk
+from worldwalk.world.vae import CausalVAE
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    return make_model(), CausalVAE("test-vae").eval(), DepthNet(DepthConfig(widths=(8, 12, 16))).eval()
+
+
+def session(parts, capacity=1 << 13, **kw):
+    model, vae, depth = parts
+    ms = MemorySettings(config=MemoryConfig(capacity=capacity), **kw)
+    return Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
+
+
+def psnr(a, b):
+    return 10 * np.log10(255.0**2 / max(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2), 1e-10))
+
+
+def out_and_back(s, n, k=3, speed=0.1):
+    """k chunks forward along +Z, then k back to the start pose (the last frame of the walk is the identity)."""
+    fwd = np.tile(np.eye(4), (k * n, 1, 1))
+    fwd[:, 2, 3] = speed * (np.arange(k * n) + 1)
+    path = np.concatenate([fwd, fwd[-2::-1], np.eye(4)[None]])
+    return [s.step(path[i:i + n]) for i in range(0, len(path), n)]
+
+
+def test_start_frame_is_the_image_and_coming_back_shows_it_again(parts):
+    img = image(hw=(64, 96))  # the test model's own size: no crop
+    s = session(parts)
+    first = s.start(img, seed=3)[0]
+    assert psnr(first, img) > 40
+    back = out_and_back(s, s.frames_per_step)[-1][-1]
+    plain = Session(*parts[:2], SamplerConfig(steps=1), start_overlay=False)
+    plain.start(img, seed=3)
+    plain_back = out_and_back(plain, plain.frames_per_step)[-1][-1]
+    assert psnr(back, img) > 35 and psnr(back, img) > psnr(plain_back, img) + 10
+
+
+def test_state_is_constant_size_and_the_cap_holds(parts):
+    s = session(parts, capacity=7000)  # the start view holds 6,144 of it: turning soon needs evictions
+    s.start(image(hw=(64, 96)), seed=0)
+    n = s.frames_per_step
+    sizes = []
+    for k in range(16):
+        s.step(walk(k, n, speed=0.05, yaw=0.08))
+        sizes.append(s.state_nbytes())
+        assert s.memory.count <= 7000
+    assert len(set(sizes[2:])) == 1  # from the second chunk on (the softmax window fills in the first two)
+    assert int(s.memory.pinned.sum()) > 5000  # the start image stays
+
+
+def test_snapshots_replay_exactly_with_the_memory(parts, tmp_path):
+    s = session(parts)
+    s.start(image(), seed=5)
+    n = s.frames_per_step
+    s.step(walk(0, n, yaw=0.1))
+    path = s.snapshot().save(tmp_path / "walk.snap")
+    on = [s.step(walk(k, n, yaw=0.1)) for k in (1, 2, 3)]
+    s.restore(Snapshot.load(path))
+    again = [s.step(walk(k, n, yaw=0.1)) for k in (1, 2, 3)]
+    assert all(np.array_equal(a, b) for a, b in zip(on, again))
+    assert "memory" in Snapshot.load(path).meta
+
+
+def test_bad_combinations_are_refused(parts, tmp_path):
+    model, vae, _ = parts
+    with pytest.raises(ValueError, match="depth network"):
+        Session(model, vae, memory=MemorySettings())
+    plain = Session(model, vae, SamplerConfig(steps=1))
+    plain.start(image(), seed=1)
+    snap = plain.snapshot()
+    s = session(parts)
+    s.start(image(), seed=2)
+    before = s.snapshot()
+    with pytest.raises(ValueError, match="no world memory"):
+        s.restore(snap)
+    after = s.snapshot()
+    assert all(torch.equal(before.tensors[k], after.tensors[k]) for k in before.tensors)
+    small = session(parts, capacity=100)
+    with pytest.raises(ValueError, match="memory.xyz"):
+        small.restore(before)

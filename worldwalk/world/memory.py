@@ -1,0 +1,329 @@
+"""world.memory: a bounded 3-D memory of what a walk has seen, rendered into any camera.
+
+    mem = WorldMemory(MemoryConfig(capacity=131072))
+    mem.add(rgb (H, W, 3) uint8, depth (H, W) metres, c2w (4, 4), intrinsics, mask=None, conf=1.0, pinned=True)
+    view = mem.render(c2w (N, 4, 4), intrinsics, (W, H))   # rgb (N, 3, H, W) in [-1, 1], depth, coverage, confidence
+    mem.tick()                                             # one chunk later (the clock eviction reads)
+
+The store is a fixed set of `capacity` slots of coloured surface points in the start camera's frame (OpenCV, metres):
+position, colour, confidence, two surface steps (below), the chunk it was last seen in, and a pin
+(the start image's points are never evicted). Slots are allocated up front, so the state is the same size from the
+first frame to the tenth minute; a free slot has confidence 0.
+
+Lifting (`add`): each pixel (u, v) with z-depth z becomes the point z·((u − cx)/fx, (v − cy)/fy, 1) in its camera
+(integer pixel coordinates, as the procedural renderer casts its rays). Depth beyond `far` (sky, far field) is pushed
+to `far_store` along the ray, where a few metres of walking move it by less than a pixel. Pixels on a depth edge
+(`depth_edges`) are not lifted: a smooth depth map would put them between the two surfaces;
+renders fill them from their neighbours. Each point keeps its two steps on its surface: the offsets to the points of
+its right and lower neighbour pixels (where those lie on the same surface; else one pixel's width across the ray).
+Projected into another camera they give the point's footprint there: exactly one pixel where it was seen, wider
+where the walk comes closer or round to face a surface first seen at a grazing angle.
+Deduplication is in the view: the caller adds only the pixels the memory's own render of that camera did not cover,
+so a surface the memory already holds gets no second copy. When the free slots run out, the unpinned points seen
+longest ago (then the least confident) make room.
+
+Rendering (`render`): every point is projected into every camera and z-buffered per pixel (scatter-min on depth, ties
+to the later point: deterministic), at full resolution and at `levels − 1` coarser ones (pixels 2^l wide). Points
+magnified by the move leave gaps between them; from the coarsest level down, a pixel takes the coarser surface
+(colours bilinear) where it has no point of its own, or where its own point lies more than `occlusion` (relative)
+behind a coarser surface whose point is drawn at least MAGNIFIED pixels wide: background seen through the gaps of a
+magnified foreground. An unmagnified surface never grows over its neighbours, so at the pose a view was lifted from,
+the render gives that view back. Confidence = the point's × the level's weight; coverage = confidence > 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    capacity: int = 1 << 17  # points (131,072: two 256 x 256 views)
+    levels: int = 4  # render pyramid: full, 1/2, 1/4, 1/8 resolution
+    level_weight: tuple[float, ...] = (1.0, 0.85, 0.7, 0.55)  # confidence factor of a pixel filled at each level
+    occlusion: float = 0.08  # a pixel's own point this much (relative) behind the coarser surface is seen through it
+    far: float = 150.0  # metres: depth beyond this is sky / far field ...
+    far_store: float = 1000.0  # ... stored this far along its ray
+    edge: float = 0.05  # a pixel is on a depth edge (not lifted) where |Δ log z| to a neighbour exceeds this ...
+    edge_inv: float = 0.02  # ... and |Δ 1/z| exceeds this (1/metres)
+    near: float = 0.05  # metres: points closer to a camera than this are not drawn
+
+    def validate(self) -> "MemoryConfig":
+        if self.capacity < 1 or self.levels < 1 or len(self.level_weight) < self.levels:
+            raise ValueError(f"MemoryConfig: capacity {self.capacity}, levels {self.levels}, level_weight "
+                             f"{self.level_weight}: expected capacity >= 1, levels >= 1 and a weight per level")
+        if not 0 < self.far < self.far_store:
+            raise ValueError(f"MemoryConfig: far {self.far}, far_store {self.far_store}: expected 0 < far < far_store")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MemoryConfig":
+        d = dict(d)
+        d["level_weight"] = tuple(d["level_weight"])
+        return cls(**d).validate()
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """How a Session uses its world memory (world/session.py). Stored in a bundle's metadata as "memory"."""
+
+    config: MemoryConfig = MemoryConfig()
+    feather: int = 4  # pixels: the blend of the memory's render over the decoded frame fades in over this much
+    strength: float = 1.0  # blend weight where the memory sees (1: its render replaces the decoded frame there)
+    generated_conf: float = 0.8  # confidence of points lifted from generated frames (the start image's: 1)
+    guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
+    guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
+
+    def validate(self) -> "MemorySettings":
+        self.config.validate()
+        if self.guess is not None and not 0 < self.guess <= 1:
+            raise ValueError(f"memory settings: guess {self.guess}: expected a noise level in (0, 1] or None")
+        if self.feather < 0 or not 0 <= self.strength <= 1 or not 0 < self.generated_conf <= 1:
+            raise ValueError(f"memory settings: feather {self.feather}, strength {self.strength}, generated_conf "
+                             f"{self.generated_conf}: expected feather >= 0, strength in [0, 1], conf in (0, 1]")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["config"] = self.config.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MemorySettings":
+        d = dict(d or {})
+        known = {"config", "feather", "strength", "generated_conf", "guess", "guess_min_coverage"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")
+        cfg = MemoryConfig.from_dict({**MemoryConfig().to_dict(), **d.pop("config", {})})
+        return cls(config=cfg, **d).validate()
+
+
+@dataclass
+class MemoryView:
+    """What the memory sees from N cameras."""
+
+    rgb: torch.Tensor  # (N, 3, H, W) float in [-1, 1] (0 where not covered)
+    depth: torch.Tensor  # (N, H, W) z-depth in metres (inf where not covered)
+    confidence: torch.Tensor  # (N, H, W) in [0, 1]
+    level: torch.Tensor  # (N, H, W) int8: pyramid level the pixel came from (-1: not covered)
+
+    @property
+    def coverage(self) -> torch.Tensor:
+        """(N, H, W) bool"""
+        return self.confidence > 0
+
+
+def _pixel_grid(H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32, device=device),
+                          torch.arange(W, dtype=torch.float32, device=device), indexing="ij")
+    return u, v
+
+
+def _as_pose(c2w, device) -> torch.Tensor:
+    t = c2w if torch.is_tensor(c2w) else torch.from_numpy(np.asarray(c2w, dtype=np.float64))
+    return t.to(device=device, dtype=torch.float32)
+
+
+def depth_edges(depth: torch.Tensor, rel: float, inv: float) -> torch.Tensor:
+    """(H, W) z-depth -> (H, W) bool: pixels on a depth edge, where the depth to a 4-neighbour changes by more than
+    `rel` in log depth and by more than `inv` (1/metres) in inverse depth. Inverse depth is what moving the camera
+    turns into pixels (parallax), so the far ground near the horizon, steep in log depth, is not an edge."""
+    z = depth.clamp_min(1e-6)
+    lz, iz = z.log(), 1 / z
+    e = torch.zeros_like(lz, dtype=torch.bool)
+    dx = ((lz[:, 1:] - lz[:, :-1]).abs() > rel) & ((iz[:, 1:] - iz[:, :-1]).abs() > inv)
+    dy = ((lz[1:] - lz[:-1]).abs() > rel) & ((iz[1:] - iz[:-1]).abs() > inv)
+    e[:, 1:] |= dx
+    e[:, :-1] |= dx
+    e[1:] |= dy
+    e[:-1] |= dy
+    return e
+
+
+MAGNIFIED = 1.5  # a point drawn this many pixels wide leaves gaps that show what lies behind it
+
+
+class WorldMemory:
+    TENSORS = ("xyz", "rgb", "conf", "steps", "seen", "pinned")
+
+    def __init__(self, cfg: MemoryConfig | None = None, device: str | torch.device = "cpu"):
+        self.cfg = cfg = (cfg or MemoryConfig()).validate()
+        self.device = torch.device(device)
+        C = cfg.capacity
+        self.xyz = torch.zeros(C, 3, device=self.device)  # world position (start camera's frame), metres
+        self.rgb = torch.zeros(C, 3, dtype=torch.uint8, device=self.device)
+        self.conf = torch.zeros(C, device=self.device)  # 0: a free slot
+        self.steps = torch.zeros(C, 2, 3, dtype=torch.float16, device=self.device)  # to the right / lower neighbour
+        self.seen = torch.zeros(C, dtype=torch.int32, device=self.device)  # clock when last drawn in front
+        self.pinned = torch.zeros(C, dtype=torch.bool, device=self.device)
+        self.clock = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def count(self) -> int:
+        return int((self.conf > 0).sum())
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, k).numel() * getattr(self, k).element_size() for k in self.TENSORS)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {k: getattr(self, k).clone() for k in self.TENSORS}
+        out["clock"] = torch.tensor([self.clock], dtype=torch.int64)
+        return out
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        """Raises ValueError (and changes nothing) when the tensors do not fit this memory's configuration."""
+        C = self.cfg.capacity
+        want = {"xyz": ((C, 3), torch.float32), "rgb": ((C, 3), torch.uint8), "conf": ((C,), torch.float32),
+                "steps": ((C, 2, 3), torch.float16), "seen": ((C,), torch.int32), "pinned": ((C,), torch.bool)}
+        for k, (shape, dtype) in want.items():
+            t = sd.get(k)
+            if t is None or tuple(t.shape) != shape or t.dtype != dtype:
+                got = "missing" if t is None else f"{t.dtype} {tuple(t.shape)}"
+                raise ValueError(f"memory.{k}: {got}, expected {dtype} {shape}")
+        if "clock" not in sd:
+            raise ValueError("memory.clock: missing")
+        for k in want:
+            setattr(self, k, sd[k].to(self.device).clone())
+        self.clock = int(sd["clock"].reshape(-1)[0])
+
+    def tick(self) -> None:
+        self.clock += 1
+
+    # ------------------------------------------------------------------ adding
+    @torch.inference_mode()
+    def add(self, rgb: torch.Tensor, depth: torch.Tensor, c2w, intrinsics, mask: torch.Tensor | None = None,
+            conf: float = 1.0, pinned: bool = False) -> int:
+        """Lift the pixels of one view into the memory. rgb (H, W, 3) uint8; depth (H, W) z-depth in metres; c2w
+        (4, 4) in the start camera's frame; intrinsics [fx, fy, cx, cy]; mask (H, W) bool: the pixels to add (default
+        all). -> the number of points added."""
+        cfg, dev = self.cfg, self.device
+        depth = depth.to(dev, torch.float32)
+        H, W = depth.shape
+        fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
+        keep = torch.isfinite(depth) & (depth > cfg.near) | (depth == float("inf"))
+        z = torch.where(torch.isfinite(depth), depth, torch.full_like(depth, cfg.far_store))
+        far = z >= cfg.far
+        z = torch.where(far, torch.full_like(z, cfg.far_store), z)
+        keep &= ~depth_edges(torch.where(far, torch.full_like(z, cfg.far), z), cfg.edge, cfg.edge_inv)
+        if mask is not None:
+            keep &= mask.to(dev)
+        idx = keep.flatten().nonzero()[:, 0]
+        n = int(idx.numel())
+        if n == 0:
+            return 0
+        slots = self._slots(n)
+        if slots.numel() < n:  # more than the memory can take: every k-th pixel, deterministically
+            idx = idx[torch.linspace(0, n - 1, slots.numel(), device=dev).round().long()]
+            n = int(idx.numel())
+        u, v = _pixel_grid(H, W, dev)
+        cam = torch.stack([(u - cx) / fx * z, (v - cy) / fy * z, z], -1)  # (H, W, 3) every pixel in its camera
+        # steps to the right / lower neighbour on the same surface (not across an edge), else a pixel across the ray
+        sx = torch.stack([z / fx, torch.zeros_like(z), torch.zeros_like(z)], -1)
+        sy = torch.stack([torch.zeros_like(z), z / fy, torch.zeros_like(z)], -1)
+        dx, dy = cam[:, 1:] - cam[:, :-1], cam[1:] - cam[:-1]
+        smooth_x = ~(depth_edges(z, cfg.edge, cfg.edge_inv)[:, 1:] | far[:, 1:] | far[:, :-1])
+        smooth_y = ~(depth_edges(z, cfg.edge, cfg.edge_inv)[1:] | far[1:] | far[:-1])
+        sx[:, :-1] = torch.where(smooth_x[..., None], dx, sx[:, :-1])
+        sy[:-1] = torch.where(smooth_y[..., None], dy, sy[:-1])
+        pose = _as_pose(c2w, dev)
+        R = pose[:3, :3]
+        self.xyz[slots] = cam.reshape(-1, 3)[idx] @ R.T + pose[:3, 3]
+        self.rgb[slots] = rgb.to(dev).reshape(-1, 3)[idx]
+        self.conf[slots] = float(conf)
+        self.steps[slots] = (torch.stack([sx.reshape(-1, 3)[idx], sy.reshape(-1, 3)[idx]], 1) @ R.T).half()
+        self.seen[slots] = self.clock
+        self.pinned[slots] = bool(pinned)
+        return n
+
+    def _slots(self, n: int) -> torch.Tensor:
+        """Up to n slots to write: free ones first, then the unpinned points seen longest ago (least confident first
+        among equals)."""
+        free = (self.conf <= 0).nonzero()[:, 0]
+        if free.numel() >= n:
+            return free[:n]
+        need = n - free.numel()
+        score = self.seen.double() + self.conf.double() * 0.5
+        score[self.pinned | (self.conf <= 0)] = math.inf
+        k = min(need, int(torch.isfinite(score).sum()))
+        if k == 0:
+            return free
+        old = torch.topk(score, k, largest=False, sorted=True).indices
+        return torch.cat([free, old])
+
+    # ------------------------------------------------------------------ rendering
+    @torch.inference_mode()
+    def render(self, c2w, intrinsics, size_wh: tuple[int, int], stamp: bool = True) -> MemoryView:
+        """The memory seen from cameras c2w (N, 4, 4) with intrinsics [fx, fy, cx, cy] (pixels of size_wh = (W, H)).
+        stamp: mark the points drawn in front at full resolution as seen now (what eviction keeps)."""
+        cfg, dev = self.cfg, self.device
+        W, H = size_wh
+        poses = _as_pose(c2w, dev).reshape(-1, 4, 4)
+        N = poses.shape[0]
+        fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
+        pid = (self.conf > 0).nonzero()[:, 0]  # (M,)
+        if pid.numel() == 0:
+            return MemoryView(torch.zeros(N, 3, H, W, device=dev), torch.full((N, H, W), math.inf, device=dev),
+                              torch.zeros(N, H, W, device=dev), torch.full((N, H, W), -1, dtype=torch.int8, device=dev))
+        pc = (self.xyz[pid][None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]  # (N, M, 3): R^T (p - t)
+        z = pc[..., 2]
+        ok = z > cfg.near
+        zs = torch.where(ok, z, torch.ones_like(z))
+        uf, vf = fx * pc[..., 0] / zs + cx, fy * pc[..., 1] / zs + cy
+        # the point's width in each camera (pixels): its surface steps through the projection's Jacobian
+        st = self.steps[pid].float() @ poses[:, None, :3, :3]  # (N, M, 2, 3) in each camera
+        x, y = pc[..., None, 0], pc[..., None, 1]
+        du = fx * (st[..., 0] - x * st[..., 2] / zs[..., None]) / zs[..., None]
+        dv = fy * (st[..., 1] - y * st[..., 2] / zs[..., None]) / zs[..., None]
+        foot = torch.hypot(du, dv).amax(-1)  # (N, M)
+        M = pid.numel()
+        flat = torch.arange(N, device=dev)[:, None] * M + torch.arange(M, device=dev)[None]  # (N, M): order, ties
+        out = None
+        for lvl in reversed(range(cfg.levels)):
+            s = 2 ** lvl
+            Hl, Wl = -(-H // s), -(-W // s)
+            ul, vl = torch.floor((uf + 0.5) / s), torch.floor((vf + 0.5) / s)
+            use = ok & (ul >= 0) & (ul < Wl) & (vl >= 0) & (vl < Hl)
+            frame = flat[use] // M
+            key = frame * (Hl * Wl) + vl[use].long() * Wl + ul[use].long()
+            zu, fu = z[use], flat[use]
+            zbuf = torch.full((N * Hl * Wl,), math.inf, device=dev).scatter_reduce_(0, key, zu, "amin")
+            win = zu <= zbuf[key]
+            owner = torch.full((N * Hl * Wl,), -1, dtype=torch.long, device=dev).scatter_reduce_(
+                0, key[win], fu[win], "amax")  # (frame, point) of the nearest point of each pixel
+            has = owner >= 0
+            o = owner.clamp_min(0)
+            p = pid[o % M]
+            col = (self.rgb[p].float() / 127.5 - 1) * has[:, None]  # (N·Hl·Wl, 3)
+            conf = torch.where(has, self.conf[p] * cfg.level_weight[lvl], torch.zeros_like(zbuf))
+            fp = torch.where(has, foot.reshape(-1)[o], torch.zeros_like(zbuf))
+            col = col.view(N, Hl, Wl, 3).permute(0, 3, 1, 2)
+            zl, cl, fl = zbuf.view(N, Hl, Wl), conf.view(N, Hl, Wl), fp.view(N, Hl, Wl)
+            ll = torch.where(has.view(N, Hl, Wl), torch.full_like(zl, lvl), torch.full_like(zl, -1))
+            if lvl == 0 and stamp:
+                self.seen[p[has]] = self.clock
+            if out is None:
+                out = (col, zl, cl, ll, fl)
+                continue
+            # the coarser result, brought to this level: colours bilinear (weighted by coverage), the rest nearest
+            cc, cz, ccf, clv, cfp = out
+            w = (ccf > 0).float()[:, None]
+            num = F.interpolate(cc * w, size=(Hl, Wl), mode="bilinear", align_corners=False)
+            den = F.interpolate(w, size=(Hl, Wl), mode="bilinear", align_corners=False)
+            up_col = num / den.clamp_min(1e-6)
+            up_z, up_cf, up_lv, up_fp = (F.interpolate(t[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
+                                         for t in (cz, ccf, clv, cfp))
+            # a pixel keeps its own point unless a magnified surface (wider than MAGNIFIED pixels) lies in front of it
+            own = (cl > 0) & ((up_cf <= 0) | (zl <= up_z * (1 + cfg.occlusion)) | (up_fp < MAGNIFIED))
+            out = (torch.where(own[:, None], col, up_col), torch.where(own, zl, up_z), torch.where(own, cl, up_cf),
+                   torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
+        col, zl, cl, ll, _ = out
+        return MemoryView(col.contiguous(), zl, cl, ll.to(torch.int8))
