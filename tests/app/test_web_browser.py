@@ -258,16 +258,29 @@ def test_mouse_look_then_record_and_download_the_walk(context, server, tmp_path)
     page.keyboard.up("d")
     page.get_by_role("button", name="■ Stop recording").click()
     page.wait_for_function("() => document.querySelector('#ww-status').innerText.includes('Saved')", timeout=30_000)
+    token = page.evaluate("() => window.worldwalk.token")
     got = {}
-    for name in ("⬇ Video (MP4)", "⬇ Camera path (JSON)"):
+    for name, file in (("⬇ Video (MP4)", "walk-01.mp4"), ("⬇ Camera path (JSON)", "walk-01.json")):
+        link = page.get_by_role("link", name=name)
+        assert link.get_attribute("href") == f"worldwalk/download/{token}/{file}"  # the demo's own route
         with page.expect_download(timeout=30_000) as d:
-            page.get_by_role("button", name=name).click()
-        got[name] = tmp_path / d.value.suggested_filename
+            link.click()
+        assert d.value.suggested_filename == file
+        got[name] = tmp_path / file
         d.value.save_as(got[name])
     frames, fps = read_video(got["⬇ Video (MP4)"])
     side = json.loads(got["⬇ Camera path (JSON)"].read_text())
     assert fps == 16 and len(frames) >= 6 and len(side["c2w"]) == len(frames)
     assert side["metadata"]["worldwalk_recording"]["preset"] == "test"
+    # no server path anywhere in the page a visitor sees, nor in any address in it (what hovering a link shows)
+    dom = page.content()
+    addresses = page.evaluate("""() => [...document.querySelectorAll('[href], [src], [poster]')]
+        .flatMap((e) => [e.href, e.src, e.poster, e.getAttribute('href'), e.getAttribute('src')])
+        .filter((a) => typeof a === 'string' && a)""")
+    root = server.manager.workdir.parents[1]
+    for word in (str(root), str(Path(__file__).resolve().parents[2]), "/tmp/"):
+        assert word not in dom, f"the page shows {word}"
+        assert not [a for a in addresses if word in a], [a for a in addresses if word in a]
     page.close()
 
 

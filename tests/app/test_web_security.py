@@ -13,8 +13,15 @@ and render's image, render's trajectory_file, the page's upload box), gets each 
 Each must be refused with the one-line message (no traceback, no server path), and afterwards no file in the demo's
 folders may hold the bytes of any of them. The same paths, and more, through /gradio_api/file=, /gradio_api/file/,
 /file= and /gradio_api/proxy= must not be served.
+
+And a visitor never sees a server path: everything one receives while opening the page, uploading, starting a walk,
+recording, stopping the recording, downloading it and calling every API endpoint (page HTML and every link in it,
+JSON answers, the status JSON, the event streams, the downloaded camera path) is searched for the server's private
+folder, the checkout's path and "/tmp/" (as written, percent-encoded and JSON-escaped). A recording is fetched only
+with its own walk's token and the name the demo gave it; anything else is 404.
 """
 import argparse
+import html.parser
 import json
 import os
 import time
@@ -32,6 +39,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 SCENE = ROOT / "assets" / "scenes" / "world_1.png"
 REFUSED = "not a file you uploaded"
+ALIAS = "worldwalk-files"  # what visitors see in place of the upload folder (app/web/files.py)
 pytestmark = [
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting':DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated:DeprecationWarning"),
@@ -85,24 +93,31 @@ def sse_result(text: str):
     return None, text
 
 
-def api(server, name, data):
+def api(server, name, data, seen=None):
     status, body = http(f"{server.url}gradio_api/call/{name}", {"data": data})
     assert status == 200, body
     event_id = json.loads(body)["event_id"]
     status, body = http(f"{server.url}gradio_api/call/{name}/{event_id}")
+    if seen is not None:
+        seen.append((f"call {name}", body.decode()))
     return sse_result(body.decode())
 
 
-def page_event(server, fn_name, data):
-    """A page event sent the way the page sends it (queue/join with its fn_index), then its result."""
+def page_event(server, fn_name, data, session=None, seen=None):
+    """A page event sent the way the page sends it (queue/join with its fn_index), then its result. `session`: the
+    tab's session hash (default a new one); `seen`: a list that gets every answer's text."""
     demo = server.app.state.demo
     fn_index = next(i for i, f in demo.fns.items() if f.name == fn_name)
-    session = uuid.uuid4().hex[:11]
+    session = session or uuid.uuid4().hex[:11]
     status, body = http(f"{server.url}gradio_api/queue/join",
                         {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
                          "trigger_id": None})
     assert status == 200, body
+    if seen is not None:
+        seen.append((f"queue/join {fn_name}", body.decode()))
     status, body = http(f"{server.url}gradio_api/queue/data?session_hash={session}")
+    if seen is not None:
+        seen.append((f"queue/data {fn_name}", body.decode()))
     return sse_result(body.decode())
 
 
@@ -151,9 +166,10 @@ def targets(server, tmp_path_factory):
     planted = gradio_dir / ("0" * 64) / "planted.png"
     planted.parent.mkdir(parents=True, exist_ok=True)
     planted.symlink_to("/etc/passwd")
-    swapped = Path(upload(server, "swapped.png", png_bytes()))
-    swapped.unlink()
-    swapped.symlink_to("/etc/passwd")
+    swapped = upload(server, "swapped.png", png_bytes())  # the name the visitor sees ...
+    real = gradio_dir / swapped.removeprefix(f"{ALIAS}/")  # ... for this file, swapped behind the server's back
+    real.unlink()
+    real.symlink_to("/etc/passwd")
     paths = {
         "absolute /etc/passwd": "/etc/passwd",
         "a directory": "/etc",
@@ -163,11 +179,14 @@ def targets(server, tmp_path_factory):
         "/proc/self/environ": "/proc/self/environ",
         "'..' out of the upload folder": f"{gradio_dir}/{'a' * 64}/../../../../../../etc/passwd",
         "'..' to the demo's own folder": f"{gradio_dir}/../walks/{recording.relative_to(gradio_dir.parent / 'walks')}",
+        "'..' out of the name visitors see": f"{ALIAS}/{'a' * 64}/../../../../../../etc/passwd",
+        "'..' from the name visitors see to the demo's folder":
+            f"{ALIAS}/../walks/{recording.relative_to(gradio_dir.parent / 'walks')}",
         "a NUL byte": "/etc/passwd\x00.png",
         "a URL": f"{server.url}gradio_api/file=/etc/passwd",
         "another visitor's recording": str(recording),
         "a symlink planted in the upload folder": str(planted),
-        "an upload swapped for a symlink": str(swapped),
+        "an upload swapped for a symlink": swapped,
     }
     secrets = {p: Path(p).read_bytes() for p in ("/etc/passwd", "/proc/self/cmdline", str(SCENE), str(recording))}
     yield paths, secrets
@@ -238,3 +257,195 @@ def test_only_files_the_demo_made_are_served(server, targets):
             status, body = http(server.url + route)
             assert status in (403, 404), f"{route}: {status}"
             assert not any(body == s for s in secrets.values()) and b"root:" not in body, route
+
+
+# ---------------------------------------------------------------------------------------------------- no path shown
+class Links(html.parser.HTMLParser):
+    """Every address in a piece of HTML (href, src, action, poster, srcset)."""
+
+    def __init__(self, text=""):
+        super().__init__()
+        self.links = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [v for k, v in attrs if k in ("href", "src", "action", "poster", "srcset") and v]
+
+
+def server_paths(server) -> list[str]:
+    """What no answer may contain: the private folder, the checkout and /tmp/, as written, percent-encoded (all of it,
+    or all but the slashes) and JSON-escaped."""
+    root = server.manager.workdir.parents[1]
+    words = {str(root), os.path.realpath(root), str(ROOT), os.path.realpath(ROOT), "/tmp/"}
+    return sorted({f for w in words for f in (w, urllib.parse.quote(w, safe=""), urllib.parse.quote(w, safe="/"),
+                                              w.replace("/", "\\/"))})
+
+
+def fetch(url):
+    """GET -> (status, headers, body)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def walk_poses(n):
+    p = np.repeat(np.eye(4)[None], n, 0)
+    p[:, 2, 3] = 0.08 * np.arange(1, n + 1)
+    return json.dumps(p.tolist())
+
+
+def test_a_visitor_never_sees_a_server_path(server):
+    seen = []  # (what, text) of every answer a visitor got
+
+    def get(route):
+        status, body = http(server.url + route)
+        seen.append((route or "the page", body.decode(errors="replace")))
+        return status, body
+
+    # the page, its config and the API's description
+    status, page = get("")
+    assert status == 200
+    links = Links(page.decode()).links
+    for route in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=true"):
+        assert get(route)[0] == 200
+    # an upload: the name it comes back with is the one visitors see
+    mine = upload(server, "mine.png", png_bytes())
+    seen.append(("upload", mine))
+    assert mine.startswith(f"{ALIAS}/") and mine.endswith("/mine.png"), mine
+    # a tab: picks its upload, starts walking, records, walks, stops recording
+    tab = uuid.uuid4().hex[:11]
+    kind, out = page_event(server, "on_upload", [fd(mine), None], tab, seen)
+    assert kind == "complete", out
+    kind, out = page_event(server, "on_start", [None, 0, None], tab, seen)
+    assert kind == "complete", out
+    token = out[1]
+    assert server.manager.get(token, tab, "live").state == "live"
+    kind, out = page_event(server, "on_record", [None], tab, seen)
+    assert kind == "complete" and "recording" in json.dumps(out), out
+    assert http(f"{server.url}worldwalk/input/{token}", {"keys": ["w"], "n": 1})[0] == 204
+    end = time.monotonic() + 30
+    while True:  # the page pulling frames while W is held
+        assert http(f"{server.url}worldwalk/frame/{token}?after=0")[0] in (200, 204)
+        status, body = get(f"worldwalk/status/{token}")
+        if json.loads(body)["frames"] > 8:
+            break
+        assert time.monotonic() < end, "the walk made no frames"
+        time.sleep(0.05)
+    http(f"{server.url}worldwalk/input/{token}", {"keys": [], "n": 2})
+    kind, out = page_event(server, "on_record", [None], tab, seen)
+    assert kind == "complete", out
+    downloads = Links(out[2]).links
+    assert downloads == [f"worldwalk/download/{token}/walk-01.mp4", f"worldwalk/download/{token}/walk-01.json"], out
+    links += downloads
+    # the downloads: attachments, by the walk's token and the name the demo gave them
+    got = {}
+    for link in downloads:
+        status, headers, body = fetch(server.url + link)
+        name = link.rsplit("/", 1)[1]
+        assert status == 200, (link, status, body[:200])
+        assert headers["Content-Disposition"] == f'attachment; filename="{name}"', headers["Content-Disposition"]
+        got[name] = body
+    assert got["walk-01.mp4"][4:8] == b"ftyp"
+    side = json.loads(got["walk-01.json"])
+    assert len(side["c2w"]) >= 6  # a chunk at least
+    seen.append(("the camera path downloaded", got["walk-01.json"].decode()))
+    # the recording stays the walk's own: another visitor's token, or any other name, finds nothing
+    other = server.manager.start_live("visitor-c", np.full((64, 96, 3), 60, np.uint8), 0, "theirs")
+    recording = server.manager.download(token, "walk-01.mp4")
+    try:
+        for t, name in ((other.token, "walk-01.mp4"), (other.token, "walk-01.json"), ("x" * 24, "walk-01.mp4"),
+                        (token, "walk-02.mp4"), (token, "walk-01.npy"), (token, "walk-01"), (token, "..%2Fwalk-01.mp4"),
+                        (token, urllib.parse.quote(str(recording), safe="")), (token[:-1], "walk-01.mp4"),
+                        (token, "%2E%2E"), ("..", "walk-01.mp4")):
+            status, _, body = fetch(f"{server.url}worldwalk/download/{t}/{name}")
+            assert status == 404 and body != got["walk-01.mp4"], (t, name, status)
+    finally:
+        server.manager.close(other.token)
+    # a walk that ends keeps its recordings a while, so the page's links still work (and its place is free again)
+    server.manager.close(token, "idle for 180 s")
+    status, _, body = fetch(server.url + downloads[0])
+    assert status == 200 and body == got["walk-01.mp4"]
+    # the API, every endpoint, over plain HTTP
+    kind, out = api(server, "start_walk", [fd(mine), 0, ""], seen)
+    assert kind == "complete", out
+    walk_id, files = out[0], [out[1]]
+    kind, out = api(server, "step_walk", [walk_id, walk_poses(6)], seen)
+    assert kind == "complete", out
+    files += out[:2]
+    kind, out = api(server, "step_walk", [walk_id, walk_poses(5)], seen)  # an error answer too
+    assert kind == "error" and "multiple of 6" in out
+    assert api(server, "end_walk", [walk_id], seen)[0] == "complete"
+    kind, out = api(server, "render", [None, None, "w-6", 0, 0, "World 1"], seen)
+    assert kind == "complete", out
+    files += out[:2]
+    for f in files:  # file objects name files as visitors see them, and their URLs serve them
+        assert f["path"].startswith(f"{ALIAS}/") and f"/gradio_api/file={ALIAS}/" in f["url"], f
+        status, _, body = fetch(f["url"])
+        assert status == 200 and body, f
+        if f["path"].endswith(".json"):
+            seen.append((f"the API's {f['orig_name']}", body.decode()))
+    # nothing anywhere names a server path
+    words = server_paths(server)
+    assert len(seen) > 12
+    for what, text in seen + [(f"link {link}", link) for link in links]:
+        for w in words:
+            assert w not in text, f"{what} shows a server path ({w!r}): ...{text[max(0, text.find(w) - 80):][:200]}..."
+
+
+def test_hide_paths_on_its_own(tmp_path):
+    """files.HidePaths without a server: a path cut across the chunks of a stream, a whole answer (its length fixed),
+    a JSON request body and the file route's path going in; files being served pass as they are."""
+    import asyncio
+
+    from worldwalk.app.web.files import HidePaths
+
+    folder = tmp_path / "gradio"
+    real = str(folder).encode()
+    got = {}
+
+    async def app(scope, receive, send):
+        got["path"], got["body"] = scope["path"], (await receive())["body"]
+        got["headers"] = dict(scope["headers"])
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")]})
+            msg = b'data: {"path": "' + real + b'/abc/x.png"}\n\n'
+            for i in range(0, len(msg), 7):  # the path arrives cut in pieces
+                await send({"type": "http.response.body", "body": msg[i:i + 7], "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            body = b'{"url": "/gradio_api/file=' + real + b'/abc/x.png"}'
+            kind = b"video/mp4" if scope["path"].startswith("/worldwalk/download/") else b"application/json"
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def call(path, body=b""):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(m):
+            sent.append(m)
+
+        scope = {"type": "http", "path": path, "raw_path": path.encode(), "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"accept-encoding", b"gzip")]}
+        asyncio.run(HidePaths(app, folder)(scope, receive, send))
+        out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return dict(sent[0].get("headers", [])), out
+
+    headers, out = call("/stream")
+    assert out == b'data: {"path": "worldwalk-files/abc/x.png"}\n\n'
+    headers, out = call("/gradio_api/call/x", b'{"data": [{"path": "worldwalk-files/abc/x.png"}]}')
+    assert out == b'{"url": "/gradio_api/file=worldwalk-files/abc/x.png"}'
+    assert int(headers[b"content-length"]) == len(out)
+    assert got["body"] == b'{"data": [{"path": "' + real + b'/abc/x.png"}]}'  # the folder is back for Gradio
+    assert int(got["headers"][b"content-length"]) == len(got["body"]) and b"accept-encoding" not in got["headers"]
+    call("/gradio_api/file=worldwalk-files/abc/x.png")
+    assert got["path"] == f"/gradio_api/file={folder}/abc/x.png"
+    headers, out = call("/worldwalk/download/t/walk-01.mp4")  # a file being served: as it is
+    assert real in out

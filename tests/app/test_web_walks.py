@@ -215,6 +215,14 @@ def test_pause_bookmark_rewind_record(manager):
     assert "rewound" in a.command("rewind")
     assert a.pose[2, 3] == pytest.approx(marked)  # the HUD is back at the bookmark at once
     wait_for(lambda: watch() and a.status()["path"][-1][1] >= marked, what="walking again after the rewind")
+    assert manager.download(a.token, "walk-01.mp4") == mp4 and manager.download(a.token, "walk-01.json") == side
+    assert manager.download(a.token, "walk-02.mp4") is None and manager.download("not-a-walk", "walk-01.mp4") is None
     path = a.dir
     manager.close(a.token)
-    assert not path.exists()  # recordings go with the walk
+    assert manager.download(a.token, "walk-01.mp4") == mp4  # a walk that ended keeps its recordings a while ...
+    manager.sweep_outputs(older_than=0)
+    assert manager.download(a.token, "walk-01.mp4") is None and not path.exists()  # ... then they go
+    b = manager.start_live("tab-b", scene(), 0, "Meadow")
+    path = b.dir
+    manager.close(b.token)
+    assert not path.exists()  # a walk without recordings leaves nothing behind

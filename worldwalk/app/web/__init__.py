@@ -92,6 +92,8 @@ def create_server(args):
     root = None
     try:
         model, vae, world_desc = load_world(args)
+        # recordings a visitor downloads name the weights by file name only: visitors never see a server path
+        world_desc = {**world_desc, "weights": Path(str(world_desc.get("weights", ""))).name or "unknown"}
         sampler = sampler_from(args)
         colour_match = colour_match_from(args)
         start_overlay = start_overlay_from(args)

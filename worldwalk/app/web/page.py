@@ -3,7 +3,8 @@
 The page: a viewport (an <img> the page's script fills with JPEG frames pulled from the demo's own routes, a HUD, a
 path map, key caps), buttons under it (pause, bookmark, rewind, reset, record, downloads) and a start panel (start
 scenes, upload, seed, Start). Gradio events start and control the walk; the hot path (frames out, keys and mouse in)
-bypasses Gradio's queue through the routes in app/web/server.py.
+bypasses Gradio's queue through the routes in app/web/server.py. The downloads are links to the demo's own route
+(`worldwalk/download/<walk token>/walk-01.mp4`), never a file of Gradio's and never a path.
 
 The API (same engine, same cap on concurrent walks; the README documents it):
     start_walk(image, seed, scene) -> walk_id, first frame (PNG), info {frames_per_step, fps, size, ...}
@@ -14,11 +15,13 @@ The API (same engine, same cap on concurrent walks; the README documents it):
     render(image, trajectory_file, trajectory, seed, fov, scene) -> MP4, sidecar JSON (replayable by `launch.py
                                       render`), info
 An image or trajectory file is an upload sent with the call (gradio_client's handle_file); `scene` names a built-in
-start scene instead of an image. No event takes a path on the server (GuardedBlocks, files.py).
+start scene instead of an image. No event takes a path on the server (GuardedBlocks, files.py). Files come back as
+Gradio file objects named `worldwalk-files/<hash>/<name>` (files.HidePaths): gradio_client downloads them as usual.
 """
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import threading
 import time
@@ -67,6 +70,18 @@ camera path (replay it with `launch.py render --replay`).
 
 PAUSE, RESUME = "❚❚ Pause", "▶ Resume"
 RECORD, STOP_RECORD = "● Record", "■ Stop recording"
+VIDEO_DL, PATH_DL = "⬇ Video (MP4)", "⬇ Camera path (JSON)"
+
+
+def downloads_html(token: str | None = None, mp4: Path | None = None, side: Path | None = None) -> str:
+    """The download links under the view: the demo's own route with the walk's token and the names the demo gave the
+    files (relative links, as the page's script uses), or greyed-out labels while there is nothing to download."""
+    def link(label: str, f: Path | None) -> str:
+        if not token or f is None:
+            return f'<span class="ww-dl ww-dl-off" aria-disabled="true">{label}</span>'
+        href = html.escape(f"worldwalk/download/{token}/{f.name}", quote=True)
+        return f'<a class="ww-dl" href="{href}" download="{html.escape(f.name, quote=True)}">{label}</a>'
+    return f'<div class="ww-downloads">{link(VIDEO_DL, mp4)}{link(PATH_DL, side)}</div>'
 
 
 def _theme():
@@ -198,34 +213,32 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         return c, scenes[c["index"]].image, f"Start scene: **{scenes[c['index']].name}**"
 
     def saved_downloads(w: LiveWalk, before: str):
-        """Stop a recording in progress (a restart or reset would end it) -> (message, mp4 update, json update)."""
+        """Stop a recording in progress (a restart or reset would end it) -> (message, downloads update)."""
         if w.walker is None or not w.walker.recording:
-            return "", gr.skip(), gr.skip()
+            return "", gr.skip()
         _, mp4, side = w.record_stop()
         if mp4 is None:
-            return "", gr.skip(), gr.skip()
-        return (f"Saved **{mp4.name}** {before}: download it below. ",
-                gr.DownloadButton(value=str(mp4), interactive=True),
-                gr.DownloadButton(value=str(side) if side else None, interactive=side is not None))
+            return "", gr.skip()
+        return f"Saved **{mp4.name}** {before}: download it below. ", downloads_html(w.token, mp4, side)
 
     def on_start(choice, seed, token, request: gr.Request):
         owner = request.session_hash
-        saved, mp4, side = "", gr.skip(), gr.skip()
+        saved, links = "", gr.skip()
         try:
             seed = parse_seed(seed)
             image, label = chosen_image(choice)
             if token:
                 with contextlib.suppress(WalkGone):
-                    saved, mp4, side = saved_downloads(live(token, request), "before starting again")
+                    saved, links = saved_downloads(live(token, request), "before starting again")
             w = manager.start_live(owner, image, seed, label, token)
         except (ValueError, Busy) as e:
-            return token, token or "", saved + _md_error(e), gr.update(), gr.update(), mp4, side
+            return token, token or "", saved + _md_error(e), gr.update(), gr.update(), links
         if w.state == "waiting":
             msg = "⏳ " + manager.busy_message(manager.position(w.token))
         else:
             msg = (f"Walking in **{scrub(w.label)}** (seed {w.seed}). Click the view and use <kbd>W</kbd> <kbd>A</kbd> "
                    "<kbd>S</kbd> <kbd>D</kbd> to walk.")
-        return w.token, w.token, saved + msg, gr.update(value=PAUSE), gr.update(value=RECORD), mp4, side
+        return w.token, w.token, saved + msg, gr.update(value=PAUSE), gr.update(value=RECORD), links
 
     def live(token, request: gr.Request) -> LiveWalk:
         w = manager.get(token, request.session_hash, "live")
@@ -250,29 +263,28 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         return fn
 
     def on_reset(token, request: gr.Request):
-        saved, mp4, side = "", gr.skip(), gr.skip()
+        saved, links = "", gr.skip()
         try:
             w = live(token, request)
-            saved, mp4, side = saved_downloads(w, "before the reset")
+            saved, links = saved_downloads(w, "before the reset")
             with manager.engine():
                 w.restart()
         except (WalkGone, ValueError, Busy) as e:
-            return gr.update(), saved + _md_error(e), mp4, side
-        return gr.update(value=PAUSE), saved + f"Back at the start of **{scrub(w.label)}** (seed {w.seed}).", mp4, side
+            return gr.update(), saved + _md_error(e), links
+        return gr.update(value=PAUSE), saved + f"Back at the start of **{scrub(w.label)}** (seed {w.seed}).", links
 
     def on_record(token, request: gr.Request):
         try:
             w = live(token, request)
             if not w.walker.recording:
-                return gr.update(value=STOP_RECORD), w.record_start(), gr.update(), gr.update()
+                return gr.update(value=STOP_RECORD), w.record_start(), gr.skip()
             msg, mp4, side = w.record_stop()
         except WalkGone as e:
-            return gr.update(), _md_error(f"{e}. Press Start walking first."), gr.update(), gr.update()
+            return gr.update(), _md_error(f"{e}. Press Start walking first."), gr.skip()
         if mp4 is None:
-            return gr.update(value=RECORD), msg, gr.update(), gr.update()
+            return gr.update(value=RECORD), msg, gr.skip()
         return (gr.update(value=RECORD), f"Saved as **{mp4.name}**: download it below.",
-                gr.DownloadButton(value=str(mp4), interactive=True),
-                gr.DownloadButton(value=str(side) if side else None, interactive=side is not None))
+                downloads_html(w.token, mp4, side))
 
     def on_unload(request: gr.Request):
         with picks_lock:
@@ -436,9 +448,7 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                     rewind_btn = gr.Button("↶ Rewind", size="sm")
                     reset_btn = gr.Button("↺ Reset", size="sm")
                     rec_btn = gr.Button(RECORD, size="sm")
-                with gr.Row(elem_classes="ww-controls"):
-                    mp4_dl = gr.DownloadButton("⬇ Video (MP4)", interactive=False, size="sm")
-                    json_dl = gr.DownloadButton("⬇ Camera path (JSON)", interactive=False, size="sm")
+                downloads = gr.HTML(downloads_html(), elem_id="ww-downloads", padding=False, js_on_load=None)
                 gr.Markdown(HELP)
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown("**Where to start** — pick a scene, or upload a picture of your own",
@@ -464,13 +474,13 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
                       **quiet)
         upload.clear(on_clear, [choice], [choice, preview, status], **quiet)
         start_btn.click(on_start, [choice, seed, token],
-                        [token, token_box, status, pause_btn, rec_btn, mp4_dl, json_dl], **quiet
+                        [token, token_box, status, pause_btn, rec_btn, downloads], **quiet
                         ).then(None, [token_box], None, js="(t) => { window.worldwalk?.attach(t); }", **quiet)
         pause_btn.click(on_pause, [token], [pause_btn, status], **quiet)
         mark_btn.click(on_command("bookmark"), [token], [status], **quiet)
         rewind_btn.click(on_command("rewind"), [token], [status], **quiet)
-        reset_btn.click(on_reset, [token], [pause_btn, status, mp4_dl, json_dl], **quiet)
-        rec_btn.click(on_record, [token], [rec_btn, status, mp4_dl, json_dl], **quiet)
+        reset_btn.click(on_reset, [token], [pause_btn, status, downloads], **quiet)
+        rec_btn.click(on_record, [token], [rec_btn, status, downloads], **quiet)
         demo.unload(on_unload)
 
         # the API: hidden components wired to public endpoints

@@ -6,6 +6,11 @@ Routes besides Gradio's (the page's script uses them; <walk> is the tab's ungues
                                               2 s for one, else 204. 404 {"detail": why} once the walk has ended.
     GET  /worldwalk/status/<walk>             HUD numbers, path for the map, state, place in line
     POST /worldwalk/input/<walk>              {"keys": [...], "dx": px, "dy": px, "n": message number} -> 204
+    GET  /worldwalk/download/<walk>/<name>    a finished recording of that walk by the name the demo gave it
+                                              (walk-01.mp4, walk-01.json), as an attachment; 404 for anything else.
+                                              It works while the walk lives and for a while after it ended.
+
+Gradio's routes answer as Gradio does, with one difference: no answer names a server path (files.HidePaths).
 """
 from __future__ import annotations
 
@@ -18,16 +23,17 @@ from pathlib import Path
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from worldwalk.app.web import bind
-from worldwalk.app.web.files import PrivateFolder, ServeOwnFilesOnly, Uploads
+from worldwalk.app.web.files import HidePaths, PrivateFolder, ServeOwnFilesOnly, Uploads
 from worldwalk.app.web.page import assets, build_demo
 from worldwalk.app.web.scenes import Scene
 from worldwalk.app.web.walks import WalkGone, WalkManager
 
 FRAME_WAIT_S = 2.0
 MAX_INPUT_BODY = 4096
+MEDIA_TYPES = {".mp4": "video/mp4", ".json": "application/json"}
 
 
 def add_routes(app: FastAPI, manager: WalkManager) -> None:
@@ -81,6 +87,16 @@ def add_routes(app: FastAPI, manager: WalkManager) -> None:
         w.set_input(keys[:32], dx, dy, n)
         return Response(status_code=204)
 
+    @app.get("/worldwalk/download/{token}/{name}")
+    async def download(token: str, name: str):
+        path = manager.download(token, name)  # looked up among that walk's recordings; no path is ever joined
+        if path is None:
+            return JSONResponse({"detail": "no such recording (the walk ended a while ago, or it is not yours)"},
+                                status_code=404, headers={"Cache-Control": "no-store"})
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                            filename=path.name, content_disposition_type="attachment",
+                            headers={"Cache-Control": "no-store"})
+
 
 def build_app(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int], frames_per_step: int,
               fps: float) -> FastAPI:
@@ -101,6 +117,7 @@ def build_app(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, int
                   .uploaded_file_dir).resolve()
     demo.uploads = Uploads(folder, demo.upload_file_set)
     app.add_middleware(ServeOwnFilesOnly, folder=folder)
+    app.add_middleware(HidePaths, folder=folder)  # added last: the outermost, so the others see real paths
     app.state.demo = demo
     return app
 

@@ -14,6 +14,9 @@ line ("busy — you are N in line") and starts by itself when a place frees up; 
 the same message. A walk nobody touched for `idle_timeout` seconds is closed (its memory freed) and so are all walks
 of a tab that closes (Gradio's unload). Every walk is found by an unguessable token that only its tab (or API client)
 knows, and Gradio handlers also check the owner (the tab's session): a walk is never shown to another visitor.
+
+Downloads: a tab's finished recordings are found by its walk's token and the name the demo gave them
+(`WalkManager.download`); a walk that ends keeps them for OUTPUT_TTL_S so that its links still work.
 """
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ import contextlib
 import gc
 import io
 import math
+import os
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -45,7 +50,7 @@ KEYS = frozenset({"w", "a", "s", "d", "q", "e", "z", "c", "shift", "left", "righ
 UNWATCHED_S = 3.0  # a live walk whose page pulled no frame for this long stops generating until it does again
 WAITING_TIMEOUT_S = 30.0  # a place in line is given up when its page stops asking about it for this long
 MAX_SIDE = 16384
-OUTPUT_TTL_S = 900.0  # API outputs are kept this long on disk
+OUTPUT_TTL_S = 900.0  # API outputs, and the recordings of a walk that ended, are kept this long on disk
 FPS_WINDOW_S = 4.0  # the HUD's frame rate counts the frames shown in this many seconds
 
 
@@ -237,7 +242,7 @@ class LiveWalk(_Walk):
         self.error: str | None = None
         self.message = ""
         self.records = 0
-        self.last_record: tuple[Path, Path | None] | None = None
+        self.saved: dict[str, Path] = {}  # finished recordings by the name the demo gave them (walk-01.mp4, ...)
         self._pump: threading.Thread | None = None
         self._cond = threading.Condition()
         self.seq = 0  # number of the frame published last
@@ -294,7 +299,8 @@ class LiveWalk(_Walk):
         self._publish(first[0], np.eye(4))
         self.touch()
 
-    def close(self):
+    def close(self, keep_files: bool = False):
+        """End the walk; its folder (the recordings) goes too unless keep_files (WalkManager keeps it a while)."""
         super().close()
         if self.walker is not None:
             self.walker.close()
@@ -303,7 +309,8 @@ class LiveWalk(_Walk):
         self.walker = None
         with self._cond:
             self._cond.notify_all()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_files:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -------------------------------------------------------------- frames
     def _publish(self, frame: np.ndarray, pose: np.ndarray) -> None:
@@ -456,9 +463,12 @@ class LiveWalk(_Walk):
             self.message = scrub(msg)
             return self.message, None, None
         side = path.with_suffix(".json")
-        self.last_record = (path, side if side.exists() else None)
+        side = side if side.exists() else None
+        self.saved[path.name] = path
+        if side is not None:
+            self.saved[side.name] = side
         self.message = f"saved as {path.name}"
-        return self.message, path, self.last_record[1]
+        return self.message, path, side
 
     # -------------------------------------------------------------- status for the page
     def status(self, line_position: int = 0, idle_timeout: float = 0.0) -> dict:
@@ -522,6 +532,7 @@ class WalkManager:
         self.line: list[str] = []  # tokens of LiveWalks waiting for a place, first come first
         self.ended: collections.OrderedDict[str, str] = collections.OrderedDict()  # token -> why it ended
         self._jobs = 0  # renders running
+        self._kept: dict[str, tuple[float, dict[str, Path], Path]] = {}  # ended walk's token -> (when, files, folder)
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="worldwalk-reaper", daemon=True)
         self._reaper.start()
@@ -569,6 +580,26 @@ class WalkManager:
             reason = self.ended.get(token or "") if w is None else None
             raise WalkGone(f"this walk has ended ({reason})" if reason else "no such walk (it ended or never began)")
         return w
+
+    def download(self, token: str | None, name: str | None) -> Path | None:
+        """A finished recording of the walk `token` by the name the demo gave it (walk-01.mp4, walk-01.json), while the
+        walk lives and for OUTPUT_TTL_S after it ended; None for anything else. Never joins a path it was given."""
+        with self._lock:
+            w = self.walks.get(token or "")
+            if isinstance(w, LiveWalk) and not w.closed:
+                files = w.saved
+            else:
+                ended, files, _ = self._kept.get(token or "", (0.0, {}, None))
+                if time.monotonic() - ended > OUTPUT_TTL_S:
+                    files = {}
+            path = files.get(name or "") if isinstance(name, str) else None
+        if path is None:
+            return None
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return path if stat.S_ISREG(st.st_mode) else None
 
     def of_owner(self, owner: str) -> list[_Walk]:
         with self._lock:
@@ -679,11 +710,19 @@ class WalkManager:
         return w
 
     def close(self, token: str, reason: str = "closed") -> bool:
-        w = self._forget(token, reason)
+        with self._lock:
+            w = self.walks.get(token)
+            keep = isinstance(w, LiveWalk) and bool(w.saved) and not self.stopping
+            if keep:  # its recordings stay downloadable a while (sweep_outputs removes them)
+                self._kept[token] = (time.monotonic(), dict(w.saved), w.dir)
+            w = self._forget(token, reason)
         if w is None:
             return False
         with self.engine(refuse=False):
-            w.close()  # joins the walk's threads (a chunk in progress finishes) and drops its Session and memory
+            if keep:
+                w.close(keep_files=True)
+            else:
+                w.close()  # joins the walk's threads (a chunk in progress finishes) and drops its Session and memory
             del w
             gc.collect()
         self._promote()
@@ -712,7 +751,14 @@ class WalkManager:
         return [t for t, _ in out]
 
     def sweep_outputs(self, older_than: float = OUTPUT_TTL_S) -> None:
-        """Delete API outputs (step videos, renders) that Gradio has long since copied into its own cache."""
+        """Delete API outputs (step videos, renders) that Gradio has long since copied into its own cache, and the
+        recordings of walks that ended as long ago."""
+        now = time.monotonic()
+        with self._lock:
+            gone = [t for t, (ended, _, _) in self._kept.items() if now - ended >= older_than]
+            dirs = [self._kept.pop(t)[2] for t in gone]
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
         api = self.workdir / "api"
         if not api.is_dir():
             return
