@@ -214,3 +214,34 @@ def test_bad_flags_are_one_line_errors():
                            timeout=120)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and expect in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_walks_use_the_world_memory_that_memory_from_gives(monkeypatch, image):
+    """create_server asks world_args.memory_from once and hands its settings and depth network to every Session it
+    makes (page walks, API walks, renders); here an untrained depth network stands in for the bundle's."""
+    import worldwalk.app.world_args as world_args
+    from worldwalk.world.depth import DepthConfig, DepthNet
+    from worldwalk.world.memory import MemoryConfig, MemorySettings
+
+    depth = DepthNet(DepthConfig(widths=(8, 12, 16))).eval()
+    settings = MemorySettings(config=MemoryConfig(capacity=1 << 13))
+    asked = []
+    monkeypatch.setattr(world_args, "memory_from", lambda args, recorded=None: asked.append(args) or (settings, depth))
+    n = torch.get_num_threads()
+    srv = web_server("--max-walks", "1")
+    try:
+        assert len(asked) == 1
+        s = srv.manager.make_session()
+        assert s.memory_settings is settings and s.depth is depth
+        del s
+        c = needs_web().Client(srv.url, verbose=False)
+        walk_id, _, _ = start(c, image)
+        _, frames, info = step(c, walk_id, walk(6))
+        assert frames.shape == (6, 64, 96, 3) and info["frame_index"] == 7
+        c.predict(walk_id, api_name="/end_walk")
+        _, sidecar, info = c.predict(image, None, "w-6", 0, 0, api_name="/render")
+        recorded = json.loads(Path(sidecar).read_text())["metadata"]["worldwalk_recording"]["memory"]
+        assert info["frames"] == 7 and recorded == json.loads(json.dumps(settings.to_dict()))  # the render's too
+    finally:
+        srv.stop()
+        torch.set_num_threads(n)

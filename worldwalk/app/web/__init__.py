@@ -70,7 +70,7 @@ def create_server(args):
     """Load the world once and build the server (not started). -> app.web.server.WebServer"""
     import torch
 
-    from worldwalk.app.world_args import colour_match_from, load_world, sampler_from, start_overlay_from
+    from worldwalk.app.world_args import colour_match_from, load_world, memory_from, sampler_from, start_overlay_from
     from worldwalk.world.session import Session
 
     if args.max_walks is not None and args.max_walks < 1:
@@ -92,6 +92,7 @@ def create_server(args):
     root = None
     try:
         model, vae, world_desc = load_world(args)
+        memory, depth = memory_from(args)  # the 3-D world memory, when a depth network is at hand
         # recordings a visitor downloads name the weights by file name only: visitors never see a server path
         world_desc = {**world_desc, "weights": Path(str(world_desc.get("weights", ""))).name or "unknown"}
         sampler = sampler_from(args)
@@ -111,7 +112,7 @@ def create_server(args):
 
         def make_session() -> Session:
             return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
-                           colour_match=colour_match, start_overlay=start_overlay)
+                           colour_match=colour_match, start_overlay=start_overlay, memory=memory, depth=depth)
 
         scenes = load_scenes(args.scenes)
         probe = make_session()
