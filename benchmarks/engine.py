@@ -21,9 +21,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worldwalk.world.bundle import PRESET_VAE, load_bundle, random_world  # noqa: E402
+from metrics import cpu_header  # noqa: E402
+from worldwalk.world.bundle import DEFAULT_BUNDLE, PRESET_VAE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
+from worldwalk.world.memory import MemorySettings  # noqa: E402
 from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
 from worldwalk.world.session import Session  # noqa: E402
 
@@ -64,6 +67,9 @@ def main():
                          "latent starts from a reprojection when the sampler reprojects)")
     ap.add_argument("--start-overlay", choices=("on", "off"), default="on",
                     help="the start image laid over the frames near where it was taken (default on, as the app runs)")
+    ap.add_argument("--memory", choices=("on", "off"), default="on",
+                    help="the world memory (default on when a depth network is at hand: the weights' own or the "
+                         "embedded default's, as the app runs)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -72,20 +78,30 @@ def main():
         torch.set_num_threads(a.threads)
     dtype = getattr(torch, a.dtype)
     sam = {"steps": a.steps}
-    if a.weights:
-        try:
+    depth, extra = None, {}
+    try:
+        if a.weights:
             model, vae, extra = load_bundle(a.weights, a.device, dtype)
-        except CheckpointError as e:
-            sys.exit(f"error: {e}")
-        sam["reproject"] = extra.get("sampler", {}).get("reproject")
-        what = a.weights
-    else:
-        model, vae = random_world(a.preset)
-        model, vae = model.to(a.device, dtype), vae.to(a.device)
-        what = f"{a.preset} (untrained weights)"
+            depth = load_depth(a.weights, a.device)
+            sam["reproject"] = extra.get("sampler", {}).get("reproject")
+            what = a.weights
+        else:
+            model, vae = random_world(a.preset)
+            model, vae = model.to(a.device, dtype), vae.to(a.device)
+            what = f"{a.preset} (untrained weights)"
+        if depth is None and DEFAULT_BUNDLE.is_file():  # as the app: the embedded default's depth network
+            depth = load_depth(DEFAULT_BUNDLE, a.device)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
     sam = with_reproject(sam, a.reproject)
+    memory = None
+    if a.memory == "on" and depth is not None:
+        memory = MemorySettings.from_dict(extra.get("memory", {}))
+        if a.reproject is not None:
+            memory = MemorySettings.from_dict({**memory.to_dict(),
+                                               "guess": None if a.reproject == "off" else a.reproject})
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
-                start_overlay=a.start_overlay == "on")
+                start_overlay=a.start_overlay == "on", memory=memory, depth=depth)
     img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
     s.start(img)
     fps, n = model.cfg.fps, s.frames_per_step
@@ -99,16 +115,24 @@ def main():
             state[k + 1] = s.state_nbytes()
     wall = time.perf_counter() - t0
     H, W = model.cfg.resolution
-    print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} | "
-          f"torch {torch.__version__} | {W}x{H} | {a.steps} steps | reproject {sam.get('reproject') or 'off'} | "
-          f"{a.walk} | window {a.window}")
+    print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} "
+          f"{cpu_header()} | torch {torch.__version__} | {W}x{H} | {a.steps} steps | reproject "
+          f"{sam.get('reproject') or 'off'} | memory "
+          f"{'off' if memory is None else f'on (guess {memory.guess})'} | {a.walk} | window {a.window} | "
+          f"{time.strftime('%Y-%m-%d')}")
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up
     print("\n| phase | median ms / chunk | p90 ms |\n|---|---:|---:|")
-    for phase in ("reproject", "denoise", "cache_write", "decode", "overlay", "total"):
+    for phase in ("memory_render", "reproject", "denoise", "cache_write", "decode", "memory_blend", "overlay",
+                  "memory_add", "total"):
         v = sorted(t.get(phase, 0.0) * 1000 for t in timings[skip:])
         print(f"| {phase} | {statistics.median(v):.1f} | {v[int(0.9 * (len(v) - 1))]:.1f} |")
     med = statistics.median(t["total"] for t in timings[skip:])
+    if memory is not None:
+        mem = statistics.median(sum(t.get(k, 0.0) for k in ("memory_render", "reproject", "memory_blend",
+                                                               "memory_add")) for t in timings[skip:])
+        print(f"\nworld memory (render + guess encode + blend + add): {1000 * mem:.1f} ms = {100 * mem / med:.0f} % "
+              f"of the median chunk")
     print(f"\ngenerated fps: {n / med:.1f} (real time = {fps} fps: {n / med / fps:.2f}x real time)")
     print("state bytes after chunk " + ", ".join(f"{k}: {v:,}" for k, v in state.items()))
     print(f"peak memory: {peak_memory_mb(a.device):.0f} MiB")

@@ -3,15 +3,17 @@
     python benchmarks/world_quality.py --weights assets/default_world.safetensors --scenes 4 --long 60
 
 For held-out scene seeds: the start image is the exact view at the identity pose; the model walks the built-in
-trajectories (and random human-like walks); each generated frame is compared with the renderer's exact frame at the
-same pose (PSNR, SSIM), per second of rollout, beside the copy-the-first-frame baseline. A long random walk measures
-drift (first 10 s vs last 10 s); the out-and-back loop measures memory (the frame on return vs the first frame).
-Writes a markdown table to stdout and a grid image (generated above, exact below) to --grid.
+trajectories (and random human-like walks); each frame the app would show is compared with the renderer's exact
+frame at the same pose: PSNR and SSIM beside the copy-the-first-frame baseline, and the sharpness ratio (mean
+gradient energy of the frame over the exact frame's, at full and 1/4 resolution: blur cannot win it, see
+benchmarks/metrics.py) with the share of foggy frames (ratio < 0.3). Two memory tests: the out-and-back loop's
+return frame against the true start view (start overlay off), and a look-left / look-right / look-left-again walk
+whose frames at the same pose are compared with each other. A long random walk measures drift and collapse (first
+vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exact, every 0.5 s) to --sheet.
 """
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,30 +21,25 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from skimage.metrics import structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr  # noqa: E402
 from worldwalk.controls.builtin import load_builtin  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
-from worldwalk.world.bundle import load_bundle, random_world  # noqa: E402
+from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
+from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
 from worldwalk.world.colour import apply_colour_map, fit_colour_map  # noqa: E402
+from worldwalk.world.memory import MemorySettings  # noqa: E402
 from worldwalk.world.procedural.scene import Scene  # noqa: E402
 from worldwalk.world.procedural.walks import random_walk  # noqa: E402
 from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
 from worldwalk.world.session import DEFAULT_FOV, Session  # noqa: E402
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never used for training data
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
+MOVING = ("walk_forward", "orbit", "look_around", "strafe", "random")
 
 
 def walk(session: Session, scene: Scene, c2w: np.ndarray):
@@ -63,10 +60,32 @@ def walk(session: Session, scene: Scene, c2w: np.ndarray):
     return np.concatenate(gen)[: len(c2w)], exact, time.perf_counter() - t0
 
 
+def look_left_right_left(fps: int, angle: float = 40.0, seconds: float = 5.0
+                         ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Turn in place: left by `angle` (1/5 of the time), right to +angle (2/5), left to -angle again (2/5), with eased
+    turns. -> c2w (F, 4, 4) and pairs of frame indices at the same pose (the first look left and the second)."""
+    def ease(n):
+        return (1 - np.cos(np.linspace(0, np.pi, n + 1)[1:])) / 2
+    n = max(4, int(round(seconds * fps / 5)))
+    yaw = [np.zeros(1)]
+    yaw.append(-angle * ease(n))
+    yaw.append(-angle + 2 * angle * ease(2 * n))
+    yaw.append(angle - 2 * angle * ease(2 * n))
+    yaw = np.concatenate(yaw)
+    c2w = make_pose(rotation_from_angles(yaw), np.zeros((len(yaw), 3)))
+    first = np.arange(1, n + 1)  # turning left the first time
+    second = 3 * n + 1 + np.arange(2 * n)  # the last turn, right -> left
+    pairs = []
+    for i in first[n // 4:]:  # poses well away from the start view (which the memory knows from the image)
+        j = second[np.argmin(np.abs(yaw[second] - yaw[i]))]
+        if abs(yaw[j] - yaw[i]) < 0.5:
+            pairs.append((int(i), int(j)))
+    return c2w, pairs
+
+
 def vae_round_trip(vae, frames: np.ndarray, colour_match: bool = False) -> np.ndarray:
-    """Exact frames (F, H, W, 3) through the VAE and back (the first 1 + stride·k of them): what any world model
-    decoding through this VAE could at best show. colour_match: through the colour map fitted on frame 0, as the
-    session does."""
+    """Exact frames (F, H, W, 3) through the VAE and back (the first 1 + stride·k of them). colour_match: through the
+    colour map fitted on frame 0, as the session does."""
     s = vae.temporal_stride
     n = 1 + (len(frames) - 1) // s * s
     x = torch.from_numpy(frames[:n]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
@@ -82,14 +101,20 @@ def channel_means(frames: np.ndarray) -> np.ndarray:
     return frames.reshape(len(frames), -1, 3).mean(1)
 
 
-def per_second(gen, exact, fps) -> list[tuple[float, float, float, float]]:
-    """[(psnr, ssim, baseline psnr, baseline ssim)] for seconds 1, 2, … (frame 0 excluded)."""
-    out = []
-    for s in range(1, len(gen) // fps + 1):
-        idx = range(max(1, (s - 1) * fps), min(len(gen), s * fps))
-        g = [(psnr(gen[i], exact[i]), ssim(gen[i], exact[i]), psnr(exact[0], exact[i]), ssim(exact[0], exact[i]))
-             for i in idx]
-        out.append(tuple(np.mean(g, 0)))
+def per_frame(gen, exact) -> dict[str, np.ndarray]:
+    """Metrics of every frame (frame 0 included) and the copy-first-frame baseline's."""
+    rows = [frame_metrics(g, e) for g, e in zip(gen, exact)]
+    out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    out["base_psnr"] = np.array([psnr(exact[0], e) for e in exact])
+    out["base_ssim"] = np.array([frame_metrics(exact[0], e)["ssim"] for e in exact])
+    return out
+
+
+def window(m: dict, fps: int, lo: float, hi: float) -> dict[str, float]:
+    """Means over frames in seconds [lo, hi) (frame 0 excluded), and the share of foggy frames."""
+    idx = np.arange(max(1, int(lo * fps)), min(len(m["psnr"]), int(hi * fps)))
+    out = {k: float(np.mean(v[idx])) for k, v in m.items()}
+    out["foggy"] = float(np.mean(m["sharp"][idx] < FOGGY))
     return out
 
 
@@ -106,42 +131,60 @@ def main():
                     help="cut every trajectory to this many seconds (quick comparisons: 4 gives the same s1-4 "
                          "figures; the out-and-back return is then not reached)")
     ap.add_argument("--reproject", type=reproject_level, default=None,
-                    help="start level of chunks begun from a reprojection, or off (default: the bundle's)")
+                    help="start level of chunks begun from a reprojection (the memory's guess when it is on), or off "
+                         "(default: the bundle's)")
     ap.add_argument("--window", type=int, default=1, help="softmax window of the session, in chunks")
     ap.add_argument("--colour-match", choices=("on", "off"), default="on",
                     help="the session's colour map fitted to the start image (default on, as the app runs)")
     ap.add_argument("--start-overlay", choices=("on", "off"), default="on",
                     help="the start image, reprojected, laid over the frames near where it was taken (default on, as "
-                         "the app runs)")
-    ap.add_argument("--grid", default="benchmarks/world_quality_grid.jpg")
+                         "the app runs; the world memory takes its place when on)")
+    ap.add_argument("--memory", choices=("on", "off"), default="on",
+                    help="the world memory (default on when a depth network is at hand: the weights' own or the "
+                         "embedded default's, as the app runs)")
+    ap.add_argument("--sheet", default="benchmarks/world_quality_sheet.jpg")
     a = ap.parse_args()
-    if a.random_weights:
-        model, vae = random_world("tiny")
-        extra = {}
-    else:
-        try:
-            model, vae, extra = load_bundle(a.weights or "assets/default_world.safetensors")
-        except CheckpointError as e:
-            sys.exit(f"error: {e}")
+    depth, mem_settings = None, None
+    try:
+        if a.random_weights:
+            model, vae = random_world("tiny")
+            extra = {}
+        else:
+            model, vae, extra = load_bundle(a.weights or DEFAULT_BUNDLE)
+            depth = load_depth(a.weights or DEFAULT_BUNDLE)
+        if depth is None and DEFAULT_BUNDLE.is_file():  # as the app: the embedded default's depth network
+            depth = load_depth(DEFAULT_BUNDLE)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
     sam = dict(extra.get("sampler", {}))
     for k in ("steps", "kind", "shift"):
         if getattr(a, k) is not None:
             sam[k] = getattr(a, k)
     sam = with_reproject(sam, a.reproject)
-    session = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on",
-                      start_overlay=a.start_overlay == "on")
+    if a.memory == "on" and depth is not None:
+        mem_settings = MemorySettings.from_dict(extra.get("memory", {}))
+        if a.reproject is not None:
+            mem_settings = MemorySettings.from_dict({**mem_settings.to_dict(),
+                                                     "guess": None if a.reproject == "off" else a.reproject})
+
+    def make_session(overlay: bool) -> Session:
+        return Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on",
+                       start_overlay=overlay, memory=mem_settings, depth=depth)
+
+    session = make_session(a.start_overlay == "on")
     fps = model.cfg.fps
     print(f"world quality: {a.weights or ('random' if a.random_weights else 'default')} | sampler {sam} | "
-          f"window {a.window} | colour match {a.colour_match} | start overlay {a.start_overlay} | "
-          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
-          f"{platform.machine()} {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
-    rows, grid_rows = [], []
-    names = ["walk_forward", "orbit", "look_around", "strafe", "out_and_back", "random"]
+          f"memory {'on' if mem_settings else 'off'}"
+          f"{f' (guess {mem_settings.guess})' if mem_settings else ''} | window {a.window} | "
+          f"colour match {a.colour_match} | start overlay {a.start_overlay} | "
+          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}{cpu_header()} | {torch.get_num_threads()} "
+          f"threads | {time.strftime('%Y-%m-%d')}")
+    names = list(MOVING[:4]) + ["out_and_back", "random"]
     if a.seconds:  # the loop's return is not reached
         names.remove("out_and_back")
+    results: dict[str, list[dict]] = {n: [] for n in names}
     gen_time, gen_frames = 0.0, 0
-    ceiling = []  # VAE round trip of the exact frames, seconds 1-4, per moving walk
-    real_means = []  # per-frame channel means of every exact frame rendered here (the range of real renders)
+    ceiling, real_means, sheet_rows, returns, revisits = [], [], [], [], []
     for s in range(a.scenes):
         scene = Scene(HELD_OUT + s)
         for name in names:
@@ -155,59 +198,57 @@ def main():
             gen_time += dt
             gen_frames += len(gen) - 1
             real_means.append(channel_means(exact))
-            ps = per_second(gen, exact, fps)
+            m = per_frame(gen, exact)
+            results[name].append(window(m, fps, 0, 4))
             if name != "out_and_back":
                 rt = vae_round_trip(vae, exact[:4 * fps + 1], session.colour_match)
                 ceiling.append(np.mean([psnr(rt[i], exact[i]) for i in range(1, len(rt))]))
-            if name == "out_and_back" and session.start_overlay:
-                # the return pose is the start pose, where the overlay shows the start image itself: the model's own
-                # memory is scored by the same walk without it
-                plain = Session(model, vae, session.sampler, window_chunks=a.window, colour_match=session.colour_match,
-                                start_overlay=False)
-                model_return = walk(plain, scene, c2w)[0][-1]
             else:
-                model_return = gen[-1]
-            rows.append((s, name, ps, psnr(model_return, exact[0]) if name == "out_and_back" else None,
-                         psnr(exact[-1], exact[0]) if name == "out_and_back" else None,
-                         psnr(gen[-1], exact[0]) if name == "out_and_back" else None))
-            if s == 0 and name in ("walk_forward", "orbit", "look_around"):
-                pick = np.linspace(0, len(gen) - 1, 6).astype(int)
-                grid_rows.append(np.concatenate([np.concatenate(list(gen[pick]), 1),
-                                                 np.concatenate(list(exact[pick]), 1)], 0))
-    print("\n| trajectory | s1 PSNR | s2 PSNR | s3 PSNR | s4 PSNR | mean s1-4 PSNR (copy-first) | "
-          "mean s1-4 SSIM (copy-first) |\n|---|---:|---:|---:|---:|---:|---:|")
+                # the return pose is the start pose: with the start overlay on, the frame shown there is the image
+                # itself; the walk's memory is scored without it
+                ret = walk(make_session(False), scene, c2w)[0][-1] if session.start_overlay else gen[-1]
+                returns.append((psnr(ret, exact[0]), psnr(exact[-1], exact[0]), psnr(gen[-1], exact[0])))
+            if s == 0 and name in ("walk_forward", "orbit", "look_around", "strafe"):
+                sheet_rows.append((gen[:4 * fps + 1], exact[:4 * fps + 1]))
+        c2w, pairs = look_left_right_left(fps, seconds=min(5.0, a.seconds or 5.0))
+        gen, exact, _ = walk(make_session(False), scene, c2w)
+        revisits.append((np.mean([psnr(gen[i], gen[j]) for i, j in pairs]),
+                         np.mean([psnr(gen[i], exact[i]) for i, j in pairs]),
+                         np.mean([psnr(exact[i], exact[j]) for i, j in pairs])))
+
+    print("\n| trajectory | s1-4 PSNR (copy-first) | SSIM (copy-first) | sharpness full | sharpness 1/4 | foggy "
+          "frames |\n|---|---:|---:|---:|---:|---:|")
     for name in names:
-        sel = [r[2] for r in rows if r[1] == name]
-        k = min(len(x) for x in sel)
-        m = np.mean([x[:min(k, 4)] for x in sel], 0)  # (seconds, 4)
-        cells = " | ".join(f"{m[i, 0]:.2f}" if i < len(m) else "–" for i in range(4))
-        print(f"| {name} | {cells} | {m[:, 0].mean():.2f} ({m[:, 2].mean():.2f}) | {m[:, 1].mean():.3f} "
-              f"({m[:, 3].mean():.3f}) |")
-    moving = [r[2] for r in rows if r[1] in ("walk_forward", "orbit", "look_around", "strafe", "random")]
-    gm = np.mean([np.mean(x[:4], 0) for x in moving], 0)
-    print(f"\nturning-and-moving walks, seconds 1-4: model {gm[0]:.2f} dB vs copy-first-frame {gm[2]:.2f} dB "
-          f"({gm[0] - gm[2]:+.2f} dB); SSIM {gm[1]:.3f} vs {gm[3]:.3f}")
-    undecoded = "; the start overlay shows pixels that are not decoded" if session.start_overlay else ""
-    print(f"VAE round trip of the exact frames, same walks and seconds (the ceiling with this VAE, for decoded "
-          f"pixels{undecoded}): {np.mean(ceiling):.2f} dB"
-          f"{' (colour-matched as the session)' if session.colour_match else ''}")
-    ob = [(r[3], r[4], r[5]) for r in rows if r[1] == "out_and_back"]
-    if ob:
-        print(f"out-and-back: generated frame on return vs first frame {np.mean([o[0] for o in ob]):.2f} dB "
-              f"(exact return view vs first frame: {np.mean([o[1] for o in ob]):.2f} dB)"
-              + (f"; with the start overlay off, as the model draws it (shown: the overlay, "
-                 f"{np.mean([o[2] for o in ob]):.2f} dB)" if session.start_overlay else ""))
+        r = {k: np.mean([x[k] for x in results[name]]) for k in results[name][0]}
+        print(f"| {name} | {r['psnr']:.2f} ({r['base_psnr']:.2f}) | {r['ssim']:.3f} ({r['base_ssim']:.3f}) | "
+              f"{r['sharp']:.3f} | {r['sharp4']:.3f} | {100 * r['foggy']:.0f} % |")
+    mv = [x for n in MOVING if n in results for x in results[n]]
+    g = {k: np.mean([x[k] for x in mv]) for k in mv[0]}
+    print(f"\nturning-and-moving walks, seconds 1-4: model {g['psnr']:.2f} dB vs copy-first-frame "
+          f"{g['base_psnr']:.2f} dB ({g['psnr'] - g['base_psnr']:+.2f} dB); SSIM {g['ssim']:.3f} vs "
+          f"{g['base_ssim']:.3f}; sharpness {g['sharp']:.3f} full, {g['sharp4']:.3f} at 1/4; foggy frames "
+          f"{100 * g['foggy']:.0f} %")
+    print(f"VAE round trip of the exact frames, same walks and seconds (what decoded pixels can reach): "
+          f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
+    if returns:
+        print(f"out-and-back: return frame vs the true start view {np.mean([r[0] for r in returns]):.2f} dB with the "
+              f"start overlay off (exact return view vs start: {np.mean([r[1] for r in returns]):.2f} dB; as shown, "
+              f"overlay {a.start_overlay}: {np.mean([r[2] for r in returns]):.2f} dB)")
+    print(f"revisit (look left, right, left again; start overlay off): frames at the same pose vs each other "
+          f"{np.mean([r[0] for r in revisits]):.2f} dB (vs the exact view {np.mean([r[1] for r in revisits]):.2f} dB; "
+          f"exact vs exact {np.mean([r[2] for r in revisits]):.1f} dB)")
     print(f"generation: {gen_frames} frames in {gen_time:.1f} s = {gen_frames / gen_time:.1f} fps "
           f"({gen_frames / gen_time / fps:.2f}x real time)")
     if a.long > 0:
         scene = Scene(HELD_OUT + 999)
         c2w = random_walk(int(a.long * fps) + 1, np.random.default_rng(HELD_OUT + 999))
         gen, exact, dt = walk(session, scene, c2w)
-        first = [psnr(gen[i], exact[i]) for i in range(1, min(len(gen), 10 * fps))]
-        last = [psnr(gen[i], exact[i]) for i in range(max(1, len(gen) - 10 * fps), len(gen))]
+        m = per_frame(gen, exact)
+        first, last = window(m, fps, 0, 10), window(m, fps, max(0.0, a.long - 10), a.long + 1)
         means, ex_means = channel_means(gen), channel_means(exact)
-        print(f"{a.long:.0f} s walk: PSNR first 10 s {np.mean(first):.2f} dB, last 10 s {np.mean(last):.2f} dB "
-              f"(difference {np.mean(last) - np.mean(first):+.2f} dB); NaN-free {np.isfinite(gen).all()}; "
+        print(f"{a.long:.0f} s walk: PSNR first 10 s {first['psnr']:.2f} dB, last 10 s {last['psnr']:.2f} dB "
+              f"(difference {last['psnr'] - first['psnr']:+.2f} dB); sharpness first 10 s {first['sharp']:.3f}, last "
+              f"10 s {last['sharp']:.3f} (foggy {100 * last['foggy']:.0f} %); NaN-free {np.isfinite(gen).all()}; "
               f"frame std min {gen.reshape(len(gen), -1).std(1).min():.1f}; mean colour range generated "
               f"{means.min():.0f}-{means.max():.0f} vs exact {ex_means.min():.0f}-{ex_means.max():.0f}; "
               f"{(len(gen) - 1) / dt:.1f} generated fps")
@@ -216,9 +257,10 @@ def main():
         print(f"mean colour range of every exact frame of this benchmark ({len(real)} frames, {a.scenes + 1} "
               f"scenes): {real.min():.0f}-{real.max():.0f}; the {a.long:.0f} s walk's generated range is "
               f"{'inside' if inside else 'outside'} it")
-    if grid_rows and a.grid:
-        Image.fromarray(np.concatenate(grid_rows, 0)).save(a.grid)
-        print(f"grid: {a.grid} (per trajectory: generated above, exact below; 6 moments from start to end)")
+    if sheet_rows and a.sheet:
+        Image.fromarray(contact_sheet(sheet_rows, fps)).save(a.sheet, quality=90)
+        print(f"contact sheet: {a.sheet} (scene 0: walk_forward, orbit, look_around, strafe; per walk the frames "
+              f"shown above the exact ones, every 0.5 s from the start)")
 
 
 if __name__ == "__main__":
