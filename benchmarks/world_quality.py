@@ -14,6 +14,7 @@ vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -42,11 +43,28 @@ HELD_OUT = 1_000_000  # scene seeds from here on are never used for training dat
 MOVING = ("walk_forward", "orbit", "look_around", "strafe", "random")
 
 
+EXACT_CACHE: Path | None = None  # --exact-cache: exact renders kept on disk between runs (they cost the most here)
+
+
+def exact_frames(scene: Scene, c2w: np.ndarray, intr, size) -> np.ndarray:
+    if EXACT_CACHE is None:
+        return scene.render(c2w, intr, size)
+    key = hashlib.sha1(np.ascontiguousarray(c2w, np.float64).tobytes() + np.asarray(intr, np.float64).tobytes()
+                       + repr(size).encode()).hexdigest()[:16]
+    path = EXACT_CACHE / f"scene{scene.seed}_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    frames = scene.render(c2w, intr, size)
+    EXACT_CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, frames)
+    return frames
+
+
 def walk(session: Session, scene: Scene, c2w: np.ndarray):
     """Generate along c2w (F, 4, 4) (frame 0 = start). -> generated (F, H, W, 3), exact (F, H, W, 3), seconds."""
     W, H = session.size_wh
     intr = from_fov(W, H, DEFAULT_FOV)
-    exact = scene.render(c2w, intr, (W, H))
+    exact = exact_frames(scene, c2w, intr, (W, H))
     session.start(exact[0], frame_intrinsics=intr)
     n = session.frames_per_step
     gen = [exact[:1]]
@@ -143,7 +161,10 @@ def main():
                     help="the world memory (default on when a depth network is at hand: the weights' own or the "
                          "embedded default's, as the app runs)")
     ap.add_argument("--sheet", default="benchmarks/world_quality_sheet.jpg")
+    ap.add_argument("--exact-cache", default=None, help="a folder keeping the exact renders between runs")
     a = ap.parse_args()
+    global EXACT_CACHE
+    EXACT_CACHE = Path(a.exact_cache) if a.exact_cache else None
     depth, mem_settings = None, None
     try:
         if a.random_weights:

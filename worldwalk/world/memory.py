@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from worldwalk.kernels.splat import splat
+
 
 @dataclass(frozen=True)
 class MemoryConfig:
@@ -75,9 +77,10 @@ class MemorySettings:
     """How a Session uses its world memory (world/session.py). Stored in a bundle's metadata as "memory"."""
 
     config: MemoryConfig = MemoryConfig()
-    feather: int = 4  # pixels: the blend of the memory's render over the decoded frame fades in over this much
+    feather: int = 8  # pixels: the blend of the memory's render over the decoded frame fades in over this much
     strength: float = 1.0  # blend weight where the memory sees (1: its render replaces the decoded frame there)
     generated_conf: float = 0.8  # confidence of points lifted from generated frames (the start image's: 1)
+    generated_depth_scale: int = 2  # generated frames' depth is predicted on frames shrunk this much (blurry anyway)
     guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
 
@@ -98,7 +101,8 @@ class MemorySettings:
     @classmethod
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
-        known = {"config", "feather", "strength", "generated_conf", "guess", "guess_min_coverage"}
+        known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "guess",
+                 "guess_min_coverage"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")
@@ -130,6 +134,22 @@ def _pixel_grid(H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 def _as_pose(c2w, device) -> torch.Tensor:
     t = c2w if torch.is_tensor(c2w) else torch.from_numpy(np.asarray(c2w, dtype=np.float64))
     return t.to(device=device, dtype=torch.float32)
+
+
+def pull_push(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of img (N, C, H, W) where weight (N, 1, H, W) is 0 with a smooth extension of the rest: the
+    weighted image is averaged down a pyramid to 1 x 1 and brought back up, each level filling the holes of the one
+    above it (pull-push). Pixels with weight keep their value."""
+    levels = [(img * weight, weight)]
+    while max(levels[-1][0].shape[-2:]) > 1:
+        c, w = levels[-1]
+        levels.append((F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
+    c, w = levels[-1]
+    filled = c / w.clamp_min(1e-8)
+    for c, w in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        filled = torch.where(w > 0, c / w.clamp_min(1e-8), up)
+    return torch.where(weight > 0, img, filled)
 
 
 def depth_edges(depth: torch.Tensor, rel: float, inv: float) -> torch.Tensor:
@@ -267,63 +287,11 @@ class WorldMemory:
         cfg, dev = self.cfg, self.device
         W, H = size_wh
         poses = _as_pose(c2w, dev).reshape(-1, 4, 4)
-        N = poses.shape[0]
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
-        pid = (self.conf > 0).nonzero()[:, 0]  # (M,)
-        if pid.numel() == 0:
-            return MemoryView(torch.zeros(N, 3, H, W, device=dev), torch.full((N, H, W), math.inf, device=dev),
-                              torch.zeros(N, H, W, device=dev), torch.full((N, H, W), -1, dtype=torch.int8, device=dev))
-        pc = (self.xyz[pid][None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]  # (N, M, 3): R^T (p - t)
-        z = pc[..., 2]
-        ok = z > cfg.near
-        zs = torch.where(ok, z, torch.ones_like(z))
-        uf, vf = fx * pc[..., 0] / zs + cx, fy * pc[..., 1] / zs + cy
-        # the point's width in each camera (pixels): its surface steps through the projection's Jacobian
-        st = self.steps[pid].float() @ poses[:, None, :3, :3]  # (N, M, 2, 3) in each camera
-        x, y = pc[..., None, 0], pc[..., None, 1]
-        du = fx * (st[..., 0] - x * st[..., 2] / zs[..., None]) / zs[..., None]
-        dv = fy * (st[..., 1] - y * st[..., 2] / zs[..., None]) / zs[..., None]
-        foot = torch.hypot(du, dv).amax(-1)  # (N, M)
-        M = pid.numel()
-        flat = torch.arange(N, device=dev)[:, None] * M + torch.arange(M, device=dev)[None]  # (N, M): order, ties
-        out = None
-        for lvl in reversed(range(cfg.levels)):
-            s = 2 ** lvl
-            Hl, Wl = -(-H // s), -(-W // s)
-            ul, vl = torch.floor((uf + 0.5) / s), torch.floor((vf + 0.5) / s)
-            use = ok & (ul >= 0) & (ul < Wl) & (vl >= 0) & (vl < Hl)
-            frame = flat[use] // M
-            key = frame * (Hl * Wl) + vl[use].long() * Wl + ul[use].long()
-            zu, fu = z[use], flat[use]
-            zbuf = torch.full((N * Hl * Wl,), math.inf, device=dev).scatter_reduce_(0, key, zu, "amin")
-            win = zu <= zbuf[key]
-            owner = torch.full((N * Hl * Wl,), -1, dtype=torch.long, device=dev).scatter_reduce_(
-                0, key[win], fu[win], "amax")  # (frame, point) of the nearest point of each pixel
-            has = owner >= 0
-            o = owner.clamp_min(0)
-            p = pid[o % M]
-            col = (self.rgb[p].float() / 127.5 - 1) * has[:, None]  # (N·Hl·Wl, 3)
-            conf = torch.where(has, self.conf[p] * cfg.level_weight[lvl], torch.zeros_like(zbuf))
-            fp = torch.where(has, foot.reshape(-1)[o], torch.zeros_like(zbuf))
-            col = col.view(N, Hl, Wl, 3).permute(0, 3, 1, 2)
-            zl, cl, fl = zbuf.view(N, Hl, Wl), conf.view(N, Hl, Wl), fp.view(N, Hl, Wl)
-            ll = torch.where(has.view(N, Hl, Wl), torch.full_like(zl, lvl), torch.full_like(zl, -1))
-            if lvl == 0 and stamp:
-                self.seen[p[has]] = self.clock
-            if out is None:
-                out = (col, zl, cl, ll, fl)
-                continue
-            # the coarser result, brought to this level: colours bilinear (weighted by coverage), the rest nearest
-            cc, cz, ccf, clv, cfp = out
-            w = (ccf > 0).float()[:, None]
-            num = F.interpolate(cc * w, size=(Hl, Wl), mode="bilinear", align_corners=False)
-            den = F.interpolate(w, size=(Hl, Wl), mode="bilinear", align_corners=False)
-            up_col = num / den.clamp_min(1e-6)
-            up_z, up_cf, up_lv, up_fp = (F.interpolate(t[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
-                                         for t in (cz, ccf, clv, cfp))
-            # a pixel keeps its own point unless a magnified surface (wider than MAGNIFIED pixels) lies in front of it
-            own = (cl > 0) & ((up_cf <= 0) | (zl <= up_z * (1 + cfg.occlusion)) | (up_fp < MAGNIFIED))
-            out = (torch.where(own[:, None], col, up_col), torch.where(own, zl, up_z), torch.where(own, cl, up_cf),
-                   torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
-        col, zl, cl, ll, _ = out
-        return MemoryView(col.contiguous(), zl, cl, ll.to(torch.int8))
+        col, zl, cl, ll, owner = splat(self.xyz, self.rgb, self.conf, self.steps, poses[:, :3, :3], poses[:, :3, 3],
+                                       (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
+                                       occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
+        if stamp:
+            self.seen[owner[owner >= 0].to(dev)] = self.clock
+        col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
+        return MemoryView(col, zl, cl, ll)

@@ -22,10 +22,10 @@ image itself (without it: the image as the VAE decodes it).
 With a world memory (`memory` settings and a `depth` network, world/memory.py, world/depth.py): at start the image is
 lifted into a bounded 3-D point memory with its predicted depth; before each chunk the memory is rendered into every
 raw pose. That render is the chunk's starting guess where it sees (encoded by the VAE; each latent starts at the
-memory's `guess` level, raised by how little of it the memory sees: pure noise where it sees almost nothing;
-the last frame, reprojected over the ground plane, fills the rest), and it is laid over the decoded frames where it
-sees (feathered), so what the walk has seen stays put and sharp. After the chunk, the pixels of its last frame that
-the memory did not see are lifted into it with their predicted depth: coming back shows the same world. The memory
+memory's `guess` level, raised by how little of it the memory sees: pure noise where it sees almost nothing; a
+smooth extension of its colours fills the rest), and it is laid over the decoded frames where it sees (feathered),
+so what the walk has seen stays put and sharp. After the chunk, the pixels of each latent's own raw frame that the
+memory does not see yet are lifted into it with their predicted depth: coming back shows the same world. The memory
 takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
 from worldwalk.world.images import fit_to_model, image_hash, load_image
-from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory
+from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
 from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
@@ -246,12 +246,20 @@ class Session:
         out = torch.lerp(frames[0].float().transpose(0, 1), view.rgb.to(frames.device), w.to(frames.device))
         return out.transpose(0, 1)[None]
 
-    def _remember(self, frame: np.ndarray, pose: np.ndarray, view: MemoryView) -> None:
-        """Lift what the memory did not see of one shown frame (H, W, 3) uint8 at `pose`, with its predicted depth."""
-        x = self._unit(torch.from_numpy(frame))[None]
-        z = self.depth.predict(x, self.intrinsics, pose[None])[0]
-        self.memory.add(torch.from_numpy(frame), z, pose, self.intrinsics, mask=~view.coverage[-1],
-                        conf=self.memory_settings.generated_conf)
+    def _remember(self, frames: np.ndarray, poses: np.ndarray, view: MemoryView) -> None:
+        """Lift what the memory does not see yet of a chunk's shown frames at each latent's own raw frame ((N, H, W, 3)
+        uint8 at poses (N, 4, 4); the view is the memory's render of them before the chunk), with their predicted
+        depth. Each frame after the first is checked against the memory as the earlier ones left it."""
+        s, ms = self.stride, self.memory_settings
+        for j, i in enumerate(range(s - 1, len(frames), s)):
+            seen = view.coverage[i] if j == 0 else \
+                self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False).coverage[0]
+            if float((~seen).float().mean()) < 1e-3:  # nothing new in this frame: no depth to predict
+                continue
+            z = self.depth.predict(self._unit(torch.from_numpy(frames[i]))[None], self.intrinsics, poses[i][None],
+                                   downscale=ms.generated_depth_scale)[0]
+            self.memory.add(torch.from_numpy(frames[i]), z, poses[i], self.intrinsics, mask=~seen,
+                            conf=ms.generated_conf)
         self.memory.tick()
 
     def _vae_dtype(self):
@@ -351,7 +359,7 @@ class Session:
         if view is not None:
             t = time.perf_counter()
             with torch.inference_mode():
-                self._remember(out[-1], poses[-1], view)
+                self._remember(out, poses, view)
             timing["memory_add"] = time.perf_counter() - t
         self.last_pose = poses[-1]
         self.shown_frame = torch.from_numpy(out[-1].copy())
@@ -386,8 +394,8 @@ class Session:
     def _memory_guess(self, poses: np.ndarray, view: MemoryView):
         """The memory's render as a chunk's starting guess: each latent starts at the memory settings' `guess` level
         where the memory sees all of its own raw frame, rising linearly to 1 as the seen share falls to
-        guess_min_coverage (pure noise below). Pixels the memory does not see hold the last frame shown, reprojected
-        over the ground plane."""
+        guess_min_coverage (pure noise below). Pixels the memory does not see hold a smooth extension of those it does
+        (pull-push)."""
         ms, s, new = self.memory_settings, self.stride, self.cfg.chunk_frames
         if ms.guess is None:
             return None, None, None
@@ -398,8 +406,8 @@ class Session:
         if bool((levels >= 1).all()):
             return None, None, None
         last = self._unit(self.shown_frame)
-        grid_frames, _ = reproject_chunk(last, last, self.last_pose, poses, self.intrinsics, 0.0)
-        frames = torch.where(view.coverage[:, None].to(last.device), view.rgb.to(last.device), grid_frames)
+        seen = view.coverage[:, None].float().to(last.device)
+        frames = pull_push(view.rgb.to(last.device), seen)  # what the memory does not see: its own colours, extended
         clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W)
         guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
         return guess, None, levels.to(self.device)

@@ -123,6 +123,9 @@ class CausalVAE(VideoVAE):
             ups += [nn.Conv2d(c, 4 * w, 3, padding=1), nn.PixelShuffle(2), nn.SiLU()]
             c = w
         self.dec_space = nn.Sequential(*ups, nn.Conv2d(c, 3, 3, padding=1))
+        # per-frame convs keep channels last: oneDNN runs these thin, wide layers ~1.6x faster on the CPU that way
+        self.enc_frames.to(memory_format=torch.channels_last)
+        self.dec_space.to(memory_format=torch.channels_last)
         # latent normalisation (per channel), fixed after training
         self.register_buffer("latent_mean", torch.zeros(C))
         self.register_buffer("latent_std", torch.ones(C))
@@ -142,7 +145,8 @@ class CausalVAE(VideoVAE):
             raise ValueError(f"frames: expected 1 + {s}·k frames, got {Fr}")
         if H % self.spatial_factor or W % self.spatial_factor:
             raise ValueError(f"frames: height and width must be multiples of {self.spatial_factor}, got {H}x{W}")
-        feats = self.enc_frames(frames.transpose(1, 2).reshape(B * Fr, 3, H, W))  # (B*F, Wl, h, w)
+        x = frames.transpose(1, 2).reshape(B * Fr, 3, H, W).contiguous(memory_format=torch.channels_last)
+        feats = self.enc_frames(x).contiguous()  # (B*F, Wl, h, w)
         feats = feats.view(B, Fr, *feats.shape[1:])
         z0 = self.enc_first(feats[:, 0])[:, :, None]
         k = (Fr - 1) // s
@@ -181,7 +185,7 @@ class CausalVAE(VideoVAE):
     def decode_space(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame upsampling: features (B, F, widths[0], h, w) -> frames (B, 3, F, H, W) in [-1, 1]."""
         B, Fr, _, h, w = x.shape
-        y = self.dec_space(x.reshape(B * Fr, -1, h, w))
+        y = self.dec_space(x.reshape(B * Fr, -1, h, w).contiguous(memory_format=torch.channels_last)).contiguous()
         return y.view(B, Fr, 3, *y.shape[-2:]).transpose(1, 2)
 
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,102 @@
+"""Z-buffered point splatting with a hole-filling pyramid, in plain PyTorch: the reference (any device).
+
+    rgb, depth, conf, level, owner = splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, (W, H), levels=4,
+                                               level_weight=(1, .85, .7, .55), occlusion=0.08, magnified=1.5,
+                                               near=0.05)
+
+Points (M slots; a slot with conf <= 0 is free and skipped): xyz (M, 3) world positions, rgb (M, 3) uint8, conf (M,),
+steps (M, 2, 3) the two surface steps (offsets to the points of the right and lower neighbour pixels where the point
+was seen). Cameras: R (N, 3, 3), t (N, 3) camera-to-world (OpenCV), one shared pinhole [fx, fy, cx, cy].
+
+Per camera and level l (pixels 2^l wide, the grid ceil(H / 2^l) x ceil(W / 2^l)), a point at pixel coordinates
+(u, v) = (fx x/z + cx, fy y/z + cy) falls in cell (floor((u + 0.5) / 2^l), floor((v + 0.5) / 2^l)); the nearest
+point of each cell wins (ties: the higher slot). Its footprint in this camera is the larger of its two surface
+steps projected through the Jacobian of the projection (pixels): 1 where the point was seen, more where the camera
+came closer or round to a surface first seen at a grazing angle.
+
+Composite, coarsest level first: the coarser result is brought to the next level (colours bilinearly, weighted by
+coverage; depth, confidence, level and footprint by nearest); a pixel keeps its own point where it has one and no
+coarser surface covers it, or the coarser surface lies within `occlusion` (relative depth) of it, or the coarser
+point is drawn narrower than `magnified` pixels (it does not leave gaps, so it must not grow over its neighbours).
+Otherwise the pixel takes the coarser value: the gaps of a magnified surface fill, and what they let through of the
+background is hidden.
+
+-> rgb (N, 3, H, W) float in [-1, 1] (0 where nothing), depth (N, H, W) (inf where nothing), conf (N, H, W) (the
+point's conf times the level's weight; 0 where nothing), level (N, H, W) int8 (-1 where nothing), owner (N, H, W) long:
+the slot drawn at full resolution in each pixel (-1 where none), before compositing (what a memory marks as seen).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
+              occlusion=0.08, magnified=1.5, near=0.05):
+    W, H = size_wh
+    dev = xyz.device
+    N = R.shape[0]
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    pid = (conf > 0).nonzero()[:, 0]  # (M,) the occupied slots
+    owner0 = torch.full((N, H, W), -1, dtype=torch.long, device=dev)
+    if pid.numel() == 0:
+        return (torch.zeros(N, 3, H, W, device=dev), torch.full((N, H, W), math.inf, device=dev),
+                torch.zeros(N, H, W, device=dev), torch.full((N, H, W), -1, dtype=torch.int8, device=dev), owner0)
+    M = pid.numel()
+    R, t = R.float(), t.float()
+    Rcat = R.permute(1, 0, 2).reshape(3, 3 * N)  # [R_0 | R_1 | ...]: one GEMM projects into every camera
+    pc = (xyz[pid].float() @ Rcat).view(M, N, 3).transpose(0, 1) - (t[:, None] @ R)  # (N, M, 3): R^T (p - t)
+    z = pc[..., 2]
+    ok = z > near
+    zs = torch.where(ok, z, torch.ones_like(z))
+    uf, vf = fx * pc[..., 0] / zs + cx, fy * pc[..., 1] / zs + cy
+    st = (steps[pid].float().reshape(2 * M, 3) @ Rcat).view(M, 2, N, 3).permute(2, 0, 1, 3)  # (N, M, 2, 3)
+    x, y = pc[..., None, 0], pc[..., None, 1]
+    du = fx * (st[..., 0] - x * st[..., 2] / zs[..., None]) / zs[..., None]
+    dv = fy * (st[..., 1] - y * st[..., 2] / zs[..., None]) / zs[..., None]
+    foot = torch.hypot(du, dv).amax(-1).reshape(-1)  # (N·M,)
+    flat = torch.arange(N * M, device=dev)  # (frame, point) in slot order: ties go to the later one
+    frame_base = torch.arange(N, device=dev)[:, None]
+    zf = torch.where(ok, z, torch.full_like(z, math.inf)).reshape(-1)
+    out = None
+    for lvl in reversed(range(levels)):
+        s = 2 ** lvl
+        Hl, Wl = -(-H // s), -(-W // s)
+        ul, vl = torch.floor((uf + 0.5) / s), torch.floor((vf + 0.5) / s)
+        use = (ok & (ul >= 0) & (ul < Wl) & (vl >= 0) & (vl < Hl)).reshape(-1)
+        dump = N * Hl * Wl  # one extra bin takes every point that misses the image
+        key = (frame_base * (Hl * Wl) + vl.clamp(0, Hl - 1).long() * Wl + ul.clamp(0, Wl - 1).long()).reshape(-1)
+        key = torch.where(use, key, torch.full_like(key, dump))
+        zbuf = torch.full((dump + 1,), math.inf, device=dev).scatter_reduce_(0, key, zf, "amin")
+        win = use & (zf <= zbuf.gather(0, key))
+        owner = torch.full((dump + 1,), -1, dtype=torch.long, device=dev).scatter_reduce_(
+            0, key, torch.where(win, flat, torch.full_like(flat, -1)), "amax")[:dump]  # nearest point per cell
+        zbuf = zbuf[:dump]
+        has = owner >= 0
+        o = owner.clamp_min(0)
+        p = pid[o % M]
+        col = (rgb[p].float() / 127.5 - 1) * has[:, None]  # (N·Hl·Wl, 3)
+        cf = torch.where(has, conf[p].float() * level_weight[lvl], torch.zeros_like(zbuf))
+        fp = torch.where(has, foot[o], torch.zeros_like(zbuf))
+        col = col.view(N, Hl, Wl, 3).permute(0, 3, 1, 2)
+        zl, cl, fl = zbuf.view(N, Hl, Wl), cf.view(N, Hl, Wl), fp.view(N, Hl, Wl)
+        ll = torch.where(has.view(N, Hl, Wl), torch.full_like(zl, lvl), torch.full_like(zl, -1))
+        if lvl == 0:
+            owner0 = torch.where(has, p, torch.full_like(p, -1)).view(N, H, W)
+        if out is None:
+            out = (col, zl, cl, ll, fl)
+            continue
+        cc, cz, ccf, clv, cfp = out
+        w = (ccf > 0).float()[:, None]
+        num = F.interpolate(cc * w, size=(Hl, Wl), mode="bilinear", align_corners=False)
+        den = F.interpolate(w, size=(Hl, Wl), mode="bilinear", align_corners=False)
+        up_col = num / den.clamp_min(1e-6)
+        up_z, up_cf, up_lv, up_fp = (F.interpolate(v_[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
+                                     for v_ in (cz, ccf, clv, cfp))
+        own = (cl > 0) & ((up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | (up_fp < magnified))
+        out = (torch.where(own[:, None], col, up_col), torch.where(own, zl, up_z), torch.where(own, cl, up_cf),
+               torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
+    col, zl, cl, ll, _ = out
+    return col.contiguous(), zl, cl, ll.to(torch.int8), owner0
