@@ -87,3 +87,28 @@ def test_bad_reproject_level_is_one_line(bad, capsys):
         parse("--reproject", bad)
     assert e.value.code == 2
     assert "expected a noise level in (0, 1]" in capsys.readouterr().err
+
+
+def test_memory_from_flag_recording_and_depth(monkeypatch):
+    """--memory, else the recording's setting (off for one made before the memory), else on when a depth network is
+    at hand; --reproject sets the memory's guess; --memory on without any depth network is one clear error."""
+    from worldwalk.app import world_args
+    from worldwalk.world.depth import DepthConfig, DepthNet
+    from worldwalk.world.memory import MemorySettings
+
+    net = DepthNet(DepthConfig(widths=(4, 6)))
+    monkeypatch.setattr(world_args, "_default_depth", lambda device: net)
+    ms, depth = world_args.memory_from(parse())
+    assert ms == MemorySettings() and depth is net
+    assert world_args.memory_from(parse("--memory", "off")) == (None, None)
+    assert world_args.memory_from(parse(), {"seed": 1}) == (None, None)  # a recording from before the memory
+    assert world_args.memory_from(parse(), {"memory": False}) == (None, None)
+    rec = MemorySettings(guess=0.7, feather=3).to_dict()
+    assert world_args.memory_from(parse(), {"memory": rec})[0] == MemorySettings(guess=0.7, feather=3)
+    assert world_args.memory_from(parse("--memory", "on"), {"memory": False})[0] == MemorySettings()
+    assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3
+    assert world_args.memory_from(parse("--reproject", "off"))[0].guess is None
+    monkeypatch.setattr(world_args, "_default_depth", lambda device: None)
+    assert world_args.memory_from(parse()) == (None, None)
+    with pytest.raises(ValueError, match=r"^--memory on: no depth network"):
+        world_args.memory_from(parse("--memory", "on"))

@@ -254,6 +254,38 @@ def test_session_walk_in_process(releases):
     assert frames.shape == (24, 64, 96, 3) and frames.dtype == np.uint8
 
 
+def test_release_with_the_world_memory(releases):
+    """The release's sampler driven by the world memory (SDEdit-style guess, no retraining) with a depth network of
+    ours: the start frame is the image, each chunk starts from the memory's render, the state stays the same size,
+    and a snapshot replays exactly."""
+    from worldwalk.world.depth import DepthConfig, DepthNet
+    from worldwalk.world.memory import MemoryConfig, MemorySettings
+    from worldwalk.world.session import Session
+
+    model, vae, _ = load_official(releases["streaming"])
+    s = Session(model, vae, memory=MemorySettings(config=MemoryConfig(capacity=12000)),
+                depth=DepthNet(DepthConfig(widths=(8, 12))))
+    img = (np.random.default_rng(1).random((64, 96, 3)) * 255).astype(np.uint8)
+    first = s.start(img)
+    assert np.abs(first[0].astype(int) - img).mean() < 1.0  # the memory shows the image itself
+    n = s.frames_per_step
+    turn = lambda k: np.stack([make_yaw(0.01 * (k * n + i + 1)) for i in range(n)])  # noqa: E731
+    s.step(turn(0))
+    assert s.last_timing.get("reproject", 0) > 0 and s.last_timing["memory_render"] > 0  # the guess was used
+    s.step(turn(1))  # the softmax window is full from here on
+    snap, size = s.snapshot(), s.state_nbytes()
+    a = s.step(turn(2))
+    assert s.state_nbytes() == size
+    s.restore(snap)
+    assert np.array_equal(a, s.step(turn(2)))
+
+
+def make_yaw(a: float) -> np.ndarray:
+    c2w = np.eye(4)
+    c2w[0, 0], c2w[0, 2], c2w[2, 0], c2w[2, 2] = np.cos(a), np.sin(a), -np.sin(a), np.cos(a)
+    return c2w
+
+
 def launch(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(ROOT / "launch.py"), *map(str, args)], capture_output=True, text=True,

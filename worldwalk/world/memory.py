@@ -53,6 +53,7 @@ class MemoryConfig:
     edge: float = 0.05  # a pixel is on a depth edge (not lifted) where |Δ log z| to a neighbour exceeds this ...
     edge_inv: float = 0.02  # ... and |Δ 1/z| exceeds this (1/metres)
     near: float = 0.05  # metres: points closer to a camera than this are not drawn
+    max_step: float = 0.0  # a surface step is at most this many pixel widths (z/fx) long; 0: no limit
 
     def validate(self) -> "MemoryConfig":
         if self.capacity < 1 or self.levels < 1 or len(self.level_weight) < self.levels:
@@ -81,6 +82,7 @@ class MemorySettings:
     strength: float = 1.0  # blend weight where the memory sees (1: its render replaces the decoded frame there)
     generated_conf: float = 0.8  # confidence of points lifted from generated frames (the start image's: 1)
     generated_depth_scale: int = 2  # generated frames' depth is predicted on frames shrunk this much (blurry anyway)
+    generated_margin: int = 12  # pixels along a generated frame's border that are not lifted (the decoder's edges)
     guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
 
@@ -101,7 +103,7 @@ class MemorySettings:
     @classmethod
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
-        known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "guess",
+        known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin", "guess",
                  "guess_min_coverage"}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -254,6 +256,10 @@ class WorldMemory:
         smooth_y = ~(depth_edges(z, cfg.edge, cfg.edge_inv)[1:] | far[1:] | far[:-1])
         sx[:, :-1] = torch.where(smooth_x[..., None], dx, sx[:, :-1])
         sy[:-1] = torch.where(smooth_y[..., None], dy, sy[:-1])
+        if cfg.max_step > 0:  # a step longer than max_step pixel widths is shortened to that (grazing ground)
+            iso = (z / fx)[..., None] * cfg.max_step
+            sx = sx * (iso / sx.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
+            sy = sy * (iso / sy.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
         pose = _as_pose(c2w, dev)
         R = pose[:3, :3]
         self.xyz[slots] = cam.reshape(-1, 3)[idx] @ R.T + pose[:3, 3]

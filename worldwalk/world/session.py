@@ -251,9 +251,13 @@ class Session:
         uint8 at poses (N, 4, 4); the view is the memory's render of them before the chunk), with their predicted
         depth. Each frame after the first is checked against the memory as the earlier ones left it."""
         s, ms = self.stride, self.memory_settings
+        inner = torch.zeros(self.size_wh[::-1], dtype=torch.bool, device=view.coverage.device)
+        m = ms.generated_margin
+        inner[m:inner.shape[0] - m, m:inner.shape[1] - m] = True
         for j, i in enumerate(range(s - 1, len(frames), s)):
             seen = view.coverage[i] if j == 0 else \
                 self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False).coverage[0]
+            seen = seen | ~inner
             if float((~seen).float().mean()) < 1e-3:  # nothing new in this frame: no depth to predict
                 continue
             z = self.depth.predict(self._unit(torch.from_numpy(frames[i]))[None], self.intrinsics, poses[i][None],

@@ -9,7 +9,7 @@ kinds of picture in the app: the exact render (the start image), the render thro
 the world model itself generates at that pose in a streamed walk (blurrier, its colours off; memory off). All three
 have the exact depth of the scene as their target: the network learns what the picture stands for.
 
-Objective (`depth`): L1 on log depth over every pixel (sky and anything beyond max_depth at max_depth), plus an L1 on
+Objective (`depth`): half the samples exact views, a quarter each through the VAE and generated; L1 on log depth over every pixel (sky and anything beyond max_depth at max_depth), plus an L1 on
 the log-depth gradients (sharper edges), on random square crops (the ray inputs are computed for the whole frame
 first, so a crop sees its true rays). Resumable: weights, optimiser, step and RNG in <out>/state.pt, the result in
 <out>/depth_final.pt; losses in <out>/log.jsonl.
@@ -132,8 +132,9 @@ def batch_tensors(net: DepthNet, frames: np.ndarray, depth: np.ndarray, c2w: np.
 
 def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch: int = 12, crop: int = 128,
                 lr: float = 2e-3, seed: int = 0, save_every: int = 200, cfg: DepthConfig | None = None,
-                log_every: int = 10) -> Path:
-    """Train (or resume) a DepthNet. -> the path of depth_final.pt."""
+                log_every: int = 10, kind_p: tuple[float, ...] = (0.5, 0.25, 0.25)) -> Path:
+    """Train (or resume) a DepthNet; kind_p: how often a sample is the exact view, the VAE's, the model's (the start
+    image, which the memory keeps for good, is exact). -> the path of depth_final.pt."""
     from worldwalk.world.train import _load_state, _log, _lr, _save_state
 
     torch.manual_seed(seed)
@@ -151,7 +152,7 @@ def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch:
     t0 = time.time()
     for step in bar:
         idx = rng.integers(0, len(data), batch)
-        kinds = rng.integers(0, len(KINDS), batch)
+        kinds = rng.choice(len(KINDS), batch, p=np.asarray(kind_p) / np.sum(kind_p))
         frames = np.stack([data.views[KINDS[k]][i] for k, i in zip(kinds, idx)])
         x, rays, prior, target = batch_tensors(net, frames, data.depth[idx], data.c2w[idx], data.intr[idx])
         ys, xs = rng.integers(0, H - crop + 1, batch), rng.integers(0, W - crop + 1, batch)
