@@ -105,8 +105,15 @@ def start_walk(page, state="live"):
     page.wait_for_function(f"() => document.querySelector('#ww-hud')?.dataset.state === '{state}'", timeout=60_000)
 
 
+def wait_frame_shown(page):
+    """The frame fades in (CSS opacity over 0.25 s): a screenshot before that ends sees it mixed with the dark view."""
+    page.wait_for_function("""() => { const f = document.querySelector('#ww-frame');
+        return f && f.complete && f.naturalWidth > 0 && getComputedStyle(f).opacity === '1'; }""", timeout=30_000)
+
+
 def frame_pixels(page) -> np.ndarray:
     import io
+    wait_frame_shown(page)
     return np.asarray(Image.open(io.BytesIO(page.locator("#ww-frame").screenshot())).convert("RGB"), dtype=np.int16)
 
 
@@ -229,6 +236,7 @@ def test_a_48_megapixel_upload_is_ready_in_seconds_and_the_walk_starts_from_the_
     r, g, b = mean_rgb(page, "#ww-preview img")
     assert r > 150 and b < 100, (r, g, b)
     start_walk(page)
+    wait_frame_shown(page)
     r, g, b = mean_rgb(page, "#ww-frame")
     assert r > 150 and b < 100, (r, g, b)  # the start frame is the picture shown
     page.close()
