@@ -58,7 +58,8 @@ def main():
     ap.add_argument("--weights", default=None)
     ap.add_argument("--chunks", type=int, default=20)
     ap.add_argument("--minutes", type=float, default=None, help="walk length instead of --chunks")
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="denoising steps per chunk (default: the bundle's, as the app runs; 4 without one)")
     ap.add_argument("--window", type=int, default=1)
     ap.add_argument("--reproject", type=reproject_level, default=None,
                     help="the sampler's reprojection start level, or off (default: the bundle's; off without one)")
@@ -77,13 +78,13 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     dtype = getattr(torch, a.dtype)
-    sam = {"steps": a.steps}
+    sam = {}
     depth, extra = None, {}
     try:
         if a.weights:
             model, vae, extra = load_bundle(a.weights, a.device, dtype)
             depth = load_depth(a.weights, a.device)
-            sam["reproject"] = extra.get("sampler", {}).get("reproject")
+            sam = dict(extra.get("sampler", {}))  # the bundle's sampler, as the app runs it
             what = a.weights
         else:
             model, vae = random_world(a.preset)
@@ -93,6 +94,8 @@ def main():
             depth = load_depth(DEFAULT_BUNDLE, a.device)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
+    if a.steps is not None or "steps" not in sam:
+        sam["steps"] = a.steps or 4
     sam = with_reproject(sam, a.reproject)
     memory = None
     if a.memory == "on" and depth is not None:
@@ -116,7 +119,7 @@ def main():
     wall = time.perf_counter() - t0
     H, W = model.cfg.resolution
     print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} "
-          f"{cpu_header()} | torch {torch.__version__} | {W}x{H} | {a.steps} steps | reproject "
+          f"{cpu_header()} | torch {torch.__version__} | {W}x{H} | {sam['steps']} steps | reproject "
           f"{sam.get('reproject') or 'off'} | memory "
           f"{'off' if memory is None else f'on (guess {memory.guess})'} | {a.walk} | window {a.window} | "
           f"{time.strftime('%Y-%m-%d')}")

@@ -132,3 +132,22 @@ def test_settings_round_trip_and_refuse_unknown_fields():
         MemorySettings.from_dict({"blend": 1})
     with pytest.raises(ValueError, match="guess"):
         MemorySettings(guess=1.5).validate()
+
+
+def test_rendering_only_the_points_just_added_is_rendering_a_memory_of_them_alone(scene):
+    """render(only=last_added): what the session asks while lifting a chunk's later frames (the chunk's earlier
+    frames' new points, without drawing the whole memory again)."""
+    mem, _, _, _ = lifted(scene)
+    turn = make_pose(rotation_from_angles(25.0), np.zeros(3))
+    frame, depth = scene.render(turn[None], INTR, (W, H), depth=True)
+    unseen = ~mem.render(turn[None], INTR, (W, H), stamp=False).coverage[0]
+    n = mem.add(torch.from_numpy(frame[0]), torch.from_numpy(depth[0]), turn, INTR, mask=unseen)
+    assert n > 0 and mem.last_added.numel() == n
+    alone = WorldMemory(MemoryConfig(capacity=1 << 14))
+    assert alone.add(torch.from_numpy(frame[0]), torch.from_numpy(depth[0]), turn, INTR, mask=unseen) == n
+    look = make_pose(rotation_from_angles(30.0), np.zeros(3))[None]
+    a = mem.render(look, INTR, (W, H), stamp=False, only=mem.last_added)
+    b = alone.render(look, INTR, (W, H), stamp=False)
+    assert a.coverage.any() and torch.equal(a.coverage, b.coverage) and torch.equal(a.rgb, b.rgb)
+    full = mem.render(look, INTR, (W, H), stamp=False)
+    assert bool((full.coverage | ~a.coverage).all())  # what the new points cover, the whole memory covers too

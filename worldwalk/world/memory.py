@@ -187,6 +187,7 @@ class WorldMemory:
         self.seen = torch.zeros(C, dtype=torch.int32, device=self.device)  # clock when last drawn in front
         self.pinned = torch.zeros(C, dtype=torch.bool, device=self.device)
         self.clock = 0
+        self.last_added = torch.zeros(0, dtype=torch.long, device=self.device)  # slots the last `add` wrote
 
     # ------------------------------------------------------------------ state
     @property
@@ -268,6 +269,7 @@ class WorldMemory:
         self.steps[slots] = (torch.stack([sx.reshape(-1, 3)[idx], sy.reshape(-1, 3)[idx]], 1) @ R.T).half()
         self.seen[slots] = self.clock
         self.pinned[slots] = bool(pinned)
+        self.last_added = slots
         return n
 
     def _slots(self, n: int) -> torch.Tensor:
@@ -287,17 +289,24 @@ class WorldMemory:
 
     # ------------------------------------------------------------------ rendering
     @torch.inference_mode()
-    def render(self, c2w, intrinsics, size_wh: tuple[int, int], stamp: bool = True) -> MemoryView:
+    def render(self, c2w, intrinsics, size_wh: tuple[int, int], stamp: bool = True,
+               only: torch.Tensor | None = None) -> MemoryView:
         """The memory seen from cameras c2w (N, 4, 4) with intrinsics [fx, fy, cx, cy] (pixels of size_wh = (W, H)).
-        stamp: mark the points drawn in front at full resolution as seen now (what eviction keeps)."""
+        stamp: mark the points drawn in front at full resolution as seen now (what eviction keeps).
+        only: slots (long) to draw instead of all points (e.g. those `add` just wrote, in `last_added`)."""
         cfg, dev = self.cfg, self.device
         W, H = size_wh
         poses = _as_pose(c2w, dev).reshape(-1, 4, 4)
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
-        col, zl, cl, ll, owner = splat(self.xyz, self.rgb, self.conf, self.steps, poses[:, :3, :3], poses[:, :3, 3],
+        pts = (self.xyz, self.rgb, self.conf, self.steps)
+        if only is not None:
+            only = only.to(dev)
+            pts = tuple(v[only] for v in pts)
+        col, zl, cl, ll, owner = splat(*pts, poses[:, :3, :3], poses[:, :3, 3],
                                        (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
                                        occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
         if stamp:
-            self.seen[owner[owner >= 0].to(dev)] = self.clock
+            hit = owner[owner >= 0].to(dev)
+            self.seen[hit if only is None else only[hit]] = self.clock
         col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
         return MemoryView(col, zl, cl, ll)

@@ -254,16 +254,20 @@ class Session:
         inner = torch.zeros(self.size_wh[::-1], dtype=torch.bool, device=view.coverage.device)
         m = ms.generated_margin
         inner[m:inner.shape[0] - m, m:inner.shape[1] - m] = True
-        for j, i in enumerate(range(s - 1, len(frames), s)):
-            seen = view.coverage[i] if j == 0 else \
-                self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False).coverage[0]
+        added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
+        for i in range(s - 1, len(frames), s):
+            seen = view.coverage[i]
+            if added:
+                seen = seen | self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False,
+                                                 only=torch.cat(added)).coverage[0]
             seen = seen | ~inner
             if float((~seen).float().mean()) < 1e-3:  # nothing new in this frame: no depth to predict
                 continue
             z = self.depth.predict(self._unit(torch.from_numpy(frames[i]))[None], self.intrinsics, poses[i][None],
                                    downscale=ms.generated_depth_scale)[0]
-            self.memory.add(torch.from_numpy(frames[i]), z, poses[i], self.intrinsics, mask=~seen,
-                            conf=ms.generated_conf)
+            if self.memory.add(torch.from_numpy(frames[i]), z, poses[i], self.intrinsics, mask=~seen,
+                               conf=ms.generated_conf):
+                added.append(self.memory.last_added)
         self.memory.tick()
 
     def _vae_dtype(self):
