@@ -64,6 +64,13 @@ def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, a
     return i0, i1, 1.0 - l1, l1
 
 
+@nb.njit(cache=True)
+def _level_buffers(H, W):  # pragma: no cover - compiled
+    """One pyramid level's empty composite: colour (3, H, W), depth (inf), confidence, level (-1), footprint."""
+    return (np.zeros((3, H, W), np.float32), np.full((H, W), np.inf, np.float32), np.zeros((H, W), np.float32),
+            np.full((H, W), -1.0, np.float32), np.zeros((H, W), np.float32))
+
+
 @nb.njit(parallel=True, cache=True)
 def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, magnified,
                out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
@@ -71,11 +78,7 @@ def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, ma
     for n in nb.prange(N):
         top = levels - 1
         Hc, Wc = hs[top], ws[top]
-        ccol = np.zeros((3, Hc, Wc), np.float32)
-        cz = np.full((Hc, Wc), np.inf, np.float32)
-        ccf = np.zeros((Hc, Wc), np.float32)
-        clv = np.full((Hc, Wc), -1.0, np.float32)
-        cfp = np.zeros((Hc, Wc), np.float32)
+        ccol, cz, ccf, clv, cfp = _level_buffers(Hc, Wc)
         for i in range(Hc):
             for j in range(Wc):
                 idx = offs[top] + n * Hc * Wc + i * Wc + j
@@ -86,11 +89,7 @@ def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, ma
                     cz[i, j], ccf[i, j], clv[i, j], cfp[i, j] = zb[idx], conf[m] * level_weight[top], top, fp[idx]
         for lvl in range(top - 1, -1, -1):
             Hl, Wl = hs[lvl], ws[lvl]
-            ncol = np.zeros((3, Hl, Wl), np.float32)
-            nz = np.full((Hl, Wl), np.inf, np.float32)
-            ncf = np.zeros((Hl, Wl), np.float32)
-            nlv = np.full((Hl, Wl), -1.0, np.float32)
-            nfp = np.zeros((Hl, Wl), np.float32)
+            ncol, nz, ncf, nlv, nfp = _level_buffers(Hl, Wl)
             for i in range(Hl):
                 ni = _nearest(i, Hl, Hc)
                 y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
