@@ -88,6 +88,20 @@ def test_pipeline_and_resume(tmp_path):
         "--latents", 2, "--l1", 0)
     assert (g / "latents_1.pt").exists() and (g / "vae_final.pt").exists()
     assert torch.load(g / "generated_1.pt", weights_only=False).shape[2] == 13
+    # the adversarial decoder: discriminators alone for 1 step, then the balanced adversarial loss; R1 each step;
+    # resumable; the encoder and latent statistics untouched, the decoder moved
+    ga = tmp_path / "decoder_adv"
+    adv = ("train", "decoder-adv", "--dir", d, "--vae", out, "--world", out, "--out", ga, "--batch", 2, "--crop", 64,
+           "--d-warmup", 1, "--r1-every", 1, "--d-width", 8, "--save-every", 2)
+    run(*adv, "--steps", 3)
+    assert torch.load(ga / "state.pt", weights_only=False)["step"] == 3
+    run(*adv, "--steps", 4)
+    rows = [json.loads(line) for line in (ga / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4 and all(np.isfinite([r["rec"], r["d"], r["g_adv"], r["lam"]]).all() for r in rows)
+    assert rows[-1]["lam"] > 0  # the adversarial term is on after the warm-up
+    before, after = load_bundle(out)[1].state_dict(), torch.load(ga / "vae_final.pt", weights_only=False)["vae"]
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("dec_"))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("dec_"))
     # a warm start from the bundle's model (0 steps: the weights as loaded)
     w2 = tmp_path / "world2"
     run("train", "world", "--dir", d, "--vae", v, "--out", w2, "--preset", "test", "--steps", 0, "--init", out)
@@ -122,7 +136,7 @@ def test_stream_generate_is_the_engine():
     from worldwalk.controls import rays
     from worldwalk.world.bundle import random_world
     from worldwalk.world.sampler import SamplerConfig
-    from worldwalk.world.train import latent_frames, stream_generate
+    from worldwalk.world.train.common import latent_frames, stream_generate
 
     model, vae = random_world("test", seed=3)
     for p in model.final_layer.parameters():  # the random init outputs zeros; give it something to say
@@ -152,7 +166,8 @@ def test_chunk_bounds_and_rollout_gradients():
 
     from worldwalk.world.model import WorldModel
     from worldwalk.world.presets import get_preset
-    from worldwalk.world.train import chunk_bounds, rollout_loss
+    from worldwalk.world.train.common import chunk_bounds
+    from worldwalk.world.train.world import rollout_loss
 
     cfg = get_preset("test")  # first chunk 4 latents, then 3
     assert chunk_bounds(cfg, 7) == [(0, 4), (4, 7)]

@@ -13,8 +13,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from worldwalk.app import desktop, render, web
-    from worldwalk.world import train
+    from worldwalk.app import desktop, render, train_args, web
 
     p = argparse.ArgumentParser(prog="launch.py", description="worldwalk: walk through the world one image opens "
                                                               "onto. Without a command: the explorer (a window where "
@@ -23,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     desktop.add_parser(sub)
     web.add_parser(sub)
     render.add_parser(sub)
-    train.add_parser(sub)
+    train_args.add_parser(sub)
     info = sub.add_parser("info", help="print the model summary of presets")
     info.add_argument("--preset", action="append", default=None, help="preset name (repeatable); default: all")
     info.set_defaults(func=cmd_info)

@@ -1,7 +1,5 @@
-"""Training the world memory's depth network on procedural worlds, whose renderer gives exact depth.
-
-    python launch.py train depth-data --out runs/depth_data --clips 240 --world assets/default_world.safetensors
-    python launch.py train depth --dir runs/depth_data --out runs/depth --steps 3000
+"""Stages `depth-data` and `depth`: the world memory's depth network, trained on procedural worlds, whose renderer
+gives exact depth.
 
 Data (`depth_data`): random scenes, human-like random walks (world/procedural/walks.py) from the start camera at eye
 height; every frame is rendered with its exact z-depth. Each view is kept three ways, because the network reads three
@@ -9,10 +7,11 @@ kinds of picture in the app: the exact render (the start image), the render thro
 the world model itself generates at that pose in a streamed walk (blurrier, its colours off; memory off). All three
 have the exact depth of the scene as their target: the network learns what the picture stands for.
 
-Objective (`depth`): half the samples exact views, a quarter each through the VAE and generated; L1 on log depth over every pixel (sky and anything beyond max_depth at max_depth), plus an L1 on
-the log-depth gradients (sharper edges), on random square crops (the ray inputs are computed for the whole frame
-first, so a crop sees its true rays). Resumable: weights, optimiser, step and RNG in <out>/state.pt, the result in
-<out>/depth_final.pt; losses in <out>/log.jsonl.
+Objective (`depth`): half the samples exact views, a quarter each through the VAE and generated; L1 on log depth over
+every pixel (sky and anything beyond max_depth at max_depth), plus an L1 on the log-depth gradients (sharper edges),
+on random square crops (the ray inputs are computed for the whole frame first, so a crop sees its true rays).
+Resumable: weights, optimiser, step and RNG in <out>/state.pt, the result in <out>/depth_final.pt; losses in
+<out>/log.jsonl.
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from worldwalk.controls.intrinsics import from_fov
 from worldwalk.world.depth import DepthConfig, DepthNet, depth_metrics, ray_inputs
+from worldwalk.world.train.common import _load_state, _log, _lr, _save_state
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never trained on (benchmarks/world_quality.py uses them)
 KINDS = ("exact", "vae", "model")
@@ -135,8 +135,6 @@ def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch:
                 log_every: int = 10, kind_p: tuple[float, ...] = (0.5, 0.25, 0.25)) -> Path:
     """Train (or resume) a DepthNet; kind_p: how often a sample is the exact view, the VAE's, the model's (the start
     image, which the memory keeps for good, is exact). -> the path of depth_final.pt."""
-    from worldwalk.world.train import _load_state, _log, _lr, _save_state
-
     torch.manual_seed(seed)
     data = DepthData(data_dir)
     net = DepthNet(cfg).train()
@@ -216,3 +214,23 @@ def evaluate_depth(net: DepthNet, data_dir: str | Path, limit: int | None = None
 def write_eval(out: str | Path, res: dict) -> None:
     with open(Path(out) / "eval.json", "w") as f:
         json.dump(res, f, indent=1)
+
+
+# ====================================================================== stages
+def cmd_depth_data(a) -> int:
+    out = depth_data(a.out, a.clips, a.world, seed=a.seed, shard_size=a.shard_size, held_out=a.held_out)
+    print(f"{out}: {len(list(out.glob('shard_*.npz')))} shards")
+    return 0
+
+
+def cmd_depth(a) -> int:
+    final = train_depth(a.dir, a.out, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, seed=a.seed,
+                        save_every=a.save_every)
+    print(f"depth network saved to {final}")
+    if a.eval:
+        res = evaluate_depth(load_trained_depth(final), a.eval)
+        write_eval(a.out, res)
+        for kind, m in res.items():
+            print(f"held-out {kind}: AbsRel {m['absrel']:.3f}, delta<1.25 {m['delta1']:.3f}, sky far "
+                  f"{m['sky_far']:.3f} ({m['pixels']} pixels)")
+    return 0

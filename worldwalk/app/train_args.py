@@ -1,0 +1,141 @@
+"""Command-line flags of `launch.py train <stage>`: one subcommand per stage of worldwalk/world/train/."""
+from __future__ import annotations
+
+from worldwalk.world.train.bundle import cmd_bundle
+from worldwalk.world.train.data import cmd_data
+from worldwalk.world.train.decoder import cmd_decoder
+from worldwalk.world.train.decoder_adv import cmd_decoder_adv
+from worldwalk.world.train.depth import cmd_depth, cmd_depth_data
+from worldwalk.world.train.vae import cmd_vae
+from worldwalk.world.train.world import cmd_world
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train the embedded default world on procedural worlds")
+    tsub = p.add_subparsers(dest="stage", required=True)
+    d = tsub.add_parser("data", help="render training clips")
+    d.add_argument("--dir", required=True)
+    d.add_argument("--clips", type=int, default=800)
+    d.add_argument("--preset", default="tiny")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--shard-size", type=int, default=50, help="clips per shard file")
+    d.add_argument("--chunks", type=int, default=2, help="chunks per clip (2: 7 latents = 25 frames at stride 4)")
+    d.set_defaults(func=cmd_data)
+    v = tsub.add_parser("vae", help="train the causal VAE")
+    v.add_argument("--dir", required=True)
+    v.add_argument("--out", required=True)
+    v.add_argument("--vae-preset", default="tiny-vae")
+    v.add_argument("--steps", type=int, default=3000)
+    v.add_argument("--batch", type=int, default=2)
+    v.add_argument("--crop", type=int, default=128, help="square crop size in pixels (convolutions see any size)")
+    v.add_argument("--latents", type=int, default=2, help="latent frames per training window")
+    v.add_argument("--lr", type=float, default=1e-3)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--save-every", type=int, default=200)
+    v.set_defaults(func=cmd_vae)
+    w = tsub.add_parser("world", help="train the world model on VAE latents")
+    w.add_argument("--dir", required=True, action="append",
+                   help="clip shards (repeat for several sets, e.g. short and long clips)")
+    w.add_argument("--vae", required=True)
+    w.add_argument("--out", required=True)
+    w.add_argument("--preset", default="tiny")
+    w.add_argument("--steps", type=int, default=4000)
+    w.add_argument("--batch", type=int, default=4)
+    w.add_argument("--lr", type=float, default=3e-4)
+    w.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    w.add_argument("--sigma-shift", type=float, default=3.0)
+    w.add_argument("--init", default=None, help="start from the model of this world bundle (.safetensors) or world run (its world_final.pt)")
+    w.add_argument("--sigma-one", type=float, default=0.0,
+                   help="fraction of samples noised at sigma = 1 exactly (the one-step generator's input)")
+    w.add_argument("--self-context", type=float, default=0.0,
+                   help="fraction of later-chunk steps whose context is the model's own one-step generation "
+                        "(--rollout: of samples that run free, every chunk at sigma = 1 on their own generations)")
+    w.add_argument("--rollout", action="store_true",
+                   help="stream whole clips chunk by chunk through the engine's cache; every chunk's loss counts")
+    w.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.99) and save it "
+                        "as the result (0: off)")
+    w.add_argument("--max-chunks", type=int, default=None,
+                   help="one-chunk objective: draw the target from the clip's first N chunks only (a later chunk's "
+                        "softmax keys would reach past the engine's sink + one-chunk window)")
+    w.add_argument("--softmax-every", type=int, default=None,
+                   help="override the preset's softmax block spacing; with --init, GDN blocks that turn softmax keep "
+                        "their shared weights")
+    w.add_argument("--pixel-loss", type=float, default=0.0,
+                   help="--rollout: add this weight x the pixel MSE of each chunk's prediction decoded by --vae's "
+                        "frozen decoder against the exact frames (0: off)")
+    w.add_argument("--pixel-crop", type=int, default=128, help="--pixel-loss: square crop in pixels")
+    w.add_argument("--bf16", action="store_true")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--save-every", type=int, default=100)
+    w.set_defaults(func=cmd_world)
+    t = tsub.add_parser("decoder", help="fine-tune the VAE decoder on the world model's own generations")
+    t.add_argument("--dir", required=True, action="append", help="clip shards (repeat for several sets)")
+    t.add_argument("--vae", required=True, help="a VAE run (vae_final.pt) or a world bundle (.safetensors)")
+    t.add_argument("--world", required=True,
+                   help="the world run (world_final.pt and its latents.pt) or a world bundle (.safetensors)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int, default=600)
+    t.add_argument("--batch", type=int, default=2)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--latents", type=int, default=4,
+                   help="latent frames scored per sample (a window of the clip; 0: the whole clip)")
+    t.add_argument("--l1", type=float, default=0.5,
+                   help="weight of the L1 term beside the MSE (small: the PSNR-optimal mean, large: sharper medians)")
+    t.add_argument("--real-fraction", type=float, default=0.25, help="steps on encoded (not generated) latents")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--save-every", type=int, default=100)
+    t.set_defaults(func=cmd_decoder)
+    ta = tsub.add_parser("decoder-adv", help="fine-tune the VAE decoder against frame and clip discriminators "
+                                             "(world/train/decoder_adv.py)")
+    ta.add_argument("--dir", required=True, action="append", help="clip shards (repeat for several sets)")
+    ta.add_argument("--vae", required=True, help="a VAE run (vae_final.pt) or a world bundle (.safetensors)")
+    ta.add_argument("--world", required=True, help="the world run or bundle whose one-step generations it decodes")
+    ta.add_argument("--out", required=True)
+    ta.add_argument("--steps", type=int, default=1500)
+    ta.add_argument("--batch", type=int, default=4)
+    ta.add_argument("--crop", type=int, default=128)
+    ta.add_argument("--latents", type=int, default=2, help="latent frames scored per sample")
+    ta.add_argument("--real-fraction", type=float, default=0.5, help="steps on encoded (not generated) latents")
+    ta.add_argument("--latent-noise", type=float, default=0.05, help="noise added to encoded latents")
+    ta.add_argument("--adv-weight", type=float, default=0.5, help="x the gradient-balanced adversarial weight")
+    ta.add_argument("--fm-weight", type=float, default=1.0, help="feature matching weight")
+    ta.add_argument("--d-warmup", type=int, default=100, help="steps the discriminators train alone first")
+    ta.add_argument("--d-width", type=int, default=32)
+    ta.add_argument("--r1", type=float, default=0.5, help="R1 gamma (0: off)")
+    ta.add_argument("--r1-every", type=int, default=4)
+    ta.add_argument("--lr", type=float, default=1e-4)
+    ta.add_argument("--d-lr", type=float, default=2e-4)
+    ta.add_argument("--seed", type=int, default=0)
+    ta.add_argument("--save-every", type=int, default=100)
+    ta.set_defaults(func=cmd_decoder_adv)
+    b = tsub.add_parser("bundle", help="pack the trained VAE and model into one file")
+    b.add_argument("--vae", required=True)
+    b.add_argument("--world", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--sampler", default='{"steps": 4, "shift": 8.0, "kind": "renoise"}')
+    b.add_argument("--depth", default=None, help="a depth run (depth_final.pt) or a bundle (.safetensors): the world memory's depth "
+                        "network")
+    b.add_argument("--memory", default="{}", help="with --depth: the world memory's settings (JSON, world/memory.py)")
+    b.set_defaults(func=cmd_bundle)
+    dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
+                                            "generates them (world/train/depth.py)")
+    dd.add_argument("--out", required=True)
+    dd.add_argument("--clips", type=int, default=240)
+    dd.add_argument("--world", required=True, help="the world bundle whose VAE and model make the blurry views")
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--held-out", action="store_true", help="scenes the training data never uses (for evaluation)")
+    dd.add_argument("--shard-size", type=int, default=20)
+    dd.set_defaults(func=cmd_depth_data)
+    de = tsub.add_parser("depth", help="train the world memory's depth network (world/train/depth.py)")
+    de.add_argument("--dir", required=True)
+    de.add_argument("--out", required=True)
+    de.add_argument("--steps", type=int, default=3000)
+    de.add_argument("--batch", type=int, default=12)
+    de.add_argument("--crop", type=int, default=128)
+    de.add_argument("--lr", type=float, default=2e-3)
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--save-every", type=int, default=200)
+    de.add_argument("--eval", default=None, help="a held-out depth-data folder: AbsRel and delta<1.25 at the end")
+    de.set_defaults(func=cmd_depth)

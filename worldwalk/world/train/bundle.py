@@ -1,0 +1,34 @@
+"""Stage `bundle`: pack a trained VAE and world model (runs or bundles), with the sampler's settings and optionally the
+world memory's depth network and settings, into one world bundle (.safetensors, bfloat16; world/bundle.py).
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from worldwalk.world.train.common import load_any_vae, load_trained_world
+
+
+def cmd_bundle(a) -> int:
+    from worldwalk.world.bundle import save_bundle
+
+    vae = load_any_vae(a.vae)
+    model = load_trained_world(a.world)
+    extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
+    depth = None
+    if a.depth:
+        if a.depth.endswith(".safetensors"):  # another bundle's depth network (e.g. a new VAE beside the same depth)
+            from worldwalk.world.bundle import load_depth
+
+            depth = load_depth(a.depth)
+            if depth is None:
+                raise ValueError(f"--depth {a.depth}: this bundle has no depth network")
+        else:
+            from worldwalk.world.train.depth import load_trained_depth
+
+            depth = load_trained_depth(a.depth)
+        extra["memory"] = json.loads(a.memory)
+    p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
+    print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
+    return 0

@@ -1,0 +1,192 @@
+"""What the stages share: the clip shards in memory, resumable checkpoints, the log, the learning-rate schedule,
+the clips' latents and camera tensors, the chunk and frame bookkeeping, loading trained runs, and the engine's own
+one-step generation.
+
+Every stage resumes from its last checkpoint in --out (<out>/state.pt: weights, optimiser, step, RNG) and appends
+its losses to <out>/log.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from worldwalk.controls import rays
+from worldwalk.controls.intrinsics import to_latent_grid
+from worldwalk.world.model import WorldModel
+from worldwalk.world.vae import CausalVAE
+
+
+class ClipData:
+    """All shards in memory (uint8); random clips and windows."""
+
+    def __init__(self, d: str | Path, limit: int | None = None):
+        shards = sorted(Path(d).glob("shard_*.npz"))
+        if not shards:
+            raise ValueError(f"--dir {d}: no shard_*.npz files; run `launch.py train data --dir {d}` first")
+        parts = [np.load(p) for p in shards[:limit]]
+        self.frames = np.concatenate([p["frames"] for p in parts])  # (n, F, H, W, 3)
+        self.c2w = np.concatenate([p["c2w"] for p in parts])
+        self.intr = np.concatenate([p["intrinsics"] for p in parts])
+
+    def __len__(self):
+        return len(self.frames)
+
+
+def to_unit(frames_u8: np.ndarray) -> torch.Tensor:
+    """(B, F, H, W, 3) uint8 -> (B, 3, F, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames_u8).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+# ====================================================================== checkpoints
+def _save_state(out: Path, step: int, modules: dict, opt, extra: dict | None = None):
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"step": step, "opt": opt.state_dict(), "rng": torch.get_rng_state(), **(extra or {})}
+    state.update({k: m.state_dict() for k, m in modules.items()})
+    tmp = out / "state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(out / "state.pt")
+
+
+def _load_state(out: Path, modules: dict, opt) -> int:
+    p = out / "state.pt"
+    if not p.exists():
+        return 0
+    state = torch.load(p, weights_only=False)
+    for k, m in modules.items():
+        m.load_state_dict(state[k])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def _log(out: Path, row: dict):
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _lr(step: int, total: int, base: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+# ====================================================================== trained runs
+def load_trained_vae(path: str | Path) -> CausalVAE:
+    from worldwalk.world.vae import VAEConfig
+
+    st = torch.load(Path(path) / "vae_final.pt", weights_only=False)
+    vae = CausalVAE(VAEConfig.from_dict(st["cfg"]))
+    vae.load_state_dict(st["vae"])
+    return vae.eval()
+
+
+def load_trained_world(path: str | Path) -> WorldModel:
+    """The model a `train world` run saved (<path>/world_final.pt), or a bundle's model, in eval mode."""
+    from worldwalk.world.presets import ModelConfig
+
+    if not Path(path).is_dir():
+        from worldwalk.world.bundle import load_bundle
+        return load_bundle(path)[0]
+    st = torch.load(Path(path) / "world_final.pt", weights_only=False)
+    model = WorldModel(ModelConfig.from_dict(st["cfg"]))
+    model.load_state_dict(st["model"])
+    return model.eval()
+
+
+def load_any_vae(path: str | Path) -> CausalVAE:
+    """A `train vae` / `train decoder` run's VAE (<path>/vae_final.pt), or a bundle's VAE."""
+    if Path(path).is_dir():
+        return load_trained_vae(path)
+    from worldwalk.world.bundle import load_bundle
+    return load_bundle(path)[1]
+
+
+# ====================================================================== latents
+def encode_dataset(data: ClipData, vae: CausalVAE, batch: int = 4) -> torch.Tensor:
+    """(n, C, T, h, w) normalised latents of every clip."""
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(data), batch), desc="encode clips", unit="batch", leave=False):
+            out.append(vae.encode_video(to_unit(data.frames[i:i + batch])))
+    return torch.cat(out)
+
+
+def camera_tensors(c2w: np.ndarray, intr: np.ndarray, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per clip: camera_conditions (n, T, 20) and Plücker (n, 6s, T, h, w) on the latent grid."""
+    size = (cfg.resolution[1], cfg.resolution[0])
+    c = torch.from_numpy(c2w).float()
+    c = rays.relative_to_first(c)
+    li = torch.from_numpy(to_latent_grid(intr, size, cfg.spatial_factor)).float()[:, None].expand(-1, c.shape[1], 4)
+    cc = rays.camera_conditions(c, li, cfg.temporal_stride)
+    pl = rays.plucker_raymaps(c, li, cfg.latent_hw, cfg.temporal_stride)
+    return cc, pl
+
+
+def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE | None = None,
+                 clips: dict | None = None) -> list[dict]:
+    """Per --dir: {"z" (n, C, T, h, w), "cc", "pl"} of its clips, encoded once and cached in <out>/latents*.pt
+    (the first dir's as latents.pt, the later ones' as latents_<i>.pt). A caller that already holds the VAE or a
+    dir's ClipData (clips: {dir: ClipData}) passes them, so neither is read twice."""
+    sets, clips = [], clips or {}
+    for i, d in enumerate(dirs):
+        cache = out / ("latents.pt" if i == 0 else f"latents_{i}.pt")
+        if cache.exists():
+            lat = torch.load(cache, weights_only=False)
+            if lat.get("dir", str(Path(d).resolve())) != str(Path(d).resolve()):
+                raise ValueError(f"{cache}: holds the latents of {lat['dir']}, not of --dir {d}; give the dirs in the "
+                                 f"order of the run that wrote it, or another --out")
+        else:
+            data = clips[d] if d in clips else ClipData(d)
+            vae = vae or load_any_vae(vae_dir)
+            cc, pl = camera_tensors(data.c2w, data.intr, cfg)
+            lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
+            torch.save(lat, cache)
+        sets.append(lat)
+    return sets
+
+
+def chunk_bounds(cfg, T: int) -> list[tuple[int, int]]:
+    """[(begin, end)] of the chunks of T latents: (0, first), (first, first + chunk), ... (whole chunks only)."""
+    first, step = cfg.first_chunk_frames, cfg.chunk_frames
+    return [(0, first)] + [(b, b + step) for b in range(first, T - step + 1, step)]
+
+
+# the latents a decoded latent's frames depend on: CausalVAE's decoder looks 1 + 2 latents back (dec_in, dec_res)
+DECODER_WARMUP = 3
+
+
+def latent_frames(begin: int, end: int, stride: int) -> np.ndarray:
+    """Indices of the frames latents [begin, end) stand for: latent 0 is frame 0 alone, latent j >= 1 is frames
+    stride·(j−1)+1 … stride·j."""
+    return np.arange(0 if begin == 0 else stride * (begin - 1) + 1, stride * (end - 1) + 1)
+
+
+@torch.no_grad()
+def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor,
+                    gen: torch.Generator) -> torch.Tensor:
+    """What the engine generates with the one-step sampler: from the clean start latent z0 (B, C, 1, h, w), every
+    chunk from noise at σ = 1 through the StreamCache (sink + one-chunk window), the cache written from the model's
+    own generation. cc (B, T, 20), pl (B, 6s, T, h, w) fix T. -> latents (B, C, T, h, w), latent 0 = z0."""
+    from worldwalk.world.cache import StreamCache
+
+    B, C, _, h, w = z0.shape
+    cache = StreamCache(model.cfg, window_chunks=1)
+    out = [z0]
+    for begin, end in chunk_bounds(model.cfg, cc.shape[1]):
+        lo = max(begin, 1)
+        eps = torch.randn((B, C, end - lo, h, w), generator=gen)
+        ts = torch.zeros(B, end - begin)
+        ts[:, lo - begin:] = 1000.0
+        inp = torch.cat([z0, eps], 2) if begin == 0 else eps
+        v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                  cache=cache)
+        x0 = eps - v[:, :, lo - begin:]
+        model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros(B, end - begin), cc[:, begin:end],
+              pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin, cache=cache, write_cache=True)
+        out.append(x0)
+    return torch.cat(out, 2)
