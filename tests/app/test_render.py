@@ -130,3 +130,134 @@ def test_replay_of_a_prompted_walk_needs_a_text_branch(rendered, scene):
     assert r.stderr.strip().splitlines()[-1] == (
         "error: the recording's prompt 'a beach': the --random-weights world has no text branch; prompts need "
         "--weights DIR with text_encoder/ and tokenizer/")
+
+
+# ---- bad values: one error line, exit 2, and no output left behind (issue 26) ----
+
+def bad_value_cases(tmp):
+    """id -> (arguments, what the error line must say); the test adds --image, --trajectory and --out (tmp/o.mp4)
+    where a case does not give them."""
+    (tmp / "folder.mp4").mkdir()
+    (tmp / "imgdir").mkdir()
+    (tmp / "bad_actions.txt").write_text("w-8,xx-5\n")
+    (tmp / "prose.txt").write_text("walk forward for a while, then turn left\n")
+    return {
+        "shift nan": (["--shift", "nan"], "argument --shift: 'nan' is not a finite number"),
+        "shift inf": (["--shift", "inf"], "argument --shift: 'inf' is not a finite number"),
+        "shift -inf": (["--shift=-inf"], "argument --shift: '-inf' is not a finite number"),
+        "shift 0": (["--shift", "0"], "argument --shift: '0' is not > 0"),
+        "fov nan": (["--fov", "nan"], "argument --fov: 'nan' is not a finite number"),
+        "fov inf": (["--fov", "inf"], "argument --fov: 'inf' is not a finite number"),
+        "fov out of range": (["--fov", "170"], "argument --fov: '170' is out of range; expected a horizontal field"),
+        "reproject nan": (["--reproject", "nan"], "argument --reproject: 'nan'"),
+        "seed huge": (["--seed", str(2**70)], f"argument --seed: '{2**70}' is out of range; expected a seed from 0"),
+        "seed expression": (["--seed", "2**70"], "argument --seed: '2**70' is not a whole number"),
+        "seed negative": (["--seed", "-1"], "argument --seed: '-1' is out of range"),
+        "steps 0": (["--steps", "0"], "argument --steps: '0' is below 1"),
+        "window 0": (["--window", "0"], "argument --window: '0' is below 1"),
+        "device unknown": (["--device", "floppy"], "--device floppy: unknown device; expected cpu or cuda"),
+        "out in /proc": (["--out", "/proc/x.mp4"], "--out /proc/x.mp4: cannot write there"),
+        "out is a directory": (["--out", tmp / "folder.mp4"], f"--out {tmp / 'folder.mp4'}: is a directory"),
+        "out folder missing": (["--out", tmp / "nowhere" / "o.mp4"], "nowhere: no such folder"),
+        "trajectory unknown": (["--trajectory", "walk_sideways"],
+                               ("--trajectory walk_sideways: no such file, built-in or action string; expected a "
+                                "trajectory file")),
+        "trajectory bad actions": (["--trajectory", "w-8,xx-5"],
+                                   "--trajectory w-8,xx-5: action segment 'xx-5' uses keys ['x']"),
+        "trajectory directory": (["--trajectory", tmp / "imgdir"], "imgdir: is a directory; expected a trajectory"),
+        "txt bad actions": (["--trajectory", tmp / "bad_actions.txt"],
+                            f"--trajectory {tmp / 'bad_actions.txt'}: read as an action string: action segment 'xx-5'"),
+        "txt prose": (["--trajectory", tmp / "prose.txt"],
+                      f"--trajectory {tmp / 'prose.txt'}: neither an action string nor RealEstate10K camera lines"),
+        "image directory": (["--image", tmp / "imgdir"],
+                            f"--image {tmp / 'imgdir'}: is a directory; expected a PNG/JPEG/WebP image file"),
+        "image missing": (["--image", tmp / "nope.png"], "nope.png: no such file; expected a PNG/JPEG/WebP image"),
+    }
+
+
+BAD_VALUE_IDS = ["shift nan", "shift inf", "shift -inf", "shift 0", "fov nan", "fov inf", "fov out of range",
+                 "reproject nan", "seed huge", "seed expression", "seed negative", "steps 0", "window 0",
+                 "device unknown", "out in /proc", "out is a directory", "out folder missing", "trajectory unknown",
+                 "trajectory bad actions", "trajectory directory", "txt bad actions", "txt prose", "image directory",
+                 "image missing"]
+
+
+def one_error_line(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    err = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(err) == 1 and err[0].startswith("error: "), r.stderr
+    return err[0]
+
+
+@pytest.mark.parametrize("case", BAD_VALUE_IDS)
+def test_bad_values_are_one_line_and_leave_no_output(scene, tmp_path, case):
+    if case == "out in /proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    args, msg = bad_value_cases(tmp_path)[case]
+    args = [str(a) for a in args]
+    if "--image" not in args:
+        args += ["--image", str(scene / "start.png")]
+    if "--trajectory" not in args:
+        args += ["--trajectory", str(scene / "walk.actions")]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "o.mp4")]
+    out = Path(args[args.index("--out") + 1])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = launch("render", *args, "--random-weights", "--preset", "test", cwd=tmp_path)
+    err = one_error_line(r)
+    assert msg in err, err
+    assert not out.is_file() and not out.with_suffix(".json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no probe or temporary file left)
+    if out.is_dir():
+        assert not any(out.iterdir())
+
+
+def test_a_sidecar_may_not_overwrite_the_trajectory(scene, tmp_path):
+    from worldwalk.controls import save_trajectory, trajectory_from_actions
+    walk = save_trajectory(trajectory_from_actions("w-3"), tmp_path / "walk.json")
+    text = walk.read_text()
+    r = launch("render", "--image", scene / "start.png", "--trajectory", walk, "--out", tmp_path / "walk.mp4",
+               "--random-weights", "--preset", "test")
+    assert f"--out {tmp_path / 'walk.mp4'}: its sidecar {walk} would overwrite the input" in one_error_line(r)
+    assert walk.read_text() == text and not (tmp_path / "walk.mp4").exists()
+
+
+def test_a_bad_value_leaves_an_earlier_render_alone(scene, tmp_path):
+    (tmp_path / "o.mp4").write_bytes(b"an earlier render")
+    (tmp_path / "o.json").write_text("{}")
+    r = launch("render", "--image", scene / "start.png", "--trajectory", "w-3", "--out", tmp_path / "o.mp4",
+               "--random-weights", "--preset", "test", "--shift", "nan")
+    one_error_line(r)
+    assert (tmp_path / "o.mp4").read_bytes() == b"an earlier render" and (tmp_path / "o.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("exc,rc", [(ValueError("step: the sampler gave NaN"), 2), (KeyboardInterrupt(), 130)],
+                         ids=["error", "ctrl-c"])
+def test_a_render_that_fails_midway_removes_its_partial_output(scene, tmp_path, monkeypatch, capsys, exc, rc):
+    from worldwalk.app import cli
+    from worldwalk.world.session import Session
+
+    def fail(self, poses):
+        raise exc
+    monkeypatch.setattr(Session, "step", fail)
+    out = tmp_path / "o.mp4"
+    assert cli.main(["render", "--image", str(scene / "start.png"), "--trajectory", "w-3", "--out", str(out),
+                     "--random-weights", "--preset", "test"]) == rc
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if rc == 2:
+        assert err.strip().splitlines()[-1] == "error: step: the sampler gave NaN"
+    assert list(tmp_path.iterdir()) == []  # neither the 1-frame MP4 nor a sidecar
+
+
+def test_trajectory_takes_an_action_string(scene, tmp_path):
+    from worldwalk.controls import trajectory_from_actions
+    out = tmp_path / "inline.mp4"
+    r = launch("render", "--image", scene / "start.png", "--trajectory", "w-2,jw-3", "--out", out,
+               "--random-weights", "--preset", "test", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    frames, fps = read_video(out)
+    assert frames.shape == (6, 64, 96, 3) and fps == 16  # 1 start frame + 5 of actions
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert np.allclose(side["c2w"], trajectory_from_actions("w-2,jw-3").relative_to_first().c2w)

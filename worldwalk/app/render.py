@@ -5,7 +5,12 @@
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,10 +19,13 @@ import torch
 from tqdm import tqdm
 
 from worldwalk.app.recorder import Recorder, recording_info
-from worldwalk.app.world_args import (add_world_args, colour_match_from, load_world, memory_from, sampler_from,
-                                      start_overlay_from)
-from worldwalk.controls import Trajectory, load_trajectory
-from worldwalk.world.session import Session
+from worldwalk.app.world_args import (add_world_args, check_seed, colour_match_from, finite_number, load_world,
+                                      memory_from, sampler_from, start_overlay_from)
+from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
+from worldwalk.controls.actions import meant_as_actions
+from worldwalk.world.session import FOV_RANGE, Session
+
+IMAGES = "a PNG/JPEG/WebP image file"
 
 
 def chunked_poses(c2w: np.ndarray, per_step: int) -> list[np.ndarray]:
@@ -30,43 +38,169 @@ def chunked_poses(c2w: np.ndarray, per_step: int) -> list[np.ndarray]:
     return [rest[i * per_step:(i + 1) * per_step] for i in range(n)]
 
 
+def fov_degrees(text: str) -> float:
+    """Command-line value of --fov: a finite horizontal field of view within what the model takes (FOV_RANGE)."""
+    expected = f"a horizontal field of view from {FOV_RANGE[0]:g} to {FOV_RANGE[1]:g} degrees"
+    v = finite_number(text, expected)
+    if not FOV_RANGE[0] <= v <= FOV_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; expected {expected}")
+    return v
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("render", help="render a trajectory or a recorded walk to MP4")
     p.add_argument("--image", help="start image (PNG/JPEG/WebP)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--trajectory", help="camera path: worldwalk JSON, transforms.json, RealEstate10K .txt, .npz, "
-                                          ".npy, an action-string file, or a built-in name (walk_forward, orbit, …)")
+                                          ".npy, an action-string file (.actions or .txt), an action string such as "
+                                          "w-30,jw-10, or a built-in name (walk_forward, orbit, …)")
     src.add_argument("--replay", help="a recording's sidecar JSON (from render or the explorer)")
     p.add_argument("--out", required=True, help="output .mp4; the sidecar JSON is written beside it")
-    p.add_argument("--fov", type=float, default=None, help="horizontal field of view in degrees (overrides the file)")
+    p.add_argument("--fov", type=fov_degrees, default=None,
+                   help="horizontal field of view in degrees (overrides the file)")
     add_world_args(p)
+    p.error = _usage_error  # one "error:" line like every other render error, not argparse's usage block
     p.set_defaults(func=run)
 
 
+def _usage_error(message: str):
+    """argparse's error hook for render: one line on stderr, exit code 2 (before anything is loaded or written)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _file(option: str, name: str, expected: str) -> Path:
+    """An input file given by `option`: it must exist and be a file (not a directory)."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{option} {name}: is a directory; expected {expected}")
+    if not path.is_file():
+        raise ValueError(f"{option} {name}: no such file; expected {expected}")
+    return path
+
+
+def _load(option: str, path) -> Trajectory:
+    """load_trajectory, its one-line "<file>: <problem>; expected ..." message led by the option that named the file."""
+    try:
+        return load_trajectory(path)
+    except TrajectoryError as e:
+        raise ValueError(f"{option} {e}") from None
+
+
 def _trajectory(args) -> tuple[Trajectory, dict]:
+    from worldwalk.controls.builtin import BUILTINS, load_builtin
+
     if args.replay:
-        traj = load_trajectory(args.replay)
+        traj = _load("--replay", _file("--replay", args.replay, "a recording's sidecar JSON"))
         rec = traj.metadata.get("worldwalk_recording")
         if not isinstance(rec, dict):
             raise ValueError(f"--replay {args.replay}: has no worldwalk_recording metadata; expected a sidecar JSON "
                              "written by render or the explorer")
         return traj, rec
     name = args.trajectory
-    if not Path(name).exists():
-        from worldwalk.controls.builtin import BUILTINS, load_builtin
-        if name in BUILTINS:
-            return load_builtin(name), {}
-    return load_trajectory(name), {}
+    accepted = (f"a trajectory file (worldwalk JSON, transforms.json, RealEstate10K .txt, .npz, .npy, .actions), "
+                f"a built-in name ({', '.join(BUILTINS)}) or an action string like 'w-30,jw-10'")
+    if Path(name).is_dir():
+        raise ValueError(f"--trajectory {name}: is a directory; expected {accepted}")
+    if Path(name).exists():
+        return _load("--trajectory", name), {}
+    if name in BUILTINS:
+        return load_builtin(name), {}
+    if meant_as_actions(name):
+        try:
+            return trajectory_from_actions(name), {}
+        except ValueError as e:  # "action string: <problem>"
+            raise ValueError(f"--trajectory {name}: {str(e).removeprefix('action string: ')}") from None
+    raise ValueError(f"--trajectory {name}: no such file, built-in or action string; expected {accepted}")
+
+
+def _check_out(out: str, inputs: list[str]) -> tuple[Path, Path]:
+    """--out, before anything is written: a .mp4 name (not a directory) in an existing folder this process can write
+    to, whose sidecar (the same name with .json) is not a directory nor one of the inputs. -> (video, sidecar)."""
+    path = Path(out)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"--out {out}: expected a .mp4 file name")
+    if path.is_dir():
+        raise ValueError(f"--out {out}: is a directory; expected a .mp4 file name to write")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {out}: is not a regular file; expected a .mp4 file name to write")
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise ValueError(f"--out {out}: {folder}: {what}; expected a .mp4 file name in an existing, writable folder")
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_dir():
+        raise ValueError(f"--out {out}: its sidecar {sidecar} is a directory; expected a free name for the sidecar JSON")
+    for name in inputs:
+        if name and Path(name).is_file() and sidecar.resolve() == Path(name).resolve():
+            raise ValueError(f"--out {out}: its sidecar {sidecar} would overwrite the input {name}; expected another "
+                             "--out name")
+    try:  # the folder must take a new file (root passes os.access even on /proc or a read-only mount)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror or type(e).__name__}); expected a .mp4 file "
+                         "name in an existing, writable folder") from None
+    return path, sidecar
+
+
+def _stamp(path: Path):
+    """What identifies a file's current content: (inode, size, mtime), or None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _discard(recorder, before: dict[Path, tuple | None]) -> None:
+    """A render that failed midway: close the half-written video and remove what this render wrote (its MP4, its
+    sidecar and the sidecar's temporary file), so no partial output looks like a finished recording. Files that were
+    there before and were not touched stay."""
+    container = getattr(getattr(recorder, "video", None), "container", None)
+    if container is not None:
+        with contextlib.suppress(Exception):  # the render's own error is the one to report
+            container.close()
+    for path, stamp in before.items():
+        if path.exists() and _stamp(path) != stamp:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _check_device(name: str) -> None:
+    """--device: cpu, or a CUDA device this machine has (torch would fail later with a traceback)."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name}: unknown device; expected cpu or cuda (cuda:N)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ValueError(f"--device {name}: no CUDA device here; expected cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s); expected cuda:0 to "
+                             f"cuda:{count - 1}")
+    elif dev.type != "cpu":
+        raise ValueError(f"--device {name}: expected cpu or cuda (cuda:N)")
 
 
 def run(args) -> int:
+    # every option and input is checked before anything is loaded or written
+    _check_device(args.device)
     traj, rec = _trajectory(args)
-    image = args.image or rec.get("image")
-    if not image:
+    out, sidecar = _check_out(args.out, [args.replay, args.trajectory])
+    if args.image:
+        image = str(_file("--image", args.image, IMAGES))
+    elif rec.get("image"):
+        image = str(_file("the recording's start image", rec["image"], f"{IMAGES} (or pass --image)"))
+    else:
         raise ValueError("--image: required (the recording names no start image)")
+    seed = args.seed if args.seed is not None else check_seed(rec.get("seed", 0), "the recording's seed")
     model, vae, world_desc = load_world(args, rec)  # a recorded prompt is used again
     sampler = sampler_from(args, rec.get("sampler"))
-    seed = args.seed if args.seed is not None else int(rec.get("seed", 0))
     fps = model.cfg.fps
     if abs(traj.fps - fps) > 1e-9:
         traj = traj.resample(fps)
@@ -87,14 +221,22 @@ def run(args) -> int:
     chunks = chunked_poses(traj.c2w, session.frames_per_step)
     rec_info = recording_info(session, world_desc, args.window, image)
     total = traj.num_frames
+    tmp_sidecar = sidecar.with_name(sidecar.stem + ".tmp.json")  # Recorder.write_sidecar's
+    before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar)}
     t0 = time.perf_counter()
-    with Recorder(args.out, fps, session.size_wh, session.intrinsics, rec_info) as recorder:
+    recorder = None
+    try:
+        recorder = Recorder(out, fps, session.size_wh, session.intrinsics, rec_info)
         recorder.add(first, traj.c2w[:1])
-        bar = tqdm(chunks, desc=f"render {Path(args.out).name}", unit="chunk", leave=False)
+        bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False)
         for poses in bar:
             keep = total - recorder.frames
             recorder.add(session.step(poses)[:keep], poses[:keep])
             bar.set_postfix(fps=f"{(recorder.frames - 1) / (time.perf_counter() - t0):.1f}")
+        recorder.close()
+    except BaseException:  # an error or Ctrl+C midway: no partial MP4 + sidecar that look like a finished walk
+        _discard(recorder, before)
+        raise
     elapsed = time.perf_counter() - t0
     n = recorder.frames
     print(f"wrote {recorder.path} ({n} frames, {n / fps:.1f} s at {fps} fps) and {recorder.sidecar} in "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -17,15 +18,17 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default=None, help="with --random-weights: which preset (default tiny)")
     g.add_argument("--random-weights", action="store_true",
                    help="untrained weights (tests, speed measurements): frames are not a world")
-    g.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default 4)")
-    g.add_argument("--shift", type=float, default=None, help="schedule shift (default 8)")
+    g.add_argument("--steps", type=whole_number(1), default=None, help="denoising steps per chunk (default 4)")
+    g.add_argument("--shift", type=positive_number, default=None, help="schedule shift (default 8)")
     g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
     g.add_argument("--reproject", type=reproject_level, default=None,
                    help="start each chunk from what the walk has shown, reprojected into its poses, noised to this "
                         "level where the camera only turns (0-1], or off (default: the weights' own setting, or "
                         "the recording's)")
-    g.add_argument("--window", type=int, default=1, help="chunks of softmax context kept after the sink (default 1)")
-    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0, or the recording's)")
+    g.add_argument("--window", type=whole_number(1), default=1,
+                   help="chunks of softmax context kept after the sink (default 1)")
+    g.add_argument("--seed", type=seed_value, default=None,
+                   help=f"noise seed, 0 to {MAX_SEED} (default 0, or the recording's)")
     g.add_argument("--colour-match", choices=("on", "off"), default=None,
                    help="map decoded colours to the start image's with one affine colour map fitted at start "
                         "(default on, or the recording's)")
@@ -48,6 +51,63 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fp8", action="store_true",
                    help="a release directory's DiT matmul weights stored in fp8 (about half the bf16 memory; "
                         "dequantized layer by layer in the compute dtype)")
+
+
+#: The largest seed torch.Generator.manual_seed takes (an unsigned 64-bit integer).
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(value, what: str) -> int:
+    """A recorded seed (a replayed sidecar's): a whole number from 0 to MAX_SEED. Raises ValueError naming `what`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{what} {value!r}: expected a whole number from 0 to {MAX_SEED}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """Command-line value of --seed: a whole number from 0 to MAX_SEED (what torch's generators accept)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected a seed from 0 to {MAX_SEED}") \
+            from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; expected a seed from 0 to {MAX_SEED}")
+    return v
+
+
+def finite_number(text: str, expected: str = "a finite number") -> float:
+    """A float from the command line that is finite: "nan", "inf" and the like are refused (argparse's `float`
+    takes them, and a NaN reaches the sampler only after the first frame is written)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected {expected}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; expected {expected}")
+    return v
+
+
+def positive_number(text: str) -> float:
+    """Command-line value of --shift: a finite number > 0."""
+    v = finite_number(text, "a finite number > 0 (e.g. 8)")
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not > 0; expected a finite number > 0 (e.g. 8)")
+    return v
+
+
+def whole_number(minimum: int):
+    """argparse type: an int >= minimum (--steps, --window)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected one >= {minimum}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is below {minimum}; expected a whole number >= {minimum}")
+        return v
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
 
 
 def world_dtype(args, release: bool) -> torch.dtype:

@@ -25,6 +25,8 @@ DEFAULT_PITCH_LIMIT_DEG = 85.0
 ACTION_KEYS = frozenset("wasdijkl")
 
 _SEGMENT = re.compile(r"^([a-z]*)-(\d+)$")
+#: Text made of what action strings are made of, with at least one "-<digits>": meant as an action string.
+_ACTION_LIKE = re.compile(r"(?=.*-\s*\d)[\sA-Za-z0-9,\uff0c-]+", re.DOTALL)
 
 
 def parse_actions(action: str) -> list[frozenset[str]]:
@@ -55,6 +57,13 @@ def looks_like_actions(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def meant_as_actions(text: str) -> bool:
+    """True when ``text`` is made of action-string characters only (letters, digits, '-', commas, whitespace) with
+    a "-<frames>" in it: an action string, well formed or not, rather than a file name or other text. Its problems
+    are then best told with ``parse_actions``'s message."""
+    return _ACTION_LIKE.fullmatch(text) is not None
 
 
 def actions_to_c2w(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from worldwalk.controls import formats, se3
-from worldwalk.controls.actions import actions_to_c2w, looks_like_actions
+from worldwalk.controls.actions import actions_to_c2w, looks_like_actions, meant_as_actions, parse_actions
 from worldwalk.controls.intrinsics import (DEFAULT_IMAGE_SIZE, adjust_for_resize_crop, as_vectors, from_fov, intrinsics_problem,
                                  to_latent_grid)
 
@@ -146,6 +146,26 @@ def _detect(path: Path, raw: bytes) -> str:
     raise TrajectoryError(f"{path}: unknown trajectory format {ext or '(no extension)'!r}; expected {_EXPECTED}")
 
 
+def _txt_problem(raw: bytes, error: Exception) -> str:
+    """Why a .txt (read as RealEstate10K, since it is no action string) failed, told for what it was meant to be: a
+    file with camera lines keeps the RealEstate10K message; action-string text gets the action parser's; other text
+    is told that a .txt holds either of the two."""
+    text = raw.decode("utf-8", errors="replace")
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    if any(len(parts) >= 7 for parts in lines[1:]):  # camera lines: a RealEstate10K file with a problem
+        return str(error)
+    if meant_as_actions(text):
+        try:
+            parse_actions(text)
+        except ValueError as e:
+            return (f"read as an action string: {e} (a .txt trajectory holds an action string of comma-separated "
+                    "segments like 'w-30,jw-10', or RealEstate10K camera lines)")
+    problem = str(error).split("; expected")[0]
+    return (f"neither an action string nor RealEstate10K camera lines ({problem}); expected a .txt holding an action "
+            "string like 'w-30,jw-10' or RealEstate10K camera lines: a URL line, then per frame "
+            "'timestamp fx fy cx cy 0 0' and a 3x4 world-to-camera matrix")
+
+
 def _read(fmt: str, raw: bytes, image_size) -> dict:
     if fmt in ("npz", "npy"):
         magic = b"PK" if fmt == "npz" else b"\x93NUMPY"
@@ -204,6 +224,8 @@ def load_trajectory(path, *, intrinsics=None, image_size=None, fps=None, format:
     try:
         got = _read(fmt, raw, image_size)
     except (formats.FormatError, ValueError) as e:
+        if format is None and fmt == "re10k":  # a .txt that is no action string and no good RealEstate10K file
+            raise TrajectoryError(f"{path}: {_txt_problem(raw, e)}") from None
         raise TrajectoryError(f"{path}: {e}") from None
     metadata = dict(got["metadata"], source=str(path), source_format=fmt)
     defaults = ["image_size"] if metadata.pop("image_size_assumed", False) else []
