@@ -3,10 +3,14 @@
 The sidecar is a worldwalk trajectory file (per-frame c2w, intrinsics, fps, image size) whose metadata holds
 `worldwalk_recording`: seed, preset, weights, sampler settings, softmax window and the start image's path and pixel
 hash — enough for `launch.py render --replay walk.json` to render the same walk again, with other settings if asked.
-It is rewritten (atomically) every `sidecar_every` frames and at close, so a crash loses at most that much of it.
+It is rewritten (atomically) every `sidecar_every` frames and at close. Beside it, while the recording runs, a journal
+`<name>.jsonl` gets the same settings on its first line and then one line of poses per `add` (a chunk), flushed as
+the frames are written: after a crash (even `kill -9`) `launch.py render --replay <name>.jsonl` replays the walk up to
+its last complete chunk. A recording that closes normally removes its journal.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +42,12 @@ class Recorder:
         self.poses: list[np.ndarray] = []
         self.every, self._since = sidecar_every, 0
         self.closed = False
+        self.journal = self.path.with_suffix(".jsonl")
+        self._journal = open(self.journal, "w", encoding="utf-8")
+        self._journal.write(json.dumps({"worldwalk_journal": 1, "fps": fps, "image_size": list(size_wh),
+                                        "intrinsics": self.intrinsics.tolist(),
+                                        "metadata": {"worldwalk_recording": self.info}}) + "\n")
+        self._journal.flush()
 
     @property
     def frames(self) -> int:
@@ -52,6 +62,9 @@ class Recorder:
             raise ValueError(f"recorder: {len(frames)} frames but {len(poses)} poses")
         self.video.write(frames)
         self.poses.extend(poses)
+        if not self._journal.closed:  # the chunk's poses, on disk before the next chunk is generated
+            self._journal.write(json.dumps({"c2w": poses.reshape(len(poses), 16).tolist()}) + "\n")
+            self._journal.flush()
         self._since += len(poses)
         if self._since >= self.every:
             self.write_sidecar()
@@ -72,6 +85,8 @@ class Recorder:
         if not self.closed:
             self.video.close()
             self.write_sidecar()
+            self._journal.close()
+            self.journal.unlink(missing_ok=True)  # the sidecar now holds everything the journal did
             self.closed = True
         return self.path, self.sidecar if self.poses else None
 

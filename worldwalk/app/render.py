@@ -54,7 +54,8 @@ def add_parser(sub) -> None:
     src.add_argument("--trajectory", help="camera path: worldwalk JSON, transforms.json, RealEstate10K .txt, .npz, "
                                           ".npy, an action-string file (.actions or .txt), an action string such as "
                                           "w-30,jw-10, or a built-in name (walk_forward, orbit, …)")
-    src.add_argument("--replay", help="a recording's sidecar JSON (from render or the explorer)")
+    src.add_argument("--replay", help="a recording's sidecar JSON (from render, the explorer or the web demo), or "
+                                      "the .jsonl journal a crashed recording left")
     p.add_argument("--out", required=True, help="output .mp4; the sidecar JSON is written beside it")
     p.add_argument("--fov", type=fov_degrees, default=None,
                    help="horizontal field of view in degrees (overrides the file)")
@@ -132,9 +133,10 @@ def _check_out(out: str, inputs: list[str]) -> tuple[Path, Path]:
     if sidecar.is_dir():
         raise ValueError(f"--out {out}: its sidecar {sidecar} is a directory; expected a free name for the sidecar JSON")
     for name in inputs:
-        if name and Path(name).is_file() and sidecar.resolve() == Path(name).resolve():
-            raise ValueError(f"--out {out}: its sidecar {sidecar} would overwrite the input {name}; expected another "
-                             "--out name")
+        for mine in (sidecar, path.with_suffix(".jsonl")):  # the sidecar, and the journal kept while recording
+            if name and Path(name).is_file() and mine.resolve() == Path(name).resolve():
+                raise ValueError(f"--out {out}: its sidecar {mine} would overwrite the input {name}; expected another "
+                                 "--out name")
     try:  # the folder must take a new file (root passes os.access even on /proc or a read-only mount)
         fd, probe = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=folder)
         os.close(fd)
@@ -222,7 +224,8 @@ def run(args) -> int:
     rec_info = recording_info(session, world_desc, args.window, image)
     total = traj.num_frames
     tmp_sidecar = sidecar.with_name(sidecar.stem + ".tmp.json")  # Recorder.write_sidecar's
-    before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar)}
+    journal = out.with_suffix(".jsonl")  # Recorder's crash journal
+    before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar, journal)}
     t0 = time.perf_counter()
     recorder = None
     try:

@@ -280,3 +280,30 @@ def write_npz(c2w, intrinsics, fps, image_size, metadata) -> dict[str, np.ndarra
 def read_npy(array: np.ndarray) -> Fields:
     """An .npy of poses (F, 4, 4) or (F, 3, 4) -> fields without intrinsics."""
     return make_fields(_pose_array(array, "the array"))
+
+
+def read_journal(text: str) -> Fields:
+    """A recording's journal (app/recorder.py): a JSON header line (fps, image_size, intrinsics, metadata), then one
+    line {"c2w": [[16 numbers] per frame]} per chunk. A last line cut short by a crash is dropped; any other bad line
+    is an error."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    try:
+        head = json.loads(lines[0])
+    except (IndexError, json.JSONDecodeError):
+        raise FormatError("has no journal header line; expected a recording journal written by worldwalk") from None
+    if not isinstance(head, dict) or head.get("worldwalk_journal") != 1:
+        raise FormatError("first line is not a worldwalk journal header; expected a recording journal")
+    poses = []
+    for i, ln in enumerate(lines[1:], start=2):
+        try:
+            row = json.loads(ln)
+            chunk = np.asarray(row["c2w"], dtype=np.float64).reshape(-1, 4, 4)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if i == len(lines):  # the chunk being written when the recorder died
+                break
+            raise FormatError(f"line {i} is not a chunk of poses; expected {{\"c2w\": [[16 numbers], ...]}}") from None
+        poses.append(chunk)
+    if not poses:
+        raise FormatError("holds no complete chunk of poses; expected at least one")
+    meta = head.get("metadata") if isinstance(head.get("metadata"), dict) else {}
+    return make_fields(np.concatenate(poses), head.get("intrinsics"), head.get("fps"), head.get("image_size"), meta)

@@ -28,8 +28,8 @@ DEFAULT_FPS = 16.0
 RIGID_ATOL = 1e-4
 
 _EXPECTED = ".json (worldwalk or nerfstudio transforms.json), .npz, .npy, .txt (RealEstate10K or an action string) " \
-            "or .actions"
-_FORMATS = ("worldwalk", "nerfstudio", "re10k", "npz", "npy", "actions")
+            "or .actions, or a recording's .jsonl journal"
+_FORMATS = ("worldwalk", "nerfstudio", "re10k", "npz", "npy", "actions", "journal")
 
 
 class TrajectoryError(ValueError):
@@ -135,6 +135,8 @@ def _detect(path: Path, raw: bytes) -> str:
     ext = path.suffix.lower()
     if ext in (".npz", ".npy", ".actions"):
         return ext[1:]
+    if ext == ".jsonl":
+        return "journal"
     if ext == ".json":
         try:
             obj = json.loads(raw.decode("utf-8"))
@@ -195,6 +197,8 @@ def _read(fmt: str, raw: bytes, image_size) -> dict:
         return formats.make_fields(actions_to_c2w(text), metadata={"actions": " ".join(text.split())})
     if fmt == "re10k":
         return formats.read_re10k(text, image_size)
+    if fmt == "journal":
+        return formats.read_journal(text)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
