@@ -192,6 +192,47 @@ def test_recording_decodes_with_matching_sidecar(explorer, tmp_path):
     assert err < 4, err
 
 
+def test_a_recording_started_mid_walk_replays_exactly(explorer, tmp_path):
+    """R pressed a few chunks into a walk (turning while walking): the recording keeps the walk's state at that moment
+    (walk-NN.start.safetensors beside the sidecar), and `render --replay` reproduces its frames bit for bit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ex, w = explorer, explorer.walker
+    key_down("w")
+    key_down("d")
+    assert ex.run(until=lambda: ex.shown.number >= 3 * ex.per_chunk, timeout=60) == "until"  # well into the walk
+    press("r")
+    assert ex.run(until=lambda: w.recorder is not None and w.recorder.frames >= 3 * ex.per_chunk,
+                  timeout=60) == "until"
+    key_up("d")
+    press("r")
+    wait_message(ex, "saved ")
+    key_up("w")
+    mp4 = next((tmp_path / "out").glob("walk-*.mp4"))
+    start = mp4.with_name(mp4.stem + ".start.safetensors")
+    info = load_trajectory(mp4.with_suffix(".json")).metadata["worldwalk_recording"]
+    assert start.is_file() and info["start_snapshot"] == start.name and info["start_frame"] > 1
+    frames, _ = read_video(mp4)
+    again = tmp_path / "again.mp4"
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(mp4.with_suffix(".json")),
+                        "--out", str(again), "--random-weights", "--preset", "test"], capture_output=True, text=True,
+                       cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr
+    replayed, _ = read_video(again)
+    assert len(replayed) == len(frames) and np.array_equal(replayed, frames)
+    # the replay is itself a recording from a snapshot, and replays again; without its snapshot it says what is missing
+    assert again.with_name("again.start.safetensors").is_file()
+    start.rename(tmp_path / "elsewhere.safetensors")
+    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(mp4.with_suffix(".json")),
+                        "--out", str(tmp_path / "third.mp4"), "--random-weights", "--preset", "test"],
+                       capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 2 and "start snapshot" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "third.mp4").exists()
+
+
 def test_bad_input_in_the_window_keeps_the_walk(explorer, tmp_path):
     ex, w = explorer, explorer.walker
     assert ex.run(until=lambda: ex.shown.number > 6, timeout=60) == "until"

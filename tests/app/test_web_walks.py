@@ -216,6 +216,8 @@ def test_pause_bookmark_rewind_record(manager):
     assert a.pose[2, 3] == pytest.approx(marked)  # the HUD is back at the bookmark at once
     wait_for(lambda: watch() and a.status()["path"][-1][1] >= marked, what="walking again after the rewind")
     assert manager.download(a.token, "walk-01.mp4") == mp4 and manager.download(a.token, "walk-01.json") == side
+    start = manager.download(a.token, "walk-01.start.safetensors")  # the walk's state when recording began
+    assert start is not None and start.parent == mp4.parent
     assert manager.download(a.token, "walk-02.mp4") is None and manager.download("not-a-walk", "walk-01.mp4") is None
     path = a.dir
     manager.close(a.token)

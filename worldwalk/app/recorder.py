@@ -7,6 +7,11 @@ It is rewritten (atomically) every `sidecar_every` frames and at close. Beside i
 `<name>.jsonl` gets the same settings on its first line and then one line of poses per `add` (a chunk), flushed as
 the frames are written: after a crash (even `kill -9`) `launch.py render --replay <name>.jsonl` replays the walk up to
 its last complete chunk. A recording that closes normally removes its journal.
+
+A recording that starts from a walk in progress (the explorer's R, the web demo's Record) is given the walk's state at
+that moment (`start=`, a Session snapshot): it is written first, as `<name>.start.safetensors`, and the sidecar names it
+(`start_snapshot`, a bare file name beside the sidecar), so `render --replay` restores it and steps the recorded poses:
+the same frames, bit for bit, on the same device and settings.
 """
 from __future__ import annotations
 
@@ -31,13 +36,29 @@ def recording_info(session, world_desc: dict, window_chunks, image=None) -> dict
             **world_desc}
 
 
+def start_snapshot_path(video: Path) -> Path:
+    """Where a recording's start snapshot lives: walk-01.mp4 -> walk-01.start.safetensors."""
+    return video.with_name(video.stem + ".start.safetensors")
+
+
 class Recorder:
     def __init__(self, path: str | Path, fps: int, size_wh: tuple[int, int], intrinsics, info: dict,
-                 sidecar_every: int = 160):
+                 sidecar_every: int = 160, start=None):
         self.video = VideoWriter(path, fps, size_wh)
         self.path = self.video.path
         self.sidecar = self.path.with_suffix(".json")
         self.fps, self.size_wh, self.info = fps, size_wh, dict(info)
+        self.start_path: Path | None = None
+        if start is not None:  # the walk's state before the first recorded frame, on disk before any frame
+            self.start_path = start_snapshot_path(self.path)
+            try:
+                start.save(self.start_path)
+            except OSError:
+                self.video.close()
+                self.path.unlink(missing_ok=True)
+                raise
+            self.info["start_snapshot"] = self.start_path.name
+            self.info["start_frame"] = int(start.meta.get("raw_frames", 0))
         self.intrinsics = np.asarray(intrinsics, dtype=np.float64)
         self.poses: list[np.ndarray] = []
         self.every, self._since = sidecar_every, 0

@@ -2,6 +2,10 @@
 
     python launch.py render --image IMG --trajectory TRAJ --out walk.mp4
     python launch.py render --replay walk.json --out again.mp4 --steps 8      # same walk, other sampler settings
+
+A recording started mid-walk (the explorer's R, the web demo's Record) has a start snapshot beside its sidecar
+(walk-01.start.safetensors, named in the sidecar): the replay restores it and steps the recorded poses, so the frames
+are the recording's own, bit for bit, on the same device and settings.
 """
 from __future__ import annotations
 
@@ -18,19 +22,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldwalk.app.recorder import Recorder, recording_info
+from worldwalk.app.recorder import Recorder, recording_info, start_snapshot_path
 from worldwalk.app.world_args import (add_world_args, check_seed, colour_match_from, finite_number, load_world,
                                       memory_from, sampler_from, start_overlay_from)
 from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
 from worldwalk.controls.actions import meant_as_actions
-from worldwalk.world.session import FOV_RANGE, Session
+from worldwalk.world.session import FOV_RANGE, Session, Snapshot
 
 IMAGES = "a PNG/JPEG/WebP image file"
 
 
-def chunked_poses(c2w: np.ndarray, per_step: int) -> list[np.ndarray]:
-    """Raw frames 1 … F−1 of a walk (frame 0 is the start image) in chunks; the last one padded with its last pose."""
-    rest = c2w[1:]
+def chunked_poses(c2w: np.ndarray, per_step: int, first: int = 1) -> list[np.ndarray]:
+    """Raw frames first … F−1 of a walk in chunks; the last one padded with its last pose. first=1: frame 0 is the
+    start image; first=0: every frame is generated (a replay that starts from a snapshot)."""
+    rest = c2w[first:]
     n = math.ceil(len(rest) / per_step)
     pad = n * per_step - len(rest)
     if pad:
@@ -60,6 +65,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fov", type=fov_degrees, default=None,
                    help="horizontal field of view in degrees (overrides the file)")
     add_world_args(p)
+    p.set_defaults(window=None)  # a replay keeps the recording's window unless --window is given
     p.error = _usage_error  # one "error:" line like every other render error, not argparse's usage block
     p.set_defaults(func=run)
 
@@ -86,6 +92,22 @@ def _load(option: str, path) -> Trajectory:
         return load_trajectory(path)
     except TrajectoryError as e:
         raise ValueError(f"{option} {e}") from None
+
+
+def _start_snapshot(replay: str, rec: dict) -> Path | None:
+    """A recording's start snapshot: the bare file name its sidecar gives, beside the sidecar (no other path is
+    followed). None for a recording that starts at the start image."""
+    name = rec.get("start_snapshot")
+    if name is None:
+        return None
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".start.safetensors"):
+        raise ValueError(f"--replay {replay}: start_snapshot {name!r} is not a file name; expected the name of a "
+                         ".start.safetensors file beside the sidecar")
+    path = Path(replay).parent / name
+    if not path.is_file():
+        raise ValueError(f"--replay {replay}: its start snapshot {path} is missing; expected it beside the sidecar "
+                         "(a recording started mid-walk replays from the walk's state when it started)")
+    return path
 
 
 def _trajectory(args) -> tuple[Trajectory, dict]:
@@ -133,7 +155,8 @@ def _check_out(out: str, inputs: list[str]) -> tuple[Path, Path]:
     if sidecar.is_dir():
         raise ValueError(f"--out {out}: its sidecar {sidecar} is a directory; expected a free name for the sidecar JSON")
     for name in inputs:
-        for mine in (sidecar, path.with_suffix(".jsonl")):  # the sidecar, and the journal kept while recording
+        # the sidecar, the journal kept while recording, and the start snapshot of a replay from one
+        for mine in (sidecar, path.with_suffix(".jsonl"), start_snapshot_path(path)):
             if name and Path(name).is_file() and mine.resolve() == Path(name).resolve():
                 raise ValueError(f"--out {out}: its sidecar {mine} would overwrite the input {name}; expected another "
                                  "--out name")
@@ -193,7 +216,20 @@ def run(args) -> int:
     # every option and input is checked before anything is loaded or written
     _check_device(args.device)
     traj, rec = _trajectory(args)
-    out, sidecar = _check_out(args.out, [args.replay, args.trajectory])
+    start_path = _start_snapshot(args.replay, rec) if args.replay else None
+    out, sidecar = _check_out(args.out, [args.replay, args.trajectory, start_path and str(start_path)])
+    if args.window is None:
+        window = rec.get("window_chunks", 1)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ValueError(f"--replay {args.replay}: window_chunks {window!r}; expected a whole number >= 1 (or "
+                             "pass --window)")
+        args.window = window
+    if start_path is not None:
+        for flag, value in (("--image", args.image), ("--seed", args.seed), ("--fov", args.fov)):
+            if value is not None:
+                raise ValueError(f"{flag}: this recording continues a walk from its start snapshot, which holds the "
+                                 f"walk's image, noise and camera; expected no {flag} with it")
+        return _run_from_snapshot(args, traj, rec, out, sidecar, start_path)
     if args.image:
         image = str(_file("--image", args.image, IMAGES))
     elif rec.get("image"):
@@ -222,15 +258,47 @@ def run(args) -> int:
         raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
     chunks = chunked_poses(traj.c2w, session.frames_per_step)
     rec_info = recording_info(session, world_desc, args.window, image)
+    return _write(session, chunks, traj, rec_info, out, sidecar, first=(first, traj.c2w[:1]))
+
+
+def _run_from_snapshot(args, traj: Trajectory, rec: dict, out: Path, sidecar: Path, start_path: Path) -> int:
+    """A recording started mid-walk: restore the walk's state when it started, then step its poses (in the walk's own
+    frame, not made relative to the first)."""
+    snap = Snapshot.load(start_path)  # ValueError: one line naming the file
+    model, vae, world_desc = load_world(args, rec)
+    sampler = sampler_from(args, rec.get("sampler"))
+    if abs(traj.fps - model.cfg.fps) > 1e-9:
+        traj = traj.resample(model.cfg.fps)
+    memory, depth = memory_from(args, rec)
+    session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
+                      dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
+                      start_overlay=start_overlay_from(args, rec), memory=memory, depth=depth)
+    try:
+        session.restore(snap)
+    except ValueError as e:
+        raise ValueError(f"--replay {args.replay}: its start snapshot {start_path.name} does not fit this world "
+                         f"({str(e).removeprefix('snapshot: ')}); expected the recording's weights, --window and "
+                         "--memory") from None
+    chunks = chunked_poses(traj.c2w, session.frames_per_step, first=0)
+    rec_info = recording_info(session, world_desc, args.window, rec.get("image"))
+    return _write(session, chunks, traj, rec_info, out, sidecar, start=session.snapshot())
+
+
+def _write(session: Session, chunks: list[np.ndarray], traj: Trajectory, rec_info: dict, out: Path, sidecar: Path,
+           first=None, start=None) -> int:
+    """Step `chunks` and record the frames (after `first` = (frame, pose), if given) with a sidecar; on an error or
+    Ctrl+C midway remove what was written."""
+    fps = session.cfg.fps
     total = traj.num_frames
     tmp_sidecar = sidecar.with_name(sidecar.stem + ".tmp.json")  # Recorder.write_sidecar's
     journal = out.with_suffix(".jsonl")  # Recorder's crash journal
-    before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar, journal)}
+    before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar, journal, start_snapshot_path(out))}
     t0 = time.perf_counter()
     recorder = None
     try:
-        recorder = Recorder(out, fps, session.size_wh, session.intrinsics, rec_info)
-        recorder.add(first, traj.c2w[:1])
+        recorder = Recorder(out, fps, session.size_wh, session.intrinsics, rec_info, start=start)
+        if first is not None:
+            recorder.add(*first)
         bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False)
         for poses in bar:
             keep = total - recorder.frames

@@ -211,9 +211,11 @@ class Walker:
             s = self.session
             info = recording_info(s, self.world_desc, s.window_chunks, self.image)
             try:
-                self.recorder = Recorder(args[0], s.cfg.fps, s.size_wh, s.intrinsics, info)
+                # the state before the next chunk, the recording's first: render --replay restores it (exact replay)
+                self.recorder = Recorder(args[0], s.cfg.fps, s.size_wh, s.intrinsics, info,
+                                         start=s.snapshot() if s.started else None)
                 self.message = f"recording to {self.recorder.path}"
-            except ValueError as e:
+            except (ValueError, OSError) as e:
                 self.message = f"cannot record: {e}"
         elif name == "record_stop":
             out = self._record_stop()

@@ -31,7 +31,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from worldwalk.app.recorder import Recorder, recording_info
+from worldwalk.app.recorder import Recorder, recording_info, start_snapshot_path
 from worldwalk.app.render import chunked_poses
 from worldwalk.app.video import VideoWriter
 from worldwalk.app.web.files import REFUSED, Uploads, scrub
@@ -70,18 +70,22 @@ camera path (replay it with `launch.py render --replay`).
 
 PAUSE, RESUME = "❚❚ Pause", "▶ Resume"
 RECORD, STOP_RECORD = "● Record", "■ Stop recording"
-VIDEO_DL, PATH_DL = "⬇ Video (MP4)", "⬇ Camera path (JSON)"
+VIDEO_DL, PATH_DL, START_DL = "⬇ Video (MP4)", "⬇ Camera path (JSON)", "⬇ Start state (for an exact replay)"
 
 
-def downloads_html(token: str | None = None, mp4: Path | None = None, side: Path | None = None) -> str:
+def downloads_html(token: str | None = None, mp4: Path | None = None, side: Path | None = None,
+                   start: Path | None = None) -> str:
     """The download links under the view: the demo's own route with the walk's token and the names the demo gave the
-    files (relative links, as the page's script uses), or greyed-out labels while there is nothing to download."""
+    files (relative links, as the page's script uses), or greyed-out labels while there is nothing to download. The
+    start state (the walk's snapshot when the recording began; `render --replay` reads it beside the JSON) is linked
+    only when there is one."""
     def link(label: str, f: Path | None) -> str:
         if not token or f is None:
             return f'<span class="ww-dl ww-dl-off" aria-disabled="true">{label}</span>'
         href = html.escape(f"worldwalk/download/{token}/{f.name}", quote=True)
         return f'<a class="ww-dl" href="{href}" download="{html.escape(f.name, quote=True)}">{label}</a>'
-    return f'<div class="ww-downloads">{link(VIDEO_DL, mp4)}{link(PATH_DL, side)}</div>'
+    extra = link(START_DL, start) if token and start is not None else ""
+    return f'<div class="ww-downloads">{link(VIDEO_DL, mp4)}{link(PATH_DL, side)}{extra}</div>'
 
 
 def _theme():
@@ -219,7 +223,8 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         _, mp4, side = w.record_stop()
         if mp4 is None:
             return "", gr.skip()
-        return f"Saved **{mp4.name}** {before}: download it below. ", downloads_html(w.token, mp4, side)
+        return (f"Saved **{mp4.name}** {before}: download it below. ",
+                downloads_html(w.token, mp4, side, w.saved.get(start_snapshot_path(mp4).name)))
 
     def on_start(choice, seed, token, request: gr.Request):
         owner = request.session_hash
@@ -284,7 +289,7 @@ def build_demo(manager: WalkManager, scenes: list[Scene], size_wh: tuple[int, in
         if mp4 is None:
             return gr.update(value=RECORD), msg, gr.skip()
         return (gr.update(value=RECORD), f"Saved as **{mp4.name}**: download it below.",
-                downloads_html(w.token, mp4, side))
+                downloads_html(w.token, mp4, side, w.saved.get(start_snapshot_path(mp4).name)))
 
     def on_unload(request: gr.Request):
         with picks_lock:

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from worldwalk.app.recorder import start_snapshot_path
 from worldwalk.app.walker import Walker
 from worldwalk.app.web.files import scrub
 from worldwalk.controls.rig import InputState, RigConfig
@@ -467,6 +468,9 @@ class LiveWalk(_Walk):
         self.saved[path.name] = path
         if side is not None:
             self.saved[side.name] = side
+        start = start_snapshot_path(path)
+        if start.is_file():  # the walk's state when the recording started: render --replay needs it beside the JSON
+            self.saved[start.name] = start
         self.message = f"saved as {path.name}"
         return self.message, path, side
 

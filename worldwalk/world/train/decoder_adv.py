@@ -8,7 +8,7 @@ from the clean start latent, as the engine does) and the clip's own encoded late
 - encoded latents (--real-fraction of the steps): reconstruct the exact frames (L1 + MSE at full resolution);
 - generated latents: match the exact frames only at 1/4 resolution (layout and colour: the generation cannot know the
   fine detail, and a full-resolution pixel loss would ask for the fog that averages it);
-- both: look real to a frame and a clip discriminator (world/discriminator.py: hinge loss, lazy R1), plus feature
+- both: keep colour and layout at 1/8 resolution (L1, x --lowpass-weight), and look real to a frame and a clip discriminator (world/discriminator.py: hinge loss, lazy R1), plus feature
   matching on the discriminators' features. The adversarial weight is set each step from the ratio of the two losses'
   gradients at the decoder's last layer (as VQGAN does), times --adv-weight, so neither term swamps the other.
 The discriminators train alone for --d-warmup steps first. The encoder and latent normalisation stay frozen (the world
@@ -112,6 +112,8 @@ def cmd_decoder_adv(a) -> int:
         else:
             yl, xl = (F.avg_pool3d(t, (1, 4, 4)) for t in (y, x))
             rec = (yl - xl).abs().mean() + (yl - xl).pow(2).mean()
+        if a.lowpass_weight > 0:  # colour and layout at 1/8 resolution on every step: the adversarial term may not move them
+            rec = rec + a.lowpass_weight * (F.avg_pool3d(y, (1, 8, 8)) - F.avg_pool3d(x, (1, 8, 8))).abs().mean()
         adv_on = step >= a.d_warmup
         if adv_on:
             for p in disc.parameters():
