@@ -6,7 +6,9 @@ set with SDL_VIDEODRIVER=x11).
 
 Holds W the whole time and presses / releases D every second; prints the loop rate, per-iteration work (median / max),
 chunks generated, the real-time ratio of generation and the input-to-display latency (input change -> first frame
-planned with it on screen).
+planned with it on screen). Then the stop (--stops N times, after --stops-walk seconds of W from standing): W
+released; how far the view on screen still moves and for how long (stop distance / stop time), with the walker's
+re-planning of queued chunks on (the app) and off (--no-replan: the queued motion plays out).
 """
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ def main() -> int:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--stops", type=int, default=3, help="W released this many times (0: no stop measurement)")
+    p.add_argument("--stop-walk", type=float, default=3.0, help="seconds of W before each release")
+    p.add_argument("--no-replan", action="store_true", help="queued chunks play out after a release (the old walker)")
     a = p.parse_args()
     import tempfile
 
@@ -35,6 +40,7 @@ def main() -> int:
     if a.steps:
         argv += ["--steps", str(a.steps)]
     ex = desktop.build(desktop.parse_args(argv))
+    ex.walker.replan = not a.no_replan
     ex.open_window()
     try:
         key_down("w")
@@ -66,9 +72,57 @@ def main() -> int:
             lat.sort()
             print(f"input-to-display latency (D pressed / released every second): median {1000 * lat[len(lat) // 2]:.0f}"
                   f" ms, max {1000 * lat[-1]:.0f} ms over {len(lat)} changes")
+        key_up("w")
+        if turn["down"]:
+            key_up("d")
+        stops = [measure_stop(ex, a.stop_walk) for _ in range(a.stops)]
+        if stops:
+            dist = sorted(d for d, _, _ in stops)
+            secs = sorted(t for _, t, _ in stops)
+            chunk_s = ex.per_chunk / ex.fps
+            print(f"stop (W released after {a.stop_walk:g} s; re-planning {'off' if a.no_replan else 'on'}): distance "
+                  f"median {dist[len(dist) // 2]:.3f} m, max {dist[-1]:.3f} m; time to within 1 cm of rest median "
+                  f"{secs[len(secs) // 2]:.2f} s, max {secs[-1]:.2f} s (one chunk of video = {chunk_s:.2f} s); "
+                  f"walking speed {stops[0][2]:.2f} m/s; chunks dropped {ex.walker.replans}")
     finally:
         ex.close()
     return 0
+
+
+def measure_stop(ex, walk_s: float) -> tuple[float, float, float]:
+    """Stand still, hold W for walk_s seconds, release it -> (metres the view moved after the release, seconds until
+    it came within 1 cm of where it rests, walking speed before the release in m/s). The rig itself eases to a stop
+    (RigConfig.damping_time: about speed x 0.12 s of coasting); everything beyond that is motion that was queued."""
+    import numpy as np
+
+    from worldwalk.app.desktop.scripted import key_down, key_up
+
+    track: list[tuple[float, np.ndarray]] = []
+
+    def pos():
+        return np.array(ex.shown.pose[:3, 3], dtype=float)
+
+    def rested(s: float):
+        def check() -> bool:  # no frame on screen moved more than 1 mm for s seconds
+            now, p = time.monotonic(), pos()
+            if not track or np.linalg.norm(p - track[-1][1]) > 1e-3:
+                track.append((now, p))
+            return now - track[-1][0] >= s
+        return check
+
+    ex.run(until=rested(1.5), timeout=60)
+    key_down("w")
+    ex.run(until=lambda: False, timeout=walk_s - 0.5)
+    p0, t0 = pos(), time.monotonic()
+    ex.run(until=lambda: False, timeout=0.5)
+    speed = float(np.linalg.norm(pos() - p0) / (time.monotonic() - t0))
+    key_up("w")
+    released, at = pos(), time.monotonic()
+    track.clear()
+    ex.run(until=rested(2.0), timeout=60)
+    rest = pos()
+    settled = next(t for t, p in track if np.linalg.norm(p - rest) <= 0.01)
+    return float(np.linalg.norm(rest - released)), max(0.0, settled - at), speed
 
 
 if __name__ == "__main__":

@@ -103,3 +103,40 @@ def test_a_failing_request_is_reported_and_the_walk_goes_on(walker, tmp_path):
     walker.rewind()
     assert walker.sync() and "rewind failed" in walker.message
     assert walker.wait_chunk(30) is not None
+
+
+@pytest.mark.parametrize("replan", [True, False])
+def test_releasing_the_keys_stops_at_the_chunk_on_screen(replan):
+    """W held until the queue is full of forward chunks, then released: with re-planning the next chunk the display
+    takes stands still where the chunk on screen ended (the queued forward chunks were dropped and made again); without
+    it, the queued ones walk on."""
+    model, vae = random_world("test", seed=0)
+    w = Walker(Session(model, vae, SamplerConfig(steps=1)), queue_chunks=2, replan=replan)
+    try:
+        w.start(start_image())
+        w.set_input(InputState(keys={"w"}))
+        on_screen = w.wait_chunk(30)
+        end = time.monotonic() + 30
+        while w.queued < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert w.queued == 2
+        w.set_input(InputState())  # released
+        time.sleep(0.3)
+        nxt, after = w.wait_chunk(30), w.wait_chunk(30)
+        assert nxt.index == on_screen.index + 1 and after.index == nxt.index + 1
+        z0 = on_screen.poses[-1, 2, 3]
+        full_step = on_screen.poses[-1, 2, 3] - on_screen.poses[-2, 2, 3]  # walking speed, metres per frame
+        print("moved after release", nxt.poses[-1, 2, 3] - z0, after.poses[-1, 2, 3] - z0, "full step", full_step)
+        if replan:
+            assert w.replans >= 2
+            # the rig eases to a stop within the next chunk, then stands still
+            assert nxt.poses[-1, 2, 3] - nxt.poses[-2, 2, 3] < 0.25 * full_step
+            assert after.poses[-1, 2, 3] - nxt.poses[-1, 2, 3] < 0.5 * full_step
+            w.bookmark()
+            assert w.sync()
+            assert w.bookmarks[-1].frame_index == 1 + (after.index + 1) * len(after.poses)  # the chunk on screen
+        else:  # the queued chunks were planned with W held: they walk on at full speed
+            assert w.replans == 0
+            assert nxt.poses[-1, 2, 3] - nxt.poses[-2, 2, 3] > 0.9 * full_step
+    finally:
+        w.close()

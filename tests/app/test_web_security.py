@@ -337,7 +337,8 @@ def test_a_visitor_never_sees_a_server_path(server):
     kind, out = page_event(server, "on_record", [None], tab, seen)
     assert kind == "complete", out
     downloads = Links(out[2]).links
-    assert downloads == [f"worldwalk/download/{token}/walk-01.mp4", f"worldwalk/download/{token}/walk-01.json"], out
+    assert downloads == [f"worldwalk/download/{token}/walk-01.mp4", f"worldwalk/download/{token}/walk-01.json",
+                         f"worldwalk/download/{token}/walk-01.start.safetensors"], out
     links += downloads
     # the downloads: attachments, by the walk's token and the name the demo gave them
     got = {}
@@ -351,6 +352,8 @@ def test_a_visitor_never_sees_a_server_path(server):
     side = json.loads(got["walk-01.json"])
     assert len(side["c2w"]) >= 6  # a chunk at least
     seen.append(("the camera path downloaded", got["walk-01.json"].decode()))
+    snap = got["walk-01.start.safetensors"]  # safetensors: 8-byte header length, then the JSON header (metadata)
+    seen.append(("the start state downloaded", snap[8:8 + int.from_bytes(snap[:8], "little")].decode()))
     # the recording stays the walk's own: another visitor's token, or any other name, finds nothing
     other = server.manager.start_live("visitor-c", np.full((64, 96, 3), 60, np.uint8), 0, "theirs")
     recording = server.manager.download(token, "walk-01.mp4")

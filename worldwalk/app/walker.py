@@ -6,6 +6,7 @@ Every front end (desktop window, browser demo) runs one Walker per walk:
     first = w.start(image, seed=0)            # (1, H, W, 3) start frame
     w.set_input(InputState(keys={"w"}))        # any time, from any thread: the input held from now on
     item = w.frames.get(timeout=1)             # Chunk(frames (N, H, W, 3), poses (N, 4, 4), timing, ...)
+    item = w.take(timeout=1)                   # or: the next chunk for the display (None if none came)
     w.pause(); w.resume(); w.bookmark(); w.rewind(); w.record_start(path); w.record_stop()
     w.close()
 
@@ -16,9 +17,19 @@ between chunks (`sync()` waits for them; `message` says what happened). The queu
 worker waits instead of piling up frames (memory stays flat), and it plans a chunk only once the queue has room for it,
 so each chunk reads the input held as late as possible (latency ~ one chunk on screen + one generation); when generation falls behind, the display holds its last
 frame and `behind` tells the HUD so.
+
+What the display has taken is what the walk is (`take`): a chunk still waiting in the queue can be taken back.
+- A stop that stops: every chunk remembers the motion input it was planned with and the walk's state before it. When
+  the held motion (keys, sticks) no longer matches a queued chunk's, the worker drops it and everything after it,
+  restores the state before it and plans again from the input held now, so releasing W stops the view at the end of
+  the chunk on screen (the mouse motion the dropped chunks had taken is given back).
+- Bookmarks, saved walks and the start of a recording are taken at the chunk on screen (the state after the last chunk
+  taken), not where the generator has got to; a recording gets the chunks as the display takes them.
 """
 from __future__ import annotations
 
+import collections
+import copy
 import queue
 import threading
 import time
@@ -33,12 +44,29 @@ from worldwalk.world.session import Session, Snapshot
 
 
 @dataclass
+class WalkState:
+    """The walk between two chunks: what a bookmark, a saved walk or a dropped chunk comes back to."""
+    snapshot: Snapshot
+    rig: Rig
+    path: list  # the map's (x, z) per chunk end
+    frame_index: int  # the walk's frames so far (the next chunk's first frame number)
+    stats: "WalkStats"
+
+
+@dataclass
 class Chunk:
     frames: np.ndarray  # (N, H, W, 3) uint8
     poses: np.ndarray  # (N, 4, 4) c2w of each frame
     timing: dict  # seconds per phase of the step that made it
     index: int  # chunk index in the walk
     generation: int  # bumps at every rewind/restart: chunks of an older generation are stale
+    taken_input: InputState | None = None  # the input it was planned with (its mouse motion included)
+    before: WalkState | None = None  # the walk before it: restored when it is dropped
+
+
+def motion_of(inp: InputState) -> tuple:
+    """The held part of an input (keys and sticks, not the mouse motion that a chunk uses up)."""
+    return inp.keys, inp.move_axes, inp.look_axes, inp.lift_axis
 
 
 @dataclass
@@ -60,11 +88,16 @@ class WalkStats:
 
 class Walker:
     def __init__(self, session: Session, rig_config: RigConfig | None = None, queue_chunks: int = 2,
-                 world_desc: dict | None = None):
+                 world_desc: dict | None = None, replan: bool = True):
         self.session = session
         self.rig_config = rig_config or RigConfig(fps=session.cfg.fps)
         self.rig = Rig(self.rig_config)
-        self.frames: queue.Queue[Chunk] = queue.Queue(maxsize=queue_chunks)
+        self.queue_chunks = queue_chunks
+        self._queue: collections.deque[Chunk] = collections.deque()  # made, not yet taken by the display
+        self._q = threading.Condition()  # guards _queue and _taken
+        self._taken: collections.deque[Chunk] = collections.deque()  # taken by the display, not yet recorded
+        self.replan = replan  # drop queued chunks whose motion the input no longer asks for
+        self.replans = 0  # chunks dropped so far (for tests and benchmarks)
         self.world_desc = dict(world_desc or {})
         self._input = InputState()
         self._in_lock = threading.Lock()  # the held input: never held for long
@@ -116,6 +149,27 @@ class Walker:
             self._thread.join(timeout=60)
         with self._lock:
             self._record_stop()
+
+    # ------------------------------------------------------------------ the display's side
+    def take(self, timeout: float = 0.0) -> Chunk | None:
+        """The next chunk for the display (waiting up to `timeout` s), or None. Taken is shown: it cannot be dropped
+        any more, and a recording gets it."""
+        end = time.monotonic() + timeout
+        with self._q:
+            while not self._queue:
+                left = end - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return None
+                self._q.wait(left)
+            c = self._queue.popleft()
+            self._taken.append(c)
+            self._q.notify_all()
+            return c
+
+    @property
+    def queued(self) -> int:
+        with self._q:
+            return len(self._queue)
 
     # ------------------------------------------------------------------ input and control (never block)
     def set_input(self, inp: InputState) -> None:
@@ -188,14 +242,28 @@ class Walker:
         return self.recorder is not None
 
     # ------------------------------------------------------------------ carried out by the worker, under _lock
+    def shown_state(self) -> WalkState:
+        """The walk after the last chunk the display took (the one on screen), between two chunks: the state before
+        the first chunk still queued, else the walk as it stands. Waits for a chunk in progress."""
+        with self._lock:
+            with self._q:
+                first = next((c for c in self._queue if c.generation == self._generation), None)
+            if first is not None and first.before is not None:
+                b = first.before
+                return WalkState(b.snapshot, copy.deepcopy(b.rig), list(b.path), b.frame_index, b.stats)
+            return self._state()
+
+    def _state(self) -> WalkState:
+        return WalkState(self.session.snapshot(), copy.deepcopy(self.rig), list(self.path), self.session.frame_index,
+                         self.stats)
+
     def _do(self, name: str, args) -> None:
-        import copy
         if name == "bookmark":
             if not self.session.started:
                 return
-            self.bookmarks.append(Bookmark(self.session.snapshot(), copy.deepcopy(self.rig), list(self.path),
-                                           self.session.frame_index))
-            self.message = f"bookmark {len(self.bookmarks)} at frame {self.session.frame_index}"
+            st = self.shown_state()
+            self.bookmarks.append(Bookmark(st.snapshot, st.rig, st.path, st.frame_index))
+            self.message = f"bookmark {len(self.bookmarks)} at frame {st.frame_index}"
         elif name == "rewind":
             if not self.bookmarks:
                 self.message = "no bookmark to rewind to (press B first)"
@@ -207,17 +275,20 @@ class Walker:
             self._new_generation()
             self.message = f"rewound to bookmark {len(self.bookmarks)} (frame {b.frame_index})"
         elif name == "record_start":
+            self._commit()
             self._record_stop()
             s = self.session
             info = recording_info(s, self.world_desc, s.window_chunks, self.image)
             try:
-                # the state before the next chunk, the recording's first: render --replay restores it (exact replay)
-                self.recorder = Recorder(args[0], s.cfg.fps, s.size_wh, s.intrinsics, info,
-                                         start=s.snapshot() if s.started else None)
+                # the walk after the chunk on screen: the recording gets the chunks taken from here on, and render
+                # --replay restores this state to make them again (exact replay)
+                start = self.shown_state().snapshot if s.started else None
+                self.recorder = Recorder(args[0], s.cfg.fps, s.size_wh, s.intrinsics, info, start=start)
                 self.message = f"recording to {self.recorder.path}"
             except (ValueError, OSError) as e:
                 self.message = f"cannot record: {e}"
         elif name == "record_stop":
+            self._commit()
             out = self._record_stop()
             self.message = f"saved {out[0]} and {out[1]}" if out else "not recording"
         elif name in ("speed_up", "speed_down"):
@@ -236,16 +307,62 @@ class Walker:
         self._drain()
 
     def _drain(self):
-        try:
-            while True:
-                self.frames.get_nowait()
-        except queue.Empty:
-            pass
+        with self._q:
+            self._queue.clear()
+            self._taken.clear()
+            self._q.notify_all()
+
+    def _commit(self) -> None:
+        """Hand the chunks the display has taken to the recording (in order; those from before it started, or of an
+        older generation, are not its)."""
+        while True:
+            with self._q:
+                if not self._taken:
+                    return
+                c = self._taken.popleft()
+            r = self.recorder
+            if r is None or c.generation != self._generation:
+                continue
+            first = c.before.frame_index if c.before is not None else None
+            if first is not None and first < r.info.get("start_frame", 0):
+                continue
+            r.add(c.frames, c.poses)
+
+    def _drop_stale(self) -> bool:
+        """Drop the queued chunks from the first one planned with another motion than the input held now, and go back
+        to the walk before it (under _lock). -> whether anything was dropped."""
+        with self._in_lock:
+            held = self._input
+        with self._q:
+            q = list(self._queue)
+            i = next((k for k, c in enumerate(q) if c.generation == self._generation and c.before is not None
+                      and c.taken_input is not None and motion_of(c.taken_input) != motion_of(held)), None)
+            if i is None:
+                return False
+            dropped = q[i:]
+            for _ in dropped:
+                self._queue.pop()
+        b = dropped[0].before
+        self.session.restore(b.snapshot)
+        self.rig, self.path, self.stats = copy.deepcopy(b.rig), list(b.path), b.stats
+        with self._in_lock:  # the mouse motion the dropped chunks used up is looked again
+            dx = sum(c.taken_input.mouse_dx for c in dropped)
+            dy = sum(c.taken_input.mouse_dy for c in dropped)
+            inp = self._input
+            self._input = InputState(keys=inp.keys, mouse_dx=inp.mouse_dx + dx, mouse_dy=inp.mouse_dy + dy,
+                                     move_axes=inp.move_axes, look_axes=inp.look_axes, lift_axis=inp.lift_axis)
+        self.replans += len(dropped)
+        self._after_drop(dropped[0].index)
+        return True
+
+    def _after_drop(self, index: int) -> None:
+        """Hook: chunks from `index` on were dropped and will be planned again."""
 
     # ------------------------------------------------------------------ the worker
     def _run_commands(self):
         """Carry out queued requests (under _lock); a failing one is reported in `message`, the walk goes on."""
         with self._lock:
+            self._commit()
             while not self._cmds.empty():
                 name, args = self._cmds.get_nowait()
                 try:
@@ -257,15 +374,25 @@ class Walker:
     def _loop(self):
         while not self._stop.is_set():
             self._run_commands()
+            if self.replan and self.session.started:
+                with self._lock:
+                    try:
+                        self._drop_stale()
+                    except ValueError as e:  # a snapshot of this very walk always fits; never stop the walk for it
+                        self.message = f"could not re-plan: {e}"
             if not self._run.wait(timeout=0.05) or self._stop.is_set() or not self._cmds.empty():
                 continue
-            if self.frames.full():  # plan only when the chunk can be handed over at once: it reads the newest input
+            with self._q:  # plan only when the chunk can be handed over at once: it reads the newest input
+                full = len(self._queue) >= self.queue_chunks
+            if full:
                 time.sleep(0.005)
                 continue
             with self._lock:
                 gen = self._generation
                 rig = self.rig
-                rig.update(self._take_input(), 0.0)
+                before = self._state() if self.replan else None
+                inp = self._take_input()
+                rig.update(inp, 0.0)
                 poses = rig.plan_chunk(self.session.frames_per_step)
                 try:
                     frames = self.session.step(poses)
@@ -274,8 +401,6 @@ class Walker:
                     self._run.clear()
                     continue
                 rig.advance(self.session.frames_per_step)
-                if self.recorder is not None:
-                    self.recorder.add(frames, poses)
                 t = self.session.last_timing
                 p = poses[-1][:3, 3]
                 self.path.append((float(p[0]), float(p[2])))
@@ -284,31 +409,20 @@ class Walker:
                     generated_fps=len(frames) / max(t.get("total", 1e-9), 1e-9),
                     position=tuple(float(x) for x in p), heading_deg=float(rig.angles[0]),
                     frames=self.session.frame_index)
-                chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen)
-            while not self._stop.is_set():  # hand over, waiting while the display is behind
-                try:
-                    self.frames.put(chunk, timeout=0.1)
-                    break
-                except queue.Full:
-                    if gen != self._generation or not self._cmds.empty():
-                        if gen != self._generation:
-                            break
-                        self._run_commands()
+                chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen, inp, before)
+            with self._q:  # there is room: planning waited for it, and only the display takes from the queue
+                if gen == self._generation:
+                    self._queue.append(chunk)
+                    self._q.notify_all()
 
     @property
     def generation(self) -> int:
         return self._generation
 
     def wait_chunk(self, timeout: float = 5.0) -> Chunk | None:
-        """The next chunk of the current generation, or None after `timeout` seconds."""
+        """The next chunk of the current generation (taken: see `take`), or None after `timeout` seconds."""
         end = time.monotonic() + timeout
         while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                c = self.frames.get(timeout=left)
-            except queue.Empty:
-                return None
-            if c.generation == self._generation:
+            c = self.take(max(0.0, end - time.monotonic()))
+            if c is None or c.generation == self._generation:
                 return c

@@ -544,9 +544,8 @@ class Explorer(ExplorerView):
     def _pull_chunks(self) -> None:
         w = self.walker
         while not self.buffer:  # only when the buffer runs dry: what waits in the queue waits with old input
-            try:
-                c = w.frames.get_nowait()
-            except queue.Empty:
+            c = w.take()
+            if c is None:
                 return
             if c.generation != w.generation:
                 continue

@@ -12,7 +12,6 @@ restored into a session.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -77,17 +76,17 @@ def rig_from_dict(d: dict) -> Rig:
 
 # ------------------------------------------------------------------------------------------------------ save / load
 def capture(walker) -> SavedWalk:
-    """The walker's state between two chunks (waits for a chunk in progress): snapshot, rig and path together."""
+    """The walk at the chunk on screen (waits for a chunk in progress): snapshot, rig and path together."""
     with walker._lock:
         s = walker.session
         if not s.started:
             raise ValueError("save: the walk has not started")
-        snap = s.snapshot()
-        rig = copy.deepcopy(walker.rig)
-        path = [tuple(p) for p in walker.path]
+        st = walker.shown_state()
+        snap, rig, path = st.snapshot, st.rig, [tuple(p) for p in st.path]
         image = walker.image if isinstance(walker.image, (str, Path)) else None
         meta = {"format": FORMAT, "version": VERSION, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "frame_index": s.frame_index, "chunk_index": s.chunk_index, "seed": s.seed,
+                "frame_index": st.frame_index, "chunk_index": int(st.snapshot.meta["cache"]["chunks"]),
+                "seed": s.seed,
                 "image": str(Path(image).resolve()) if image and Path(image).is_file() else None,
                 "image_sha256": s.image_sha256, "world": dict(walker.world_desc),
                 "sampler": s.sampler.to_dict(), "window_chunks": s.window_chunks, "colour_match": s.colour_match,

@@ -193,6 +193,9 @@ class WebWalker(Walker):
         self.pause()  # the gate: this chunk goes on, the next one waits for resume()
         return super()._take_input()
 
+    def _after_drop(self, index: int) -> None:  # the chunk that read the input last is gone: the gate may open again
+        self.last_read = (self.generation, index - 1) if index > 0 else (-1, -1)
+
 
 class _Walk:
     kind = "walk"
@@ -378,6 +381,9 @@ class LiveWalk(_Walk):
             for i, frame in enumerate(chunk.frames):
                 if self.closed or chunk.generation != walker.generation:
                     break  # rewound or restarted: these frames belong to a world that is gone
+                while self.user_paused and not self.closed and chunk.generation == walker.generation:
+                    time.sleep(0.02)  # Pause stops at the frame on screen; the rest of the chunk waits
+                    next_t = time.monotonic()
                 if next_t < time.monotonic() - 0.25:  # generation is slower than real time: no catching up
                     next_t = time.monotonic()
                 self._wait_until(next_t)  # shown at the model's frame rate, as a video plays
