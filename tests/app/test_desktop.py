@@ -9,13 +9,14 @@ import pytest
 pygame = pytest.importorskip("pygame", reason="the desktop explorer needs pygame (pip install pygame)")
 
 from worldwalk.app import desktop  # noqa: E402
-from worldwalk.app.desktop.engine import DesktopSession, DesktopWalker  # noqa: E402
 from worldwalk.app.desktop.explorer import Explorer, Options, heading_of  # noqa: E402
 from worldwalk.app.desktop.scripted import key_down, key_up, press, type_text, wait_message  # noqa: E402
 from worldwalk.app.video import read_video  # noqa: E402
+from worldwalk.app.walker import Walker  # noqa: E402
 from worldwalk.controls import load_trajectory  # noqa: E402
 from worldwalk.world.bundle import random_world  # noqa: E402
 from worldwalk.world.sampler import SamplerConfig  # noqa: E402
+from worldwalk.world.session import Session  # noqa: E402
 
 
 def explore_args(*extra):
@@ -318,7 +319,7 @@ def test_hud_help_screenshot_and_mouse_look(explorer, tmp_path):
     wait_message(ex, "speed 1.50 m/s")
 
 
-class GroundSession(DesktopSession):
+class GroundSession(Session):
     """A real session (its state advances as usual) whose frames are replaced by a ray-cast world: a floor striped
     across the walking direction 1 m below the camera and a sky striped by compass direction. Shows whether the frames
     the window plays move the way the camera does."""
@@ -359,7 +360,7 @@ def best_shift(a, b, max_shift=6):
 
 def test_frames_move_the_way_the_camera_does(dummy_video, tmp_path):
     model, vae = random_world("test", seed=0)
-    walker = DesktopWalker(GroundSession(model, vae, SamplerConfig(steps=1)), queue_chunks=1,
+    walker = Walker(GroundSession(model, vae, SamplerConfig(steps=1)), queue_chunks=1,
                            world_desc={"preset": "test", "weights": "random"})
     walker.start(np.zeros((64, 96, 3), np.uint8))
     ex = Explorer(walker, Options(out_dir=tmp_path, dialog=False))

@@ -1,12 +1,13 @@
 """A live walk: a world.Session driven by a camera Rig from a worker thread; frames come out through a bounded queue.
 
-Every front end (desktop window, browser demo) runs one Walker per walk:
+Every front end (desktop window, browser demo) runs one Walker per walk, as it is (no front end subclasses it):
 
     w = Walker(session)
-    first = w.start(image, seed=0)            # (1, H, W, 3) start frame
+    first = w.start(image, seed=0)            # (1, H, W, 3) start frame; or w.start_from(snapshot, rig, path)
     w.set_input(InputState(keys={"w"}))        # any time, from any thread: the input held from now on
     item = w.frames.get(timeout=1)             # Chunk(frames (N, H, W, 3), poses (N, 4, 4), timing, ...)
     item = w.take(timeout=1)                   # or: the next chunk for the display (None if none came)
+    w.plan_at(t)                               # the display's pace: the next chunk is planned no sooner than t
     w.pause(); w.resume(); w.bookmark(); w.rewind(); w.record_start(path); w.record_stop()
     w.close()
 
@@ -51,6 +52,7 @@ class WalkState:
     path: list  # the map's (x, z) per chunk end
     frame_index: int  # the walk's frames so far (the next chunk's first frame number)
     stats: "WalkStats"
+    frame: np.ndarray | None = None  # (H, W, 3) uint8: the last frame of the walk at this point (shown at a rewind)
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Chunk:
     generation: int  # bumps at every rewind/restart: chunks of an older generation are stale
     taken_input: InputState | None = None  # the input it was planned with (its mouse motion included)
     before: WalkState | None = None  # the walk before it: restored when it is dropped
+    read_at: float = 0.0  # monotonic time the worker read the input for it (input-to-display latency)
+    input_seq: int = 0  # the walker's input_seq when it read the input: every set_input up to this one is in it
 
 
 def motion_of(inp: InputState) -> tuple:
@@ -71,10 +75,14 @@ def motion_of(inp: InputState) -> tuple:
 
 @dataclass
 class Bookmark:
-    snapshot: Snapshot
+    snapshot: Snapshot  # .last_frame: the frame the walk stood at (shown again at a rewind)
     rig: Rig
     path: list
     frame_index: int
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        return getattr(self.snapshot, "last_frame", None)
 
 
 @dataclass
@@ -98,6 +106,10 @@ class Walker:
         self._taken: collections.deque[Chunk] = collections.deque()  # taken by the display, not yet recorded
         self.replan = replan  # drop queued chunks whose motion the input no longer asks for
         self.replans = 0  # chunks dropped so far (for tests and benchmarks)
+        self._plan_at = 0.0  # monotonic time before which no chunk is planned (the display's pace; plan_at)
+        self.last_frame: np.ndarray | None = None  # (H, W, 3): the newest frame of the walk (steps go on from it)
+        self.input_seq = 0  # bumps at every set_input
+        self.message_seq = 0  # bumps each time a request has been carried out (`message` says how it went)
         self.world_desc = dict(world_desc or {})
         self._input = InputState()
         self._in_lock = threading.Lock()  # the held input: never held for long
@@ -127,6 +139,7 @@ class Walker:
             first = self.session.start(image, seed=seed, **camera)
             self._record_stop()
             self.image = image
+            self.last_frame = first[-1]
             self.rig = Rig(self.rig_config)
             self.path = [(0.0, 0.0)]
             self.bookmarks.clear()
@@ -135,11 +148,39 @@ class Walker:
             self.error = None
         with self._in_lock:
             self._input = InputState()
+        self._start_thread()
+        self._run.set()
+        return first
+
+    def start_from(self, snap: Snapshot, rig: Rig, path: list, image=None) -> None:
+        """Continue a saved walk: the session restored to `snap` (its .last_frame shown), the rig and map path as
+        saved. The saved moment becomes bookmark 1, so a rewind comes back to it. The walk is left paused.
+
+        A snapshot of another model raises ValueError and leaves a walk in progress as it was.
+        """
+        with self._lock:  # the worker is between chunks while this is held
+            self.session.restore(snap)  # ValueError here changes nothing
+            self._run.clear()
+            self._record_stop()  # a recording of the walk before ends here
+            self.image = image
+            self.rig, self.path = copy.deepcopy(rig), list(path)
+            self.last_frame = getattr(snap, "last_frame", None)
+            clone = Snapshot({k: v.clone() for k, v in snap.tensors.items()}, dict(snap.meta))
+            clone.last_frame = self.last_frame
+            self.bookmarks[:] = [Bookmark(clone, copy.deepcopy(rig), list(path), self.session.frame_index)]
+            self._new_generation()
+            p = self.rig.pose[:3, 3]
+            self.stats = WalkStats(position=tuple(float(x) for x in p), heading_deg=float(self.rig.angles[0]),
+                                   frames=self.session.frame_index)
+            self.error = None
+        with self._in_lock:
+            self._input = InputState()
+        self._start_thread()
+
+    def _start_thread(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="worldwalk-generator", daemon=True)
             self._thread.start()
-        self._run.set()
-        return first
 
     def close(self) -> None:
         self._stop.set()
@@ -151,9 +192,9 @@ class Walker:
             self._record_stop()
 
     # ------------------------------------------------------------------ the display's side
-    def take(self, timeout: float = 0.0) -> Chunk | None:
+    def take(self, timeout: float = 0.0, hold: bool = False) -> Chunk | None:
         """The next chunk for the display (waiting up to `timeout` s), or None. Taken is shown: it cannot be dropped
-        any more, and a recording gets it."""
+        any more, and a recording gets it. hold: plan no next chunk until the display says when (plan_at)."""
         end = time.monotonic() + timeout
         with self._q:
             while not self._queue:
@@ -163,8 +204,15 @@ class Walker:
                 self._q.wait(left)
             c = self._queue.popleft()
             self._taken.append(c)
+            if hold:
+                self._plan_at = float("inf")
             self._q.notify_all()
             return c
+
+    def plan_at(self, t: float) -> None:
+        """Plan the next chunk no sooner than monotonic time t (when it is needed, so it reads the newest input)."""
+        with self._q:
+            self._plan_at = t
 
     @property
     def queued(self) -> int:
@@ -172,19 +220,23 @@ class Walker:
             return len(self._queue)
 
     # ------------------------------------------------------------------ input and control (never block)
-    def set_input(self, inp: InputState) -> None:
-        """The input held from now on; mouse deltas add up until the next chunk takes them."""
+    def set_input(self, inp: InputState) -> int:
+        """The input held from now on; mouse deltas add up until the next chunk takes them. -> its input_seq (a
+        chunk with this input_seq or later was planned with it)."""
         with self._in_lock:
             dx, dy = self._input.mouse_dx + inp.mouse_dx, self._input.mouse_dy + inp.mouse_dy
             self._input = InputState(keys=inp.keys, mouse_dx=dx, mouse_dy=dy, move_axes=inp.move_axes,
                                      look_axes=inp.look_axes, lift_axis=inp.lift_axis)
+            self.input_seq += 1
+            return self.input_seq
 
-    def _take_input(self) -> InputState:
+    def _take_input(self) -> tuple[InputState, float, int]:
+        """-> (the input held now, when it was read, its input_seq); its mouse motion is used up."""
         with self._in_lock:
             inp = self._input
             self._input = InputState(keys=inp.keys, move_axes=inp.move_axes, look_axes=inp.look_axes,
                                      lift_axis=inp.lift_axis)
-            return inp
+            return inp, time.monotonic(), self.input_seq
 
     @property
     def paused(self) -> bool:
@@ -254,8 +306,10 @@ class Walker:
             return self._state()
 
     def _state(self) -> WalkState:
-        return WalkState(self.session.snapshot(), copy.deepcopy(self.rig), list(self.path), self.session.frame_index,
-                         self.stats)
+        snap = self.session.snapshot()
+        snap.last_frame = self.last_frame  # the frame kept once: on the state (a bookmark's, a saved walk's)
+        return WalkState(snap, copy.deepcopy(self.rig), list(self.path), self.session.frame_index, self.stats,
+                         self.last_frame)
 
     def _do(self, name: str, args) -> None:
         if name == "bookmark":
@@ -270,6 +324,7 @@ class Walker:
                 return
             b = self.bookmarks[-1]
             self.session.restore(b.snapshot)
+            self.last_frame = b.frame
             self.rig = copy.deepcopy(b.rig)
             self.path = list(b.path)
             self._new_generation()
@@ -305,6 +360,7 @@ class Walker:
     def _new_generation(self):
         self._generation += 1
         self._drain()
+        self._plan_at = 0.0  # a new walk, a rewind: the next chunk at once
 
     def _drain(self):
         with self._q:
@@ -344,7 +400,7 @@ class Walker:
                 self._queue.pop()
         b = dropped[0].before
         self.session.restore(b.snapshot)
-        self.rig, self.path, self.stats = copy.deepcopy(b.rig), list(b.path), b.stats
+        self.rig, self.path, self.stats, self.last_frame = copy.deepcopy(b.rig), list(b.path), b.stats, b.frame
         with self._in_lock:  # the mouse motion the dropped chunks used up is looked again
             dx = sum(c.taken_input.mouse_dx for c in dropped)
             dy = sum(c.taken_input.mouse_dy for c in dropped)
@@ -369,6 +425,7 @@ class Walker:
                     self._do(name, args)
                 except Exception as e:  # noqa: BLE001 - a request must never stop the generator
                     self.message = f"{name} failed: {e}"
+                self.message_seq += 1
             self._idle.set()
 
     def _loop(self):
@@ -382,16 +439,17 @@ class Walker:
                         self.message = f"could not re-plan: {e}"
             if not self._run.wait(timeout=0.05) or self._stop.is_set() or not self._cmds.empty():
                 continue
-            with self._q:  # plan only when the chunk can be handed over at once: it reads the newest input
-                full = len(self._queue) >= self.queue_chunks
-            if full:
+            with self._q:  # plan only when the chunk can be handed over at once (it reads the newest input), and not
+                # before the display wants it
+                wait = len(self._queue) >= self.queue_chunks or time.monotonic() < self._plan_at
+            if wait:
                 time.sleep(0.005)
                 continue
             with self._lock:
                 gen = self._generation
                 rig = self.rig
                 before = self._state() if self.replan else None
-                inp = self._take_input()
+                inp, read_at, seq = self._take_input()
                 rig.update(inp, 0.0)
                 poses = rig.plan_chunk(self.session.frames_per_step)
                 try:
@@ -401,6 +459,7 @@ class Walker:
                     self._run.clear()
                     continue
                 rig.advance(self.session.frames_per_step)
+                self.last_frame = frames[-1]
                 t = self.session.last_timing
                 p = poses[-1][:3, 3]
                 self.path.append((float(p[0]), float(p[2])))
@@ -409,7 +468,7 @@ class Walker:
                     generated_fps=len(frames) / max(t.get("total", 1e-9), 1e-9),
                     position=tuple(float(x) for x in p), heading_deg=float(rig.angles[0]),
                     frames=self.session.frame_index)
-                chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen, inp, before)
+                chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen, inp, before, read_at, seq)
             with self._q:  # there is room: planning waited for it, and only the display takes from the queue
                 if gen == self._generation:
                     self._queue.append(chunk)
@@ -419,10 +478,10 @@ class Walker:
     def generation(self) -> int:
         return self._generation
 
-    def wait_chunk(self, timeout: float = 5.0) -> Chunk | None:
+    def wait_chunk(self, timeout: float = 5.0, hold: bool = False) -> Chunk | None:
         """The next chunk of the current generation (taken: see `take`), or None after `timeout` seconds."""
         end = time.monotonic() + timeout
         while True:
-            c = self.take(max(0.0, end - time.monotonic()))
+            c = self.take(max(0.0, end - time.monotonic()), hold=hold)
             if c is None or c.generation == self._generation:
                 return c

@@ -72,11 +72,12 @@ def build(args):
     """-> an Explorer with its walk started (window not open yet). Raises ValueError for any bad input."""
     import torch
 
-    from worldwalk.app.desktop.engine import DesktopSession, DesktopWalker
     from worldwalk.app.desktop.explorer import Explorer, Options, SCENES_DIR, default_image
     from worldwalk.app.desktop.walkfile import load_walk
     from worldwalk.app.world_args import colour_match_from, load_world, memory_from, sampler_from, start_overlay_from
+    from worldwalk.app.walker import Walker
     from worldwalk.world.images import load_image
+    from worldwalk.world.session import Session
 
     args = complete(args)
     if args.size is not None and not 0.1 <= args.size <= 16:
@@ -106,15 +107,15 @@ def build(args):
     seed = args.seed if args.seed is not None else int(saved.meta.get("seed", 0)) if saved else 0
     window = int(saved.meta.get("window_chunks") or args.window) if saved else args.window
     memory, depth = memory_from(args, saved.meta if saved else None)
-    session = DesktopSession(model, vae, sampler, window_chunks=window, device=args.device,
-                             dtype=getattr(torch, args.dtype),
-                             colour_match=colour_match_from(args, saved.meta if saved else None),
-                             start_overlay=start_overlay_from(args, saved.meta if saved else None),
-                             memory=memory, depth=depth)
-    walker = DesktopWalker(session, queue_chunks=1, world_desc=desc)
+    session = Session(model, vae, sampler, window_chunks=window, device=args.device,
+                      dtype=getattr(torch, args.dtype),
+                      colour_match=colour_match_from(args, saved.meta if saved else None),
+                      start_overlay=start_overlay_from(args, saved.meta if saved else None),
+                      memory=memory, depth=depth)
+    walker = Walker(session, queue_chunks=1, world_desc=desc)
     if saved is not None:
         try:
-            walker.adopt(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"), seed=seed)
+            walker.start_from(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"))
         except ValueError as e:
             walker.close()
             raise ValueError(f"--resume {args.resume}: {e}") from None

@@ -1,4 +1,4 @@
-"""The explorer window: a pygame display loop on the main thread over a DesktopWalker generating in its worker thread.
+"""The explorer window: a pygame display loop on the main thread over an app.walker.Walker generating in its worker thread.
 
 One display-loop iteration (`Explorer.tick`), at up to `display_hz` (60) per second:
   events -> held keys / mouse -> walker.set_input (never blocks) -> results of background tasks -> chunks pulled from
@@ -24,11 +24,11 @@ import pygame
 
 from worldwalk import assets_dir
 from worldwalk.app.desktop import hud, style
-from worldwalk.app.desktop.engine import DesktopWalker
 from worldwalk.app.desktop.keys import ACTIONS, CTRL_ACTIONS, MOVE_KEYS, is_ctrl
 from worldwalk.app.desktop.prompt import IMAGE_TYPES, WALK_TYPES, FileDialog, PathPrompt, dialog_available
 from worldwalk.app.desktop.view import ExplorerView, heading_of
 from worldwalk.app.desktop.walkfile import SUFFIX, capture, load_walk, save_walk
+from worldwalk.app.walker import Walker
 from worldwalk.controls.rig import InputState
 
 SCENES_DIR = assets_dir() / "scenes"
@@ -111,7 +111,7 @@ def stamp(prefix: str, suffix: str, folder: Path) -> Path:
 
 
 class Explorer(ExplorerView):
-    def __init__(self, walker: DesktopWalker, options: Options | None = None):
+    def __init__(self, walker: Walker, options: Options | None = None):
         self.walker = walker
         self.opt = options or Options()
         s = walker.session
@@ -174,9 +174,9 @@ class Explorer(ExplorerView):
         self.fonts = hud.Fonts()
         self.clock = pygame.time.Clock()
         pygame.key.set_repeat()  # held keys are tracked from KEYDOWN/KEYUP; no auto-repeat
-        if self.walker.session.started and self.walker.session.last_frame is not None:
+        if self.walker.session.started and self.walker.last_frame is not None:
             s = self.walker.session
-            self._show(Shown(s.last_frame, np.array(s.last_pose, dtype=np.float64), s.frame_index - 1))
+            self._show(Shown(self.walker.last_frame, np.array(s.last_pose, dtype=np.float64), s.frame_index - 1))
         self.gen = self.walker.generation
         self.running = True
         self.loop = LoopStats(started=time.monotonic())
@@ -270,10 +270,9 @@ class Explorer(ExplorerView):
         keys = frozenset(self.held) if self.prompt is None else frozenset()
         dx, dy = self.mouse
         if keys != self._sent_keys or dx or dy:
-            self.walker.set_input(InputState(keys=keys, mouse_dx=dx, mouse_dy=dy))
-            self.walker.input_seq += 1
+            seq = self.walker.set_input(InputState(keys=keys, mouse_dx=dx, mouse_dy=dy))
             if not self.walker.paused and (not self.changes or now - self.changes[-1][1] > 0.05):
-                self.changes.append((self.walker.input_seq, now))  # coalesced: mouse motion comes every frame
+                self.changes.append((seq, now))  # coalesced: mouse motion comes every frame
             self._sent_keys = keys
             self.mouse = [0.0, 0.0]
 
@@ -427,8 +426,7 @@ class Explorer(ExplorerView):
         def job():
             saved = load_walk(path)
             try:
-                self.walker.adopt(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"),
-                                  seed=int(saved.meta.get("seed", 0)))
+                self.walker.start_from(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"))
             except ValueError as e:
                 raise ValueError(f"walk file: {path}: {e}") from None
             self.last_walk = Path(path)
@@ -538,8 +536,8 @@ class Explorer(ExplorerView):
         self.buffer.clear()
         self.waiting_since = None
         s = w.session
-        if s.last_frame is not None:
-            self._show(Shown(s.last_frame, np.array(s.last_pose, dtype=np.float64), s.frame_index - 1))
+        if w.last_frame is not None:
+            self._show(Shown(w.last_frame, np.array(s.last_pose, dtype=np.float64), s.frame_index - 1))
 
     def _pull_chunks(self) -> None:
         w = self.walker
@@ -551,7 +549,7 @@ class Explorer(ExplorerView):
                 continue
             first = 1 + c.index * self.per_chunk
             for i, (f, p) in enumerate(zip(c.frames, c.poses)):
-                self.buffer.append((f, p, first + i, (c.generation, c.index) if i == 0 else None))
+                self.buffer.append((f, p, first + i, c if i == 0 else None))
 
     def _play(self, now: float) -> None:
         if self.walker.paused:
@@ -564,19 +562,17 @@ class Explorer(ExplorerView):
             if self.waiting_since is None:
                 self.waiting_since = now
             return
-        f, p, number, key = self.buffer.popleft()
+        f, p, number, chunk = self.buffer.popleft()
         late = now - self.next_due
         self.next_due = (self.next_due if late < 1.0 / self.fps else now) + 1.0 / self.fps
         self.waiting_since = None
         self._show(Shown(f, p, number))
-        if key is not None:
-            self._chunk_on_screen(key, now)
+        if chunk is not None:
+            self._chunk_on_screen(chunk, now)
 
-    def _chunk_on_screen(self, key, now: float) -> None:
-        taken = self.walker.taken.get(key)
-        if taken is None:
-            return
-        t_taken, seq = taken
+    def _chunk_on_screen(self, chunk, now: float) -> None:
+        """The first frame of `chunk` is on screen: latency of the input changes it was the first to be planned with."""
+        t_taken, seq = chunk.read_at, chunk.input_seq
         self.pipeline_s = now - t_taken
         first = None
         while self.changes and self.changes[0][0] <= seq:

@@ -170,33 +170,6 @@ def yaw_deg(pose: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- walks
-class WebWalker(Walker):
-    """A Walker that generates just in time for the display, and notes when each chunk read the held input.
-
-    A plain Walker starts the next chunk as soon as the last one is handed over, so when it is faster than real
-    time it runs a queue's worth of chunks ahead of the display and a key press shows up only after those have
-    played (~2 chunks of latency). Here every chunk closes a gate as it reads the input (the walker pauses after
-    that chunk) and the pump opens it again just before the chunk on screen runs out, so the next chunk reads the
-    freshest input: latency ~ the time to generate one chunk.
-    """
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.read_at: dict[int, float] = {}  # chunk index -> when it read the input (for the HUD's latency)
-        self.last_read = (-1, -1)  # (generation, chunk index) of the chunk that read the input last
-
-    def _take_input(self) -> InputState:  # called by the worker right before it plans a chunk
-        self.last_read = (self.generation, self.session.chunk_index)
-        self.read_at[self.session.chunk_index] = time.monotonic()
-        if len(self.read_at) > 64:
-            self.read_at.pop(next(iter(self.read_at)))
-        self.pause()  # the gate: this chunk goes on, the next one waits for resume()
-        return super()._take_input()
-
-    def _after_drop(self, index: int) -> None:  # the chunk that read the input last is gone: the gate may open again
-        self.last_read = (self.generation, index - 1) if index > 0 else (-1, -1)
-
-
 class _Walk:
     kind = "walk"
 
@@ -241,7 +214,7 @@ class LiveWalk(_Walk):
         self.image, self.seed, self.label = image, seed, label
         self.state = "waiting"
         self.dir = workdir / f"walk-{self.token[:8]}"
-        self.walker: WebWalker | None = None
+        self.walker: Walker | None = None
         self.quality = quality
         self.error: str | None = None
         self.message = ""
@@ -258,10 +231,6 @@ class LiveWalk(_Walk):
         self.held: frozenset = frozenset()
         self.input_n = -1
         self.user_paused = False
-        self._want_at = 0.0  # when the pump lets the walker start its next chunk
-        self._taken = (-1, -1)  # (generation, chunk index) of the chunk the pump took last
-        self._recent: collections.OrderedDict = collections.OrderedDict()  # (gen, index) -> (last frame, its pose)
-        self._marks: dict[int, tuple] = {}  # bookmark frame_index -> (frame, pose) to show again on rewind
 
     def idle_for(self, now: float) -> float:
         """Seconds since the visitor last did something; 0 while keys are held on a page that is watching."""
@@ -273,7 +242,7 @@ class LiveWalk(_Walk):
     def begin(self, make_session: Callable[[], Session], rig_config: RigConfig | None, world_desc: dict) -> None:
         """Create the walk's Session and Walker and show the start frame. Raises ValueError for a bad image."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        walker = WebWalker(make_session(), rig_config=rig_config, queue_chunks=1, world_desc=world_desc)
+        walker = Walker(make_session(), rig_config=rig_config, queue_chunks=1, world_desc=world_desc)
         try:
             first = walker.start(self.image, seed=self.seed)
         except BaseException:
@@ -326,28 +295,13 @@ class LiveWalk(_Walk):
             self.shown_at.append(time.monotonic())
             self._cond.notify_all()
 
-    def _open_gate(self) -> None:
-        if not self.user_paused and not self.closed and self.walker is not None:
-            self.walker.resume()
-
-    def _maybe_open_gate(self) -> None:
-        """Let the walker start its next chunk when it is due and no chunk is already on its way."""
-        w = self.walker
-        if w is None or not w.paused or time.monotonic() < self._want_at:
-            return
-        gen, index = w.last_read
-        if gen == w.generation and not (self._taken[0] == gen and self._taken[1] >= index):
-            return  # the chunk that read the input last is still being made, or waits in the queue
-        self._open_gate()
-
     def _wait_until(self, t: float) -> None:
-        """Sleep until monotonic time t, opening the generation gate on the way when it is due."""
+        """Sleep until monotonic time t (or the walk closes)."""
         while not self.closed:
-            self._maybe_open_gate()
             now = time.monotonic()
             if now >= t:
                 return
-            time.sleep(max(0.0, min(t, self._want_at if self._want_at > now else t) - now))
+            time.sleep(min(0.05, t - now))
 
     def _pump_loop(self):
         walker = self.walker
@@ -360,14 +314,9 @@ class LiveWalk(_Walk):
             if time.monotonic() - self.fetched_at > UNWATCHED_S:
                 time.sleep(0.05)  # nobody is looking: the gate stays shut, generation waits
                 continue
-            self._maybe_open_gate()
-            chunk = walker.wait_chunk(0.05)
+            chunk = walker.wait_chunk(0.05, hold=True)  # the next one is planned when this one says (plan_at)
             if chunk is None:
                 continue
-            self._taken = (chunk.generation, chunk.index)
-            self._recent[self._taken] = (chunk.frames[-1], chunk.poses[-1])
-            while len(self._recent) > 4:
-                self._recent.popitem(last=False)
             gen = chunk.timing.get("total", 0.0)
             est = gen if est is None else 0.7 * est + 0.3 * gen
             # frames play at the model's frame rate; when generation is slower than that, slower (evenly spread
@@ -375,9 +324,10 @@ class LiveWalk(_Walk):
             dt = max(1.0 / fps, est / len(chunk.frames))
             start = max(next_t, time.monotonic())
             next_t = start
-            # the next chunk must be ready when this one has played: start it that much earlier (with a margin)
-            self._want_at = start + dt * len(chunk.frames) - 1.25 * est - 0.04
-            read = walker.read_at.pop(chunk.index, None)
+            # the next chunk must be ready when this one has played: start it that much earlier (with a margin), and
+            # no earlier, so that it reads the freshest input (latency ~ the time to generate one chunk)
+            walker.plan_at(start + dt * len(chunk.frames) - 1.25 * est - 0.04)
+            read = chunk.read_at
             for i, frame in enumerate(chunk.frames):
                 if self.closed or chunk.generation != walker.generation:
                     break  # rewound or restarted: these frames belong to a world that is gone
@@ -421,8 +371,8 @@ class LiveWalk(_Walk):
         self.user_paused = not self.user_paused
         if self.user_paused:
             self.walker.pause()
-        else:
-            self._open_gate()
+        elif not self.closed:
+            self.walker.resume()
         self.message = "paused" if self.user_paused else "walking"
         return self.user_paused
 
@@ -435,18 +385,10 @@ class LiveWalk(_Walk):
             self.message = f"{name}: still waiting for the world to finish a chunk"
             return self.message
         self.message = scrub(w.message)
-        if name == "bookmark" and w.bookmarks:
-            b = w.bookmarks[-1]  # its last frame, when the pump has it, is shown again at a rewind
-            k = (b.frame_index - 1) // w.session.frames_per_step - 1
-            if k < 0:
-                self._marks[b.frame_index] = (None, np.eye(4))
-            elif (w.generation, k) in self._recent:
-                self._marks[b.frame_index] = self._recent[(w.generation, k)]
         if name == "rewind" and w.bookmarks and "rewound" in w.message:
             b = w.bookmarks[-1]
-            frame, pose = self._marks.get(b.frame_index, (None, b.rig.pose))
-            if frame is not None:
-                self._publish(frame, pose)  # the view jumps back at once, even while paused
+            if b.frame is not None:
+                self._publish(b.frame, b.rig.pose)  # the view jumps back at once, even while paused
             else:
                 with self._cond:
                     self.pose = b.rig.pose
