@@ -23,8 +23,7 @@ import torch
 from tqdm import tqdm
 
 from worldwalk.app.recorder import Recorder, recording_info, start_snapshot_path
-from worldwalk.app.world_args import (add_world_args, check_seed, colour_match_from, finite_number, load_world,
-                                      memory_from, sampler_from, start_overlay_from)
+from worldwalk.app.world_args import add_world_args, check_seed, finite_number, world_factory
 from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
 from worldwalk.controls.actions import meant_as_actions
 from worldwalk.world.session import FOV_RANGE, Session, Snapshot
@@ -237,17 +236,12 @@ def run(args) -> int:
     else:
         raise ValueError("--image: required (the recording names no start image)")
     seed = args.seed if args.seed is not None else check_seed(rec.get("seed", 0), "the recording's seed")
-    model, vae, world_desc = load_world(args, rec)  # a recorded prompt is used again
-    sampler = sampler_from(args, rec.get("sampler"))
-    fps = model.cfg.fps
+    make_session, world_desc = world_factory(args, rec)  # a recorded prompt and settings are used again
+    session = make_session()
+    fps = session.cfg.fps
     if abs(traj.fps - fps) > 1e-9:
         traj = traj.resample(fps)
     traj = traj.relative_to_first()
-
-    memory, depth = memory_from(args, rec)
-    session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
-                      dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
-                      start_overlay=start_overlay_from(args, rec), memory=memory, depth=depth)
     # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
     intr = None
     if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):
@@ -265,14 +259,10 @@ def _run_from_snapshot(args, traj: Trajectory, rec: dict, out: Path, sidecar: Pa
     """A recording started mid-walk: restore the walk's state when it started, then step its poses (in the walk's own
     frame, not made relative to the first)."""
     snap = Snapshot.load(start_path)  # ValueError: one line naming the file
-    model, vae, world_desc = load_world(args, rec)
-    sampler = sampler_from(args, rec.get("sampler"))
-    if abs(traj.fps - model.cfg.fps) > 1e-9:
-        traj = traj.resample(model.cfg.fps)
-    memory, depth = memory_from(args, rec)
-    session = Session(model, vae, sampler, window_chunks=args.window, device=args.device,
-                      dtype=getattr(torch, args.dtype), colour_match=colour_match_from(args, rec),
-                      start_overlay=start_overlay_from(args, rec), memory=memory, depth=depth)
+    make_session, world_desc = world_factory(args, rec)
+    session = make_session()
+    if abs(traj.fps - session.cfg.fps) > 1e-9:
+        traj = traj.resample(session.cfg.fps)
     try:
         session.restore(snap)
     except ValueError as e:

@@ -243,3 +243,23 @@ def sampler_from(args, recorded: dict | None = None) -> SamplerConfig:
     if args.sampler:
         base["kind"] = args.sampler
     return SamplerConfig(**with_reproject(base, getattr(args, "reproject", None))).validate()
+
+
+def world_factory(args, recorded: dict | None = None, window: int | None = None):
+    """The one world factory of every front end (render, explorer, web): the world loaded once from the options (and a
+    recording's or saved walk's settings, `recorded`), then -> (make_session, world description for sidecars), where
+    make_session() is a fresh Session with the options' sampler, window, device, dtype, colour match, start overlay
+    and world memory. Raises ValueError (one line) for a bad option."""
+    from worldwalk.world.session import Session
+
+    model, vae, desc = load_world(args, recorded)
+    sampler = sampler_from(args, recorded.get("sampler") if recorded else None)
+    memory, depth = memory_from(args, recorded)
+    colour_match, start_overlay = colour_match_from(args, recorded), start_overlay_from(args, recorded)
+    dtype = getattr(torch, args.dtype)
+    window = window or args.window
+
+    def make_session() -> Session:
+        return Session(model, vae, sampler, window_chunks=window, device=args.device, dtype=dtype,
+                       colour_match=colour_match, start_overlay=start_overlay, memory=memory, depth=depth)
+    return make_session, desc

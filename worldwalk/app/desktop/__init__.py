@@ -9,7 +9,7 @@ R record, F12 screenshot, B bookmark, Backspace rewind, N next start scene, O op
 the walk, Tab HUD, H help, Ctrl+Q quit. Recordings (MP4 + replay JSON), screenshots and saved walks go to --out-dir.
 
 Modules: explorer (the window's state and display loop), view (drawing it), hud and minimap (the overlays), style,
-keys, prompt (file dialog / typed path), engine (the Session/Walker hooks the window needs), walkfile (.walk files),
+keys, prompt (file dialog / typed path), walkfile (.walk files),
 scripted (posting events: tests, demos, benchmarks/desktop_loop.py).
 """
 from __future__ import annotations
@@ -70,14 +70,11 @@ def complete(args) -> argparse.Namespace:
 
 def build(args):
     """-> an Explorer with its walk started (window not open yet). Raises ValueError for any bad input."""
-    import torch
-
     from worldwalk.app.desktop.explorer import Explorer, Options, SCENES_DIR, default_image
     from worldwalk.app.desktop.walkfile import load_walk
-    from worldwalk.app.world_args import colour_match_from, load_world, memory_from, sampler_from, start_overlay_from
+    from worldwalk.app.world_args import world_factory
     from worldwalk.app.walker import Walker
     from worldwalk.world.images import load_image
-    from worldwalk.world.session import Session
 
     args = complete(args)
     if args.size is not None and not 0.1 <= args.size <= 16:
@@ -102,16 +99,12 @@ def build(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir}: exists and is not a folder")
 
-    model, vae, desc = load_world(args, saved.meta.get("world") if saved else None)
-    sampler = sampler_from(args, saved.meta.get("sampler") if saved else None)
+    # a saved walk's settings: its world description (weights, prompt) and its sampler, window, memory, ...
+    recorded = {**saved.meta, **(saved.meta.get("world") or {})} if saved else None
     seed = args.seed if args.seed is not None else int(saved.meta.get("seed", 0)) if saved else 0
     window = int(saved.meta.get("window_chunks") or args.window) if saved else args.window
-    memory, depth = memory_from(args, saved.meta if saved else None)
-    session = Session(model, vae, sampler, window_chunks=window, device=args.device,
-                      dtype=getattr(torch, args.dtype),
-                      colour_match=colour_match_from(args, saved.meta if saved else None),
-                      start_overlay=start_overlay_from(args, saved.meta if saved else None),
-                      memory=memory, depth=depth)
+    make_session, desc = world_factory(args, recorded, window=window)
+    session = make_session()
     walker = Walker(session, queue_chunks=1, world_desc=desc)
     if saved is not None:
         try:
@@ -122,7 +115,7 @@ def build(args):
         note = f"resumed {Path(args.resume).name} at frame {saved.frame_index} — Space to walk on"
     else:
         walker.start(image, seed=seed, fov_deg=args.fov)
-    name = desc.get("preset", model.cfg.name)
+    name = desc.get("preset", session.cfg.name)
     opts = Options(out_dir=out_dir, scale=args.size, display_hz=args.display_hz, seed=seed, fov=args.fov,
                    dialog=not args.no_dialog, hud=not args.no_hud, title=f"worldwalk — {name}")
     ex = Explorer(walker, opts)

@@ -70,8 +70,7 @@ def create_server(args):
     """Load the world once and build the server (not started). -> app.web.server.WebServer"""
     import torch
 
-    from worldwalk.app.world_args import colour_match_from, load_world, memory_from, sampler_from, start_overlay_from
-    from worldwalk.world.session import Session
+    from worldwalk.app.world_args import world_factory
 
     if args.max_walks is not None and args.max_walks < 1:
         raise ValueError(f"--max-walks {args.max_walks}: expected at least 1")
@@ -91,14 +90,9 @@ def create_server(args):
     sock = bind(args.host, args.port)  # a port in use is reported before the world loads
     root = None
     try:
-        model, vae, world_desc = load_world(args)
-        memory, depth = memory_from(args)  # the 3-D world memory, when a depth network is at hand
+        make_session, world_desc = world_factory(args)  # with the 3-D world memory when a depth network is at hand
         # recordings a visitor downloads name the weights by file name only: visitors never see a server path
         world_desc = {**world_desc, "weights": Path(str(world_desc.get("weights", ""))).name or "unknown"}
-        sampler = sampler_from(args)
-        colour_match = colour_match_from(args)
-        start_overlay = start_overlay_from(args)
-        dtype = getattr(torch, args.dtype)
 
         from worldwalk.app.web.capacity import measure
         from worldwalk.app.web.files import PrivateFolder
@@ -109,10 +103,6 @@ def create_server(args):
         root = PrivateFolder.acquire()
         from worldwalk.app.web.server import WebServer, build_app
         from worldwalk.app.web.walks import Limits, WalkManager
-
-        def make_session() -> Session:
-            return Session(model, vae, sampler, window_chunks=args.window, device=args.device, dtype=dtype,
-                           colour_match=colour_match, start_overlay=start_overlay, memory=memory, depth=depth)
 
         scenes = load_scenes(args.scenes)
         probe = make_session()
