@@ -1,4 +1,4 @@
-"""app.web.walks: per-visitor walks, the cap and the line, idle timeout, tab close, upload checks (no server)."""
+"""app.web.walks (the manager), live (a visitor's walk) and uploads: per-visitor walks, the cap and the line, idle timeout, tab close, upload checks (no server)."""
 import time
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from worldwalk.app.web.scenes import drawn_scenes, load_scenes
-from worldwalk.app.web.walks import (Busy, Limits, WalkGone, WalkManager, check_image, parse_seed, prepare_image,
-                                     work_size)
+from worldwalk.app.web.uploads import check_image, parse_seed, prepare_image, work_size
+from worldwalk.app.web.walks import Busy, Limits, WalkGone, WalkManager
 from worldwalk.world.bundle import random_world
 from worldwalk.world.sampler import SamplerConfig
 from worldwalk.world.session import Session

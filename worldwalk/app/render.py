@@ -238,21 +238,30 @@ def run(args) -> int:
     seed = args.seed if args.seed is not None else check_seed(rec.get("seed", 0), "the recording's seed")
     make_session, world_desc = world_factory(args, rec)  # a recorded prompt and settings are used again
     session = make_session()
-    fps = session.cfg.fps
-    if abs(traj.fps - fps) > 1e-9:
-        traj = traj.resample(fps)
-    traj = traj.relative_to_first()
-    # the file's camera, carried from the file's image size to the model's frame (resize + centre crop)
-    intr = None
-    if args.fov is None and "intrinsics" not in traj.metadata.get("defaults", []):
-        intr = traj.resized(session.size_wh).intrinsics[0]
-
-    first = session.start(image, seed=seed, fov_deg=args.fov, frame_intrinsics=intr)
+    traj = fit_path(traj, session.cfg.fps)
+    first, chunks = start_on_path(session, traj, image, seed, args.fov)
     if rec.get("image_sha256") and rec["image_sha256"] != session.image_sha256:
         raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
-    chunks = chunked_poses(traj.c2w, session.frames_per_step)
     rec_info = recording_info(session, world_desc, args.window, image)
     return _write(session, chunks, traj, rec_info, out, sidecar, first=(first, traj.c2w[:1]))
+
+
+def fit_path(traj: Trajectory, fps: float) -> Trajectory:
+    """A camera path at the model's frame rate, relative to its first pose (where the start image is)."""
+    if abs(traj.fps - fps) > 1e-9:
+        traj = traj.resample(fps)
+    return traj.relative_to_first()
+
+
+def start_on_path(session: Session, traj: Trajectory, image, seed: int, fov: float | None):
+    """Start `session` at `image` for the path `traj` (from fit_path), with its camera: --fov, else the file's own
+    intrinsics carried from its image size to the model's frame (resize + centre crop), else the default.
+    -> (start frame (1, H, W, 3), chunks of poses for session.step)."""
+    intr = None
+    if fov is None and "intrinsics" not in traj.metadata.get("defaults", []):
+        intr = traj.resized(session.size_wh).intrinsics[0]
+    first = session.start(image, seed=seed, fov_deg=fov, frame_intrinsics=intr)
+    return first, chunked_poses(traj.c2w, session.frames_per_step)
 
 
 def _run_from_snapshot(args, traj: Trajectory, rec: dict, out: Path, sidecar: Path, start_path: Path) -> int:
@@ -276,10 +285,23 @@ def _run_from_snapshot(args, traj: Trajectory, rec: dict, out: Path, sidecar: Pa
 
 def _write(session: Session, chunks: list[np.ndarray], traj: Trajectory, rec_info: dict, out: Path, sidecar: Path,
            first=None, start=None) -> int:
-    """Step `chunks` and record the frames (after `first` = (frame, pose), if given) with a sidecar; on an error or
-    Ctrl+C midway remove what was written."""
+    t0 = time.perf_counter()
+    n = record_walk(session, chunks, traj, rec_info, out, first=first, start=start, progress=True)
+    elapsed = time.perf_counter() - t0
+    fps = session.cfg.fps
+    print(f"wrote {out} ({n} frames, {n / fps:.1f} s at {fps} fps) and {sidecar} in "
+          f"{elapsed:.1f} s ({(n - 1) / elapsed:.1f} generated fps)")
+    return 0
+
+
+def record_walk(session: Session, chunks: list[np.ndarray], traj: Trajectory, rec_info: dict, out: Path,
+                first=None, start=None, check=None, progress: bool = False) -> int:
+    """Step `chunks` and record the frames (after `first` = (frame, pose), if given; `start`: the start snapshot of a
+    walk replayed from one) to `out` with its sidecar, trimmed to the path's length. check(): called before every
+    chunk (it may raise to stop). On an error or Ctrl+C midway, what was written is removed. -> frames written."""
     fps = session.cfg.fps
     total = traj.num_frames
+    sidecar = out.with_suffix(".json")
     tmp_sidecar = sidecar.with_name(sidecar.stem + ".tmp.json")  # Recorder.write_sidecar's
     journal = out.with_suffix(".jsonl")  # Recorder's crash journal
     before = {p: _stamp(p) for p in (out, sidecar, tmp_sidecar, journal, start_snapshot_path(out))}
@@ -289,8 +311,10 @@ def _write(session: Session, chunks: list[np.ndarray], traj: Trajectory, rec_inf
         recorder = Recorder(out, fps, session.size_wh, session.intrinsics, rec_info, start=start)
         if first is not None:
             recorder.add(*first)
-        bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False)
+        bar = tqdm(chunks, desc=f"render {out.name}", unit="chunk", leave=False, disable=not progress)
         for poses in bar:
+            if check is not None:
+                check()
             keep = total - recorder.frames
             recorder.add(session.step(poses)[:keep], poses[:keep])
             bar.set_postfix(fps=f"{(recorder.frames - 1) / (time.perf_counter() - t0):.1f}")
@@ -298,8 +322,4 @@ def _write(session: Session, chunks: list[np.ndarray], traj: Trajectory, rec_inf
     except BaseException:  # an error or Ctrl+C midway: no partial MP4 + sidecar that look like a finished walk
         _discard(recorder, before)
         raise
-    elapsed = time.perf_counter() - t0
-    n = recorder.frames
-    print(f"wrote {recorder.path} ({n} frames, {n / fps:.1f} s at {fps} fps) and {recorder.sidecar} in "
-          f"{elapsed:.1f} s ({(n - 1) / elapsed:.1f} generated fps)")
-    return 0
+    return recorder.frames

@@ -162,3 +162,13 @@ def night() -> np.ndarray:
     img = _boxes(img, cam, [(-2.0, 6.0, 1.4, 1.4, 1.4, (220, 160, 60)), (3.0, 10.0, 2.0, 2.0, 3.0, (70, 90, 140)),
                             (-6.0, 15.0, 3.0, 3.0, 5.0, (60, 70, 110))])
     return _u8(img)
+
+
+def find_scene(scenes: list[Scene], name) -> Scene:
+    """A built-in start scene by name (case, spaces, '_' and '-' do not matter). Raises ValueError listing them."""
+    key = " ".join(str(name or "").replace("_", " ").replace("-", " ").lower().split())
+    for s in scenes:
+        if s.name.lower() == key:
+            return s
+    raise ValueError(f"scene: {str(name)[:40]!r} is not a start scene; expected one of "
+                     f"{', '.join(s.name for s in scenes)}")
