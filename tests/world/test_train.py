@@ -206,3 +206,46 @@ def test_chunk_bounds_and_rollout_gradients():
     assert len(pix) == 3 and all(0 < p < 4 for p in pix)
     assert all(p.grad is None for p in vae.parameters())
     assert model.final_layer.linear.weight.grad.abs().sum() > 0
+
+
+def test_two_torchrun_processes_match_one(tmp_path):
+    """`torchrun --nproc-per-node 2 launch.py train world` (gloo, loopback): each rank computes half of every global
+    batch and DistributedDataParallel averages the gradients, so its weights match a one-process run with the same
+    global batch; its checkpoint resumes in one process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    d, v = tmp_path / "data", tmp_path / "vae"
+    run("train", "data", "--dir", d, "--clips", 4, "--shard-size", 4, "--preset", "test")
+    run("train", "vae", "--dir", d, "--out", v, "--vae-preset", "test-vae", "--steps", 2)
+    common = ["train", "world", "--dir", str(d), "--vae", str(v), "--preset", "test", "--batch", "4", "--lr", "1e-3",
+              "--warmup", "0"]
+    run(*common, "--out", tmp_path / "zero", "--steps", 0)
+    init0 = torch.load(tmp_path / "zero" / "world_final.pt", weights_only=False)["model"]
+    run(*common, "--out", tmp_path / "one", "--steps", 3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(root / "launch.py"), *common, "--out", str(tmp_path / "two"), "--steps", "3"],
+                       capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(2 processes)" in r.stdout
+    one = torch.load(tmp_path / "one" / "world_final.pt", weights_only=False)["model"]
+    two = torch.load(tmp_path / "two" / "world_final.pt", weights_only=False)["model"]
+    assert set(one) == set(two)
+    assert any(not torch.equal(one[k], init0[k]) for k in one)  # the three steps moved the weights
+    for k in one:
+        assert torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-5), (k, (one[k] - two[k]).abs().max())
+    assert torch.load(tmp_path / "one" / "state.pt", weights_only=False)["step"] == 3 and torch.load(tmp_path / "two" / "state.pt", weights_only=False)["step"] == 3
+    # the two-process checkpoint resumes in one process (nothing in it is per rank)
+    run(*common, "--out", tmp_path / "two", "--steps", 4)
+    assert torch.load(tmp_path / "two" / "state.pt", weights_only=False)["step"] == 4
+    # a global batch the processes cannot share evenly is one line, exit 2
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(root / "launch.py"), *common, "--batch", "3", "--out", str(tmp_path / "odd"),
+                        "--steps", "1"], capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    assert r.returncode != 0
+    assert r.stderr.count("error: --batch 3: the global batch must be a multiple of the 2 processes") == 1
+    assert f'File "{root}' not in r.stderr  # no traceback through our code (torchrun reports the exit code itself)

@@ -9,6 +9,10 @@ Objective (flow matching, v = ε − x0, t = 1000·σ), two ways over the same c
   runs free as the engine does: every chunk at σ = 1, the cache written from the model's own one-step generation; the
   others are teacher-forced. This trains the horizon and the context the walks actually see.
 Camera conditions and Plücker maps come from the clip's own poses.
+
+Under torchrun (train/dist.py) the default objective runs data-parallel: every rank draws the same global batch and
+computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is the step
+of one process on the whole batch, and a run resumes with any number of processes. --rollout runs as one process.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from tqdm import tqdm
 
 from worldwalk.world.model import WorldModel
 from worldwalk.world.presets import get_preset
+from worldwalk.world.train import dist as tdist
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _load_state, _log, _lr, _save_state, chunk_bounds,
                                           latent_frames, load_any_vae, load_latents, load_trained_world, to_unit)
 
@@ -155,6 +160,22 @@ def cmd_world(a) -> int:
         raise ValueError(f"--max-chunks {a.max_chunks}: must be at least 1")
     if not 0 <= a.ema < 1:
         raise ValueError(f"--ema {a.ema}: the decay of the weight average must be in [0, 1) (e.g. 0.99; 0 is off)")
+    ranks = tdist.setup()
+    try:
+        return _train_world(a, ranks)
+    except ValueError:
+        if not ranks.main:
+            return 2  # every rank finds the same bad option; rank 0 says it (one line)
+        raise
+    finally:
+        ranks.close()
+
+
+def _train_world(a, ranks: tdist.Ranks) -> int:
+    if ranks.distributed and a.rollout:
+        raise ValueError(f"--rollout: runs as one process for now; start it without torchrun (asked for {ranks.world})")
+    if ranks.distributed and a.batch % ranks.world:
+        raise ValueError(f"--batch {a.batch}: the global batch must be a multiple of the {ranks.world} processes")
     torch.manual_seed(a.seed)
     over = {} if a.softmax_every is None else {"softmax_every": a.softmax_every}
     cfg = get_preset(a.preset, **over)
@@ -164,7 +185,11 @@ def cmd_world(a) -> int:
         raise ValueError("--pixel-loss: needs --rollout (the loss is taken on every streamed chunk)")
     pix_vae = load_any_vae(a.vae).requires_grad_(False) if a.pixel_loss else None
     clips = {d: ClipData(d) for d in a.dir} if a.pixel_loss else {}
+    if not ranks.main:  # rank 0 encodes the clips (or finds its cache) first; the others read its cache
+        ranks.barrier()
     sets = load_latents(a.dir, a.vae, cfg, out, vae=pix_vae, clips=clips)
+    if ranks.main:
+        ranks.barrier()
     for d, lat in zip(a.dir, sets):
         if d in clips:
             lat["frames"] = clips[d].frames
@@ -174,6 +199,12 @@ def cmd_world(a) -> int:
         if dataclasses.replace(init.cfg, **over) != cfg:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         convert_blocks(model, init.float())
+    fwd = model  # what the training forward goes through: the model, or its DistributedDataParallel wrapper
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        # some parameters take no part in a chunk-causal forward (e.g. the text branch): found each step
+        fwd = DistributedDataParallel(model, find_unused_parameters=True)
+    mine = ranks.shard(a.batch)  # this rank's samples of each global batch
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     modules = {"model": model}
     if a.ema:  # an exponential moving average of the weights, what world_final.pt then holds
@@ -183,7 +214,7 @@ def cmd_world(a) -> int:
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
     # a clip set is picked in proportion to the chunks it holds (clips x chunks per clip)
     weights = torch.tensor([float(len(s["z"]) * len(chunk_bounds(cfg, s["z"].shape[2]))) for s in sets])
-    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step")
+    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="world", unit="step", disable=not ranks.main)
     t0 = time.time()
     smooth = None  # the loss, smoothed for the progress bar
     for step in bar:
@@ -211,29 +242,37 @@ def cmd_world(a) -> int:
             xt = torch.cat([x0[:, :, :begin], noisy[:, :, begin:]], 2)
             ts = torch.zeros(a.batch, end)
             ts[:, begin:] = 1000 * sig[:, None]
+            # the whole batch was drawn above (the same on every rank); this rank computes its own samples
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-                v = model(xt, ts, cc[idx, :end], pl[idx, :, :end], mode="chunk_causal")
-            target = (eps - x0)[:, :, begin:]
+                v = fwd(xt[mine], ts[mine], cc[idx[mine], :end], pl[idx[mine], :, :end], mode="chunk_causal")
+            target = (eps - x0)[mine, :, begin:]
             loss = (v.float()[:, :, begin:] - target).pow(2).mean()
-            loss.backward()
+            loss.backward()  # DistributedDataParallel: the gradients averaged over the ranks, as for the whole batch
             loss_value = loss.item()
+            if ranks.distributed:  # the whole batch's loss, for the log
+                lv = torch.tensor([loss_value])
+                torch.distributed.all_reduce(lv)
+                loss_value = float(lv) / ranks.world
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if a.ema:
             modules["ema"].update_parameters(model)
         smooth = loss_value if smooth is None else 0.98 * smooth + 0.02 * loss_value
         bar.set_postfix(loss=f"{smooth:.4f}", chunk=k)
-        if (step + 1) % 10 == 0 or step + 1 == a.steps:
+        if ranks.main and ((step + 1) % 10 == 0 or step + 1 == a.steps):
             row = {"chunks": k} if a.rollout else {"chunk": k, "sigma": sig.mean().item()}
             if a.rollout and pix:
                 row["pixel_psnr"] = 10 * math.log10(4.0 / max(float(np.mean(pix)), 1e-10))
             _log(out, {"step": step + 1, "loss": loss_value, "loss_smooth": smooth, "grad_norm": float(gn), **row,
                        "time": time.time() - t0})
-        if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
+        if ranks.main and ((step + 1) % a.save_every == 0 or step + 1 == a.steps):
             _save_state(out, step + 1, modules, opt)
     final = {"model": model.state_dict(), "cfg": cfg.to_dict()}
     if a.ema:  # the averaged weights are the result; the last raw weights stay beside them
         final = {"model": modules["ema"].module.state_dict(), "model_raw": model.state_dict(), "cfg": cfg.to_dict()}
-    torch.save(final, out / "world_final.pt")
-    print(f"world model saved to {out / 'world_final.pt'}")
+    if ranks.main:
+        torch.save(final, out / "world_final.pt")
+        print(f"world model saved to {out / 'world_final.pt'}" + (f" ({ranks.world} processes)" if ranks.distributed
+                                                                  else ""))
+    ranks.barrier()
     return 0
