@@ -2,6 +2,7 @@
 set with SDL_VIDEODRIVER=x11).
 
     python benchmarks/desktop_loop.py --preset tiny --seconds 10          # the embedded default's size
+    python benchmarks/desktop_loop.py --default-world                     # the shipped default world, app settings
     python benchmarks/desktop_loop.py --preset test --steps 2 --seconds 5
 
 Holds W the whole time and presses / releases D every second; prints the loop rate, per-iteration work (median / max),
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
@@ -27,16 +29,20 @@ def main() -> int:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--default-world", action="store_true",
+                   help="the embedded default world (its weights, memory and sampler) instead of random weights")
     p.add_argument("--stops", type=int, default=3, help="W released this many times (0: no stop measurement)")
     p.add_argument("--stop-walk", type=float, default=3.0, help="seconds of W before each release")
     p.add_argument("--no-replan", action="store_true", help="queued chunks play out after a release (the old walker)")
     a = p.parse_args()
     import tempfile
 
+    from metrics import cpu_header
     from worldwalk.app import desktop
     from worldwalk.app.desktop.scripted import key_down, key_up
 
-    argv = ["--random-weights", "--preset", a.preset, "--no-dialog", "--out-dir", tempfile.mkdtemp()]
+    world = [] if a.default_world else ["--random-weights", "--preset", a.preset]
+    argv = [*world, "--no-dialog", "--out-dir", tempfile.mkdtemp()]
     if a.steps:
         argv += ["--steps", str(a.steps)]
     ex = desktop.build(desktop.parse_args(argv))
@@ -61,7 +67,8 @@ def main() -> int:
         dt = time.monotonic() - t0
         busy = sorted(ex.loop.busy_ms)
         st = ex.walker.stats
-        print(f"preset {a.preset}  driver {os.environ['SDL_VIDEODRIVER']}  window {ex.view_wh[0]}x{ex.view_wh[1]}")
+        print(f"# desktop_loop  {time.strftime('%Y-%m-%d %H:%M')}  {cpu_header()}")
+        print(f"{'the embedded default world' if a.default_world else 'preset ' + a.preset}  driver {os.environ['SDL_VIDEODRIVER']}  window {ex.view_wh[0]}x{ex.view_wh[1]}")
         print(f"display loop {(ex.loop.iterations - it0) / dt:.1f} Hz over {dt:.1f} s; work per iteration median "
               f"{busy[len(busy) // 2]:.2f} ms, max {busy[-1]:.1f} ms")
         print(f"chunks generated {ex.walker.session.chunk_index}; last chunk "

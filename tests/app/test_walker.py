@@ -140,3 +140,22 @@ def test_releasing_the_keys_stops_at_the_chunk_on_screen(replan):
             assert nxt.poses[-1, 2, 3] - nxt.poses[-2, 2, 3] > 0.9 * full_step
     finally:
         w.close()
+
+
+def test_input_that_changes_faster_than_a_chunk_never_starves_the_display():
+    """W held while D is pressed and released every few milliseconds (faster than a chunk is made): only a stop drops
+    queued chunks, so the walk keeps coming."""
+    model, vae = random_world("test", seed=0)
+    w = Walker(Session(model, vae, SamplerConfig(steps=1)), queue_chunks=1)
+    try:
+        w.start(start_image())
+        got, end, d = [], time.monotonic() + 30, False
+        while len(got) < 4 and time.monotonic() < end:
+            d = not d
+            w.set_input(InputState(keys={"w", "d"} if d else {"w"}))
+            c = w.take(0.005)
+            if c is not None:
+                got.append(c)
+        assert len(got) == 4 and w.replans == 0
+    finally:
+        w.close()

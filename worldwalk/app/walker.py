@@ -20,10 +20,12 @@ so each chunk reads the input held as late as possible (latency ~ one chunk on s
 frame and `behind` tells the HUD so.
 
 What the display has taken is what the walk is (`take`): a chunk still waiting in the queue can be taken back.
-- A stop that stops: every chunk remembers the motion input it was planned with and the walk's state before it. When
-  the held motion (keys, sticks) no longer matches a queued chunk's, the worker drops it and everything after it,
-  restores the state before it and plans again from the input held now, so releasing W stops the view at the end of
-  the chunk on screen (the mouse motion the dropped chunks had taken is given back).
+- A stop that stops: every chunk remembers the input it was planned with and the walk's state before it. When nothing
+  that moves is held any more (keys, sticks released) and a queued chunk was planned moving, the worker drops it and
+  everything after it, restores the state before it and plans again from the input held now, so releasing W stops the
+  view at the end of the chunk on screen (the mouse motion the dropped chunks had taken is given back). Only a stop
+  drops chunks: a chunk planned standing still is never dropped, so input that changes faster than a chunk is made
+  can never starve the display.
 - Bookmarks, saved walks and the start of a recording are taken at the chunk on screen (the state after the last chunk
   taken), not where the generator has got to; a recording gets the chunks as the display takes them.
 """
@@ -68,9 +70,10 @@ class Chunk:
     input_seq: int = 0  # the walker's input_seq when it read the input: every set_input up to this one is in it
 
 
-def motion_of(inp: InputState) -> tuple:
-    """The held part of an input (keys and sticks, not the mouse motion that a chunk uses up)."""
-    return inp.keys, inp.move_axes, inp.look_axes, inp.lift_axis
+def moving(inp: InputState, sprint_keys=("shift",)) -> bool:
+    """Whether the held part of an input (keys and sticks, not the mouse motion a chunk uses up) asks for motion."""
+    return (bool(set(inp.keys) - set(sprint_keys)) or any(inp.move_axes) or any(inp.look_axes)
+            or bool(inp.lift_axis))
 
 
 @dataclass
@@ -385,14 +388,17 @@ class Walker:
             r.add(c.frames, c.poses)
 
     def _drop_stale(self) -> bool:
-        """Drop the queued chunks from the first one planned with another motion than the input held now, and go back
-        to the walk before it (under _lock). -> whether anything was dropped."""
+        """When nothing that moves is held, drop the queued chunks from the first one planned moving, and go back to
+        the walk before it (under _lock). -> whether anything was dropped."""
+        sprint = self.rig_config.keymap.get("sprint", ("shift",))
         with self._in_lock:
             held = self._input
+        if moving(held, sprint):
+            return False
         with self._q:
             q = list(self._queue)
             i = next((k for k, c in enumerate(q) if c.generation == self._generation and c.before is not None
-                      and c.taken_input is not None and motion_of(c.taken_input) != motion_of(held)), None)
+                      and c.taken_input is not None and moving(c.taken_input, sprint)), None)
             if i is None:
                 return False
             dropped = q[i:]
