@@ -14,6 +14,7 @@ HTTP server stops, the temporary folder is removed, exit code 0.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -44,6 +45,12 @@ def add_parser(sub) -> None:
                    help="CPU threads per step with --device cpu (default: cores / max-walks, at least 1)")
     p.add_argument("--scenes", default=None,
                    help="folder of start images (default assets/scenes/, else a few drawn ones)")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="run every live walk in a Ray actor: auto = the Ray cluster this machine belongs to, local = "
+                        "a new one on this machine, else its address (needs pip install -e '.[cluster]')")
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each walk's actor asks for (default 1)")
+    p.add_argument("--ray-gpus", type=float, default=0.0,
+                   help="GPUs each walk's actor asks for (default 0; 1 for the official release)")
     add_world_args(p)
     p.set_defaults(func=run)
 
@@ -82,6 +89,12 @@ def create_server(args):
         raise ValueError(f"--port {args.port}: expected 0-65535")
     if args.scenes and not Path(args.scenes).is_dir():
         raise ValueError(f"--scenes {args.scenes}: no such folder")
+    if args.ray is not None:
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("--ray: Ray is not installed; expected pip install -e '.[cluster]'")
+        if not args.ray_cpus > 0 or args.ray_gpus < 0:
+            raise ValueError(f"--ray-cpus {args.ray_cpus:g} / --ray-gpus {args.ray_gpus:g}: expected CPUs > 0 and "
+                             "GPUs >= 0")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: expected at least 1")
     cpu = str(args.device).startswith("cpu")
@@ -107,6 +120,14 @@ def create_server(args):
         scenes = load_scenes(args.scenes)
         probe = make_session()
         size_wh, frames_per_step, fps = probe.size_wh, probe.frames_per_step, float(probe.cfg.fps)
+        cluster = None
+        if args.ray:  # each live walk in a Ray actor; the line and the default cap follow the cluster's resources
+            from worldwalk.app.web.cluster import Cluster
+            cluster = Cluster(args, args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus, world_desc=world_desc)
+            if args.max_walks is None:
+                args.max_walks = cluster.capacity()
+                print(f"worldwalk web: Ray cluster: {args.max_walks} walk(s) at once "
+                      f"({args.ray_cpus:g} CPU, {args.ray_gpus:g} GPU each)", flush=True)
         if args.max_walks is None:
             cap = measure(probe, scenes[0].image)
             args.max_walks = cap.max_walks
@@ -117,7 +138,8 @@ def create_server(args):
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,
                         max_upload_bytes=int(args.max_upload_mb * 2**20))
         manager = WalkManager(make_session, limits=limits, world_desc=world_desc,
-                              workdir=tempfile.mkdtemp(dir=root / "walks"), own_workdir=True)
+                              workdir=tempfile.mkdtemp(dir=root / "walks"), own_workdir=True,
+                              **({"walk_factory": cluster.walk_factory} if cluster is not None else {}))
         try:
             app = build_app(manager, scenes, size_wh, frames_per_step, fps)
         except BaseException:

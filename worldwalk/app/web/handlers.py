@@ -92,7 +92,7 @@ class PageHandlers:
     # -------------------------------------------------------------- the walk
     def live(self, token, request: gr.Request) -> LiveWalk:
         w = self.manager.get(token, request.session_hash, "live")
-        if w.state != "live" or w.walker is None:
+        if w.state != "live" or not w.running:
             raise WalkGone("your walk has not started yet (you are in line)")
         return w
 
@@ -101,7 +101,7 @@ class PageHandlers:
 
     def saved_downloads(self, w: LiveWalk, before: str):
         """Stop a recording in progress (a restart or reset would end it) -> (message, downloads update)."""
-        if w.walker is None or not w.walker.recording:
+        if not w.recording:
             return "", gr.skip()
         _, mp4, side = w.record_stop()
         if mp4 is None:
@@ -158,7 +158,7 @@ class PageHandlers:
     def on_record(self, token, request: gr.Request):
         try:
             w = self.live(token, request)
-            if not w.walker.recording:
+            if not w.recording:
                 return gr.update(value=STOP_RECORD), w.record_start(), gr.skip()
             msg, mp4, side = w.record_stop()
         except WalkGone as e:

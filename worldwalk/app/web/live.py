@@ -105,13 +105,28 @@ class LiveWalk(Walk):
             return 0.0
         return now - self.last_active
 
+    @property
+    def running(self) -> bool:
+        return self.walker is not None
+
+    @property
+    def recording(self) -> bool:
+        return self.walker is not None and self.walker.recording
+
     # -------------------------------------------------------------- lifecycle
-    def begin(self, make_session: Callable[[], Session], rig_config: RigConfig | None, world_desc: dict) -> None:
-        """Create the walk's Session and Walker and show the start frame. Raises ValueError for a bad image."""
+    def begin(self, make_session: Callable[[], Session], rig_config: RigConfig | None, world_desc: dict,
+              saved=None) -> None:
+        """Create the walk's Session and Walker and show the start frame. Raises ValueError for a bad image.
+        saved: a desktop.walkfile.SavedWalk to go on from instead (a walk moved from a worker that died), walking."""
         self.dir.mkdir(parents=True, exist_ok=True)
         walker = Walker(make_session(), rig_config=rig_config, queue_chunks=1, world_desc=world_desc)
         try:
-            first = walker.start(self.image, seed=self.seed)
+            if saved is None:
+                first, pose = walker.start(self.image, seed=self.seed)[0], np.eye(4)
+            else:
+                walker.start_from(saved.snapshot, saved.rig, saved.path)
+                walker.resume()
+                first, pose = walker.last_frame, saved.rig.pose
         except BaseException:
             walker.close()
             raise
@@ -119,7 +134,7 @@ class LiveWalk(Walk):
             walker.close()
             return
         self.walker = walker
-        self._publish(first[0], np.eye(4))
+        self._publish(first, pose)
         self.state = "live"
         self.touch()
         self.fetched_at = time.monotonic()

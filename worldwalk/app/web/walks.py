@@ -76,8 +76,9 @@ class WalkManager:
 
     def __init__(self, make_session: Callable[[], Session], *, limits: Limits | None = None,
                  world_desc: dict | None = None, rig_config: RigConfig | None = None, workdir: str | Path | None = None,
-                 own_workdir: bool | None = None):
+                 own_workdir: bool | None = None, walk_factory: Callable[..., Walk] = LiveWalk):
         self.make_session = make_session
+        self.walk_factory = walk_factory  # LiveWalk here, or cluster.RemoteWalk (each walk in a Ray actor)
         self.limits = limits or Limits()
         self.world_desc = dict(world_desc or {})
         self.rig_config = rig_config
@@ -146,7 +147,7 @@ class WalkManager:
         walk lives and for OUTPUT_TTL_S after it ended; None for anything else. Never joins a path it was given."""
         with self._lock:
             w = self.walks.get(token or "")
-            if isinstance(w, LiveWalk) and not w.closed:
+            if w is not None and w.kind == "live" and not w.closed:
                 files = w.saved
             else:
                 ended, files, _ = self._kept.get(token or "", (0.0, {}, None))
@@ -185,7 +186,7 @@ class WalkManager:
                     w.touch()
                     return w
                 self.close(w.token, "restarted")
-        w = LiveWalk(owner, image, seed, label, self.workdir, self.limits.jpeg_quality)
+        w = self.walk_factory(owner, image, seed, label, self.workdir, self.limits.jpeg_quality)
         with self._lock:
             go = self.free() > 0 and not self.line
             w.state = "starting" if go else "waiting"
@@ -272,7 +273,7 @@ class WalkManager:
     def close(self, token: str, reason: str = "closed") -> bool:
         with self._lock:
             w = self.walks.get(token)
-            keep = isinstance(w, LiveWalk) and bool(w.saved) and not self.stopping
+            keep = w.kind == "live" and bool(w.saved) and not self.stopping
             if keep:  # its recordings stay downloadable a while (sweep_outputs removes them)
                 self._kept[token] = (time.monotonic(), dict(w.saved), w.dir)
             w = self._forget(token, reason)

@@ -1,0 +1,84 @@
+"""Serving walks on Ray (app/web/cluster.py): a local Ray cluster on 127.0.0.1 with 2 CPUs, three visitors over two
+one-CPU actors (test preset, untrained weights): capacity, isolation, the line, and an actor killed mid-walk whose
+visitor goes on from the walk's last kept state."""
+import argparse
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the cluster path needs Ray (pip install -e '.[cluster]')")
+
+from worldwalk.app.web import add_parser  # noqa: E402
+from worldwalk.app.web.cluster import MOVED, Cluster  # noqa: E402
+from worldwalk.app.web.scenes import drawn_scenes  # noqa: E402
+from worldwalk.app.web.walks import Limits, WalkManager  # noqa: E402
+
+
+def wait_for(cond, timeout=120.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False,
+             log_to_driver=False)
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers())
+    args = p.parse_args(["web", "--random-weights", "--preset", "test", "--steps", "1", "--ray", "auto"])
+    c = Cluster(args, "auto", cpus=1)
+    m = WalkManager(None, limits=Limits(max_walks=c.capacity(), idle_timeout=0), walk_factory=c.walk_factory,
+                    workdir=tmp_path_factory.mktemp("walks"))
+    yield c, m
+    m.shutdown()
+    ray.shutdown()
+
+
+def walk_on(w, until, what):
+    """The page: pull frames while keys are held, until `until()`."""
+    wait_for(lambda: (w.frame_after(w.seq), until())[1], what=what)
+
+
+def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
+    c, m = cluster
+    assert c.capacity() == 2 and m.limits.max_walks == 2
+    img = drawn_scenes()[0].image
+    a = m.start_live("tab-a", img, 0, "Meadow")
+    b = m.start_live("tab-b", img, 1, "Meadow")
+    d = m.start_live("tab-c", img, 2, "Meadow")
+    assert (a.state, b.state, d.state) == ("live", "live", "waiting") and m.position(d.token) == 1
+    assert d.status(m.position(d.token))["position"] == 1
+    # isolation: a walks forward, b stands still, each in its own actor
+    a.set_input(["w"], n=1)
+    walk_on(a, lambda: a.status()["pos"][2] > 0.3, "a walking forward")
+    sb = b.status()
+    assert sb["pos"][2] == 0.0  # b stands where it started (its actor generates what b holds: nothing)
+    seq, jpeg = a.frame_after(0)
+    assert seq > 1 and jpeg[:2] == b"\xff\xd8"  # JPEG bytes, not tensors
+    # a recording made before the fault is kept on the front end
+    assert a.record_start() == "recording…"
+    at = a.status()["frames"]
+    walk_on(a, lambda: a.status()["frames"] > at + 24, "a recording")
+    msg, mp4, side = a.record_stop()
+    assert mp4 is not None and mp4.is_file() and m.download(a.token, mp4.name) == mp4, msg
+    # the state kept by the front end, then the actor dies mid-walk
+    wait_for(lambda: a._checkpoint is not None, what="a kept state")
+    kept_z = a.status()["pos"][2]
+    time.sleep(2.5)  # one more checkpoint: the walk has moved on since
+    ray.kill(a.host, no_restart=True)
+    t0 = time.monotonic()
+    s = a.status()  # the first call finds the actor gone and moves the walk
+    assert a.moves == 1 and s["message"] == MOVED and s["state"] == "live"
+    assert s["pos"][2] >= kept_z - 1e-6  # it goes on from its last kept state, not from the start
+    walk_on(a, lambda: a.status()["pos"][2] > s["pos"][2] + 0.2, "a walking on after the move")
+    assert time.monotonic() - t0 < 60 and a.recovery_s[0] < 60
+    assert m.download(a.token, mp4.name) == mp4 and mp4.is_file()  # the recording survived
+    # a place frees up: the visitor in line starts by itself
+    m.close(b.token, "tab closed")
+    wait_for(lambda: d.state == "live", what="the visitor in line to start")
+    assert d.status()["pos"][2] == 0.0 and d.seed == 2
