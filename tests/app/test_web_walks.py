@@ -1,5 +1,10 @@
-"""app.web.walks (the manager), live (a visitor's walk) and uploads: per-visitor walks, the cap and the line, idle timeout, tab close, upload checks (no server)."""
+"""app.web.walks (the manager), live (a visitor's walk) and uploads: per-visitor walks, the cap and the line, idle
+timeout, tab close, upload checks (no server)."""
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,6 +217,14 @@ def test_pause_bookmark_rewind_record(manager):
     assert msg == "saved as walk-01.mp4" and a.status()["message"] == msg  # no place on the server
     frames, fps = read_video(mp4)
     assert len(frames) >= 6 and frames.shape[1:] == (64, 96, 3) and fps == 16
+    # a web recording (started mid-walk, just after a bookmark) replays bit for bit from its start snapshot
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(side), "--out",
+                        str(mp4.parent / "again.mp4"), "--random-weights", "--preset", "test"], capture_output=True,
+                       text=True, cwd=root, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    again, _ = read_video(mp4.parent / "again.mp4")
+    assert len(again) == len(frames) and np.array_equal(again, frames)
     assert "rewound" in a.command("rewind")
     assert a.pose[2, 3] == pytest.approx(marked)  # the HUD is back at the bookmark at once
     wait_for(lambda: watch() and a.status()["path"][-1][1] >= marked, what="walking again after the rewind")
