@@ -2,13 +2,18 @@
 one-CPU actors (test preset, untrained weights): capacity, isolation, the line, and an actor killed mid-walk whose
 visitor goes on from the walk's last kept state."""
 import argparse
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="the cluster path needs Ray (pip install -e '.[cluster]')")
 
+from worldwalk.app.video import read_video  # noqa: E402
 from worldwalk.app.web import add_parser  # noqa: E402
 from worldwalk.app.web.cluster import MOVED, Cluster  # noqa: E402
 from worldwalk.app.web.scenes import drawn_scenes  # noqa: E402
@@ -66,18 +71,33 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     walk_on(a, lambda: a.status()["frames"] > at + 24, "a recording")
     msg, mp4, side = a.record_stop()
     assert mp4 is not None and mp4.is_file() and m.download(a.token, mp4.name) == mp4, msg
-    # the state kept by the front end, then the actor dies mid-walk
+    # the state kept by the front end, a second recording under way, then the actor dies mid-walk
     wait_for(lambda: a._checkpoint is not None, what="a kept state")
     kept_z = a.status()["pos"][2]
-    time.sleep(2.5)  # one more checkpoint: the walk has moved on since
+    assert a.record_start() == "recording…"
+    walk_on(a, lambda: a._rec_copy.get("walk-02.mp4", 0) > 0 and a._rec_copy.get("walk-02.jsonl", 0) > 0
+            and len((a.dir / "walk-02.jsonl").read_text().splitlines()) >= 3, "the recording in progress copied")
     ray.kill(a.host, no_restart=True)
     t0 = time.monotonic()
     s = a.status()  # the first call finds the actor gone and moves the walk
-    assert a.moves == 1 and s["message"] == MOVED and s["state"] == "live"
+    assert a.moves == 1 and s["message"].startswith(MOVED) and s["state"] == "live"
     assert s["pos"][2] >= kept_z - 1e-6  # it goes on from its last kept state, not from the start
     walk_on(a, lambda: a.status()["pos"][2] > s["pos"][2] + 0.2, "a walking on after the move")
     assert time.monotonic() - t0 < 60 and a.recovery_s[0] < 60
     assert m.download(a.token, mp4.name) == mp4 and mp4.is_file()  # the recording survived
+    # the recording in progress at the fault is kept up to its last copy, and replays from its journal
+    assert "recording was kept" in s["message"] and not a.recording
+    part = m.download(a.token, "walk-02.mp4")
+    journal = m.download(a.token, "walk-02.jsonl")
+    assert part is not None and journal is not None and m.download(a.token, "walk-02.start.safetensors")
+    partial, _ = read_video(part)
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(journal), "--out",
+                        str(part.parent / "again.mp4"), "--random-weights", "--preset", "test"], capture_output=True,
+                       text=True, cwd=root, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    again, _ = read_video(part.parent / "again.mp4")
+    assert len(partial) >= 6 and len(again) >= len(partial) and np.array_equal(again[:len(partial)], partial)
     # a place frees up: the visitor in line starts by itself
     m.close(b.token, "tab closed")
     wait_for(lambda: d.state == "live", what="the visitor in line to start")

@@ -10,7 +10,9 @@ actor publishes (never tensors). Without --ray nothing here is imported, and Ray
 - Fault tolerance: every few seconds the front end keeps the walk's latest state (a saved walk: snapshot, rig, map
   path; constant size) from its actor. When a call finds the actor (or its node) dead, a new actor is started on
   another worker and the walk goes on from that state, with a short notice in the page instead of an error.
-  Finished recordings are copied to the front end when they stop, so they outlive the actor.
+  Finished recordings are copied to the front end when they stop, and a recording in progress is copied as it grows
+  (its fragmented MP4, its journal and its start snapshot, new bytes only, with each kept state): when the actor
+  dies, what was recorded up to the last copy stays downloadable and `render --replay walk-NN.jsonl` replays it.
 """
 from __future__ import annotations
 
@@ -72,6 +74,21 @@ class WalkHost:
                 if p is not None and p.is_file():
                     files[p.name] = p.read_bytes()
         return msg, files
+
+    def recording_tail(self, offsets: dict) -> dict[str, bytes]:
+        """The recording in progress: the bytes of its MP4, journal and start snapshot past `offsets` (name -> bytes
+        the front end has). The MP4 first: the journal copied after it holds at least its chunks."""
+        w = self.walk
+        r = w.walker.recorder if w is not None and w.walker is not None else None
+        out: dict[str, bytes] = {}
+        if r is None:
+            return out
+        for p in (r.path, r.journal, r.start_path):
+            if p is not None and p.is_file():
+                with open(p, "rb") as f:
+                    f.seek(int(offsets.get(p.name, 0)))
+                    out[p.name] = f.read()
+        return out
 
     def restart(self, image=None, seed=None, label=None) -> None:
         self.walk.restart(image, seed, label)
@@ -163,6 +180,7 @@ class RemoteWalk(Walk):
         self.moves = 0  # times the walk moved to another actor after a fault
         self.recovery_s: list[float] = []  # how long each move took
         self._recording = False
+        self._rec_copy: dict[str, int] = {}  # the recording in progress copied so far: name -> bytes
         self._checkpoint: bytes | None = None
         self._lock = threading.RLock()
         self._keeper: threading.Thread | None = None
@@ -195,9 +213,34 @@ class RemoteWalk(Walk):
             self.host = host
             self._seq_base = self.seq  # the new actor counts its frames from 1 again; the page's numbers go on
             self.moves += 1
-            self._recording = False  # a recording in progress stayed with the dead actor
+            kept = self._keep_partial_recording()
             self.recovery_s.append(time.monotonic() - t0)
-            self.message = MOVED
+            self.message = MOVED + (f"; the recording was kept up to the fault ({kept})" if kept else "")
+
+    def _copy_recording(self, host) -> None:
+        """Append the new bytes of the recording in progress to the front end's copies."""
+        with self._lock:
+            tail = self._get(host.recording_tail.remote(dict(self._rec_copy)), timeout=60)
+            for name, data in tail.items():
+                if Path(name).name != name or not data:
+                    continue
+                with open(self.dir / name, "ab") as f:
+                    f.write(data)
+                self._rec_copy[name] = self._rec_copy.get(name, 0) + len(data)
+
+    def _keep_partial_recording(self) -> str | None:
+        """After a fault during a recording: what was copied becomes the recording (MP4 up to its last whole fragment,
+        the journal to replay it, the start snapshot). -> the MP4's name, or None."""
+        if not self._recording:
+            return None
+        self._recording = False
+        names, self._rec_copy = list(self._rec_copy), {}
+        mp4 = next((n for n in names if n.endswith(".mp4")), None)
+        if mp4 is None:
+            return None
+        for n in names:
+            self.saved[n] = self.dir / n
+        return mp4
 
     def _keep_state(self) -> None:
         """Every CHECKPOINT_S, keep the walk's latest state from its actor (for a move after a fault)."""
@@ -213,6 +256,11 @@ class RemoteWalk(Walk):
                 continue  # the next call from the page moves the walk
             if data is not None:
                 self._checkpoint = data
+            if self._recording:
+                try:
+                    self._copy_recording(self.host)
+                except (RayActorError, GetTimeoutError, OSError):
+                    pass
 
     # -------------------------------------------------------------- LiveWalk's interface
     @property
@@ -285,6 +333,7 @@ class RemoteWalk(Walk):
 
     def record_start(self) -> str:
         self.touch()
+        self._rec_copy = {}
         self.message, self._recording = self._call("record_start")
         return self.message
 
@@ -292,7 +341,11 @@ class RemoteWalk(Walk):
         """The recording's files come to the front end (they outlive the actor). -> (message, MP4, JSON or None)."""
         self.touch()
         msg, files = self._call("record_stop")
-        self._recording = False
+        with self._lock:
+            self._recording = False
+            for name in self._rec_copy:  # the copies made while it ran: the finished files replace them
+                (self.dir / name).unlink(missing_ok=True)
+            self._rec_copy = {}
         mp4 = side = None
         for name, data in files.items():
             if Path(name).name != name:  # the actor's own names only (walk-01.mp4, ...), never a path
@@ -317,8 +370,8 @@ class RemoteWalk(Walk):
             return out
         out = self._call("status", 0, 0.0)
         out["seq"] = out.get("seq", 0) + self._seq_base
-        if self.message == MOVED:
-            out["message"] = MOVED
+        if self.message.startswith(MOVED):
+            out["message"] = self.message
         out["moves"] = self.moves
         if idle_timeout > 0:
             out["idle_left"] = round(max(0.0, idle_timeout - self.idle_for(time.monotonic())), 1)
