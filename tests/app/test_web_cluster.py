@@ -37,11 +37,20 @@ def cluster(tmp_path_factory):
     add_parser(p.add_subparsers())
     args = p.parse_args(["web", "--random-weights", "--preset", "test", "--steps", "1", "--ray", "auto"])
     c = Cluster(args, "auto", cpus=1)
-    m = WalkManager(None, limits=Limits(max_walks=c.capacity(), idle_timeout=0), walk_factory=c.walk_factory,
+    c.args_used = args
+    m = WalkManager(c.make_session, limits=Limits(max_walks=c.capacity(), idle_timeout=0), walk_factory=c.walk_factory,
                     workdir=tmp_path_factory.mktemp("walks"))
     yield c, m
     m.shutdown()
     ray.shutdown()
+
+
+def frames_in(path) -> int:
+    """Frames a (partial) MP4 holds so far: the fragments written up to now (0 before the first)."""
+    try:
+        return len(read_video(path)[0])
+    except Exception:  # noqa: BLE001 - no file yet, or no complete fragment yet
+        return 0
 
 
 def walk_on(w, until, what):
@@ -75,8 +84,7 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     wait_for(lambda: a._checkpoint is not None, what="a kept state")
     kept_z = a.status()["pos"][2]
     assert a.record_start() == "recording…"
-    walk_on(a, lambda: a._rec_copy.get("walk-02.mp4", 0) > 0 and a._rec_copy.get("walk-02.jsonl", 0) > 0
-            and len((a.dir / "walk-02.jsonl").read_text().splitlines()) >= 3, "the recording in progress copied")
+    walk_on(a, lambda: frames_in(a.dir / "walk-02.mp4") >= 6, "the recording in progress copied")
     ray.kill(a.host, no_restart=True)
     t0 = time.monotonic()
     s = a.status()  # the first call finds the actor gone and moves the walk
@@ -102,3 +110,17 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     m.close(b.token, "tab closed")
     wait_for(lambda: d.state == "live", what="the visitor in line to start")
     assert d.status()["pos"][2] == 0.0 and d.seed == 2
+    # the API goes the same way: an API walk's Session lives in an actor, within the same cap
+    m.close(a.token, "tab closed")
+    w, first = m.start_api("client", img, 3)
+    assert type(w.session).__name__ == "RemoteSession" and first.shape == (1, 64, 96, 3)
+    poses = np.tile(np.eye(4), (w.session.frames_per_step, 1, 1))
+    poses[:, 2, 3] = np.arange(1, w.session.frames_per_step + 1) * 0.05
+    frames = w.session.step(poses)
+    assert frames.shape == (w.session.frames_per_step, 64, 96, 3) and w.session.frame_index == 1 + len(poses)
+    from worldwalk.app.world_args import world_factory
+    local = world_factory(c.args_used)[0]()  # the same world and settings in this process
+    local.start(img, seed=3)
+    diff = np.abs(local.step(poses).astype(int) - frames).mean()
+    assert diff < 1.0, diff  # the same walk (up to the thread count's rounding)
+    m.close(w.token, "ended by the client")

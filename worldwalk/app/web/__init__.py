@@ -137,7 +137,8 @@ def create_server(args):
             torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // args.max_walks))
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,
                         max_upload_bytes=int(args.max_upload_mb * 2**20))
-        manager = WalkManager(make_session, limits=limits, world_desc=world_desc,
+        manager = WalkManager(cluster.make_session if cluster is not None else make_session, limits=limits,
+                              world_desc=world_desc,
                               workdir=tempfile.mkdtemp(dir=root / "walks"), own_workdir=True,
                               **({"walk_factory": cluster.walk_factory} if cluster is not None else {}))
         try:

@@ -5,6 +5,8 @@ Walker and pump, exactly the in-process LiveWalk; the Gradio front end stays one
 RemoteWalk with LiveWalk's interface: it routes the visitor's input to the actor and hands the page the JPEG bytes the
 actor publishes (never tensors). Without --ray nothing here is imported, and Ray is not.
 
+- The API (start_walk / step_walk / render) goes the same way: each API walk or render gets a Session in its own
+  actor (SessionHost, RemoteSession), counted in the same cap.
 - Resources: an actor asks for --ray-cpus CPUs (default 1) and --ray-gpus GPUs (default 0; 1 for the release); the
   default --max-walks is what the cluster can hold at once, and visitors beyond it wait in the demo's line.
 - Fault tolerance: every few seconds the front end keeps the walk's latest state (a saved walk: snapshot, rig, map
@@ -19,7 +21,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
+
+import numpy as np
 
 from worldwalk.app.web.live import LiveWalk, Walk
 
@@ -122,6 +127,81 @@ def _load_saved(data: bytes | None, root: Path):
     return load_walk(path)
 
 
+class SessionHost:
+    """Runs in a Ray actor: one world.Session (an API walk, an API render, or the server's probe of the world)."""
+
+    def __init__(self, args, threads: int = 1):
+        import torch
+
+        from worldwalk.app.world_args import world_factory
+
+        torch.set_num_threads(max(1, threads))
+        make_session, _ = world_factory(args)
+        self.s = make_session()
+
+    def info(self) -> dict:
+        s = self.s
+        d = {"frames_per_step": s.frames_per_step, "fps": s.cfg.fps, "size_wh": tuple(s.size_wh),
+             "window_chunks": s.window_chunks, "sampler": s.sampler.to_dict(), "colour_match": s.colour_match,
+             "start_overlay": s.start_overlay,
+             "memory": s.memory_settings.to_dict() if s.memory_settings is not None else False}
+        if s.started:
+            d.update(intrinsics=np.asarray(s.intrinsics).copy(), frame_index=s.frame_index, seed=s.seed,
+                     image_label=s.image_label, image_sha256=s.image_sha256)
+        return d
+
+    def start(self, image, seed: int = 0, fov_deg=None, frame_intrinsics=None):
+        first = self.s.start(image, seed=seed, fov_deg=fov_deg, frame_intrinsics=frame_intrinsics)
+        return first, self.info()
+
+    def step(self, poses):
+        frames = self.s.step(np.asarray(poses))
+        return frames, self.info()
+
+
+class _AsDict:
+    """A settings object of the actor's session, as recording_info reads it (to_dict())."""
+
+    def __init__(self, d: dict):
+        self._d = dict(d)
+
+    def to_dict(self) -> dict:
+        return dict(self._d)
+
+
+class RemoteSession:
+    """A world.Session in a Ray actor, with what the API handlers and the render path use of one: start, step,
+    frames_per_step, cfg.fps, size_wh, intrinsics, frame_index, seed and the settings a sidecar records. The actor
+    ends when this object is dropped."""
+
+    def __init__(self, cluster: "Cluster"):
+        self._ray = cluster.ray
+        self._host = cluster.session_class.remote(cluster.args, max(1, int(cluster.cpus)))
+        self.started = False
+        self._apply(self._ray.get(self._host.info.remote()))
+
+    def _apply(self, d: dict) -> None:
+        self.frames_per_step, self.size_wh, self.window_chunks = d["frames_per_step"], d["size_wh"], d["window_chunks"]
+        self.cfg = types.SimpleNamespace(fps=d["fps"])
+        self.sampler = _AsDict(d["sampler"])
+        self.colour_match, self.start_overlay = d["colour_match"], d["start_overlay"]
+        self.memory_settings = _AsDict(d["memory"]) if d["memory"] else None
+        for k in ("intrinsics", "frame_index", "seed", "image_label", "image_sha256"):
+            if k in d:
+                setattr(self, k, d[k])
+
+    def start(self, image, seed: int = 0, fov_deg=None, frame_intrinsics=None) -> np.ndarray:
+        first, d = self._ray.get(self._host.start.remote(image, seed, fov_deg, frame_intrinsics))
+        self._apply(d)
+        self.started = True
+        return first
+
+    def step(self, poses) -> np.ndarray:
+        frames, d = self._ray.get(self._host.step.remote(np.asarray(poses)))
+        self._apply(d)
+        return frames
+
+
 class Cluster:
     """The Ray side of the server: connects (address: "auto" an existing cluster, "local" a new one on this machine,
     else host:port), says how many walks fit, and makes actors."""
@@ -140,6 +220,7 @@ class Cluster:
         self.rig_config, self.world_desc, self.quality = rig_config, dict(world_desc or {}), quality
         self.host_class = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_concurrency=8,
                                      max_restarts=0)(WalkHost)
+        self.session_class = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)(SessionHost)
 
     def capacity(self) -> int:
         """Walks the cluster can run at once with the resources each asks for (at least 1)."""
@@ -152,6 +233,10 @@ class Cluster:
     def new_host(self):
         return self.host_class.remote(self.args, self.rig_config, self.world_desc, self.quality,
                                       max(1, int(self.cpus)))
+
+    def make_session(self) -> RemoteSession:
+        """A Session in a new actor (the API's walks and renders)."""
+        return RemoteSession(self)
 
     def walk_factory(self, owner, image, seed, label, workdir, quality):
         return RemoteWalk(owner, image, seed, label, workdir, quality, self)
