@@ -39,7 +39,7 @@ def cluster(tmp_path_factory):
     c = Cluster(args, "auto", cpus=1)
     c.args_used = args
     m = WalkManager(c.make_session, limits=Limits(max_walks=c.capacity(), idle_timeout=0), walk_factory=c.walk_factory,
-                    workdir=tmp_path_factory.mktemp("walks"))
+                    workdir=tmp_path_factory.mktemp("walks"), capacity=c.capacity)
     yield c, m
     m.shutdown()
     ray.shutdown()
@@ -60,7 +60,7 @@ def walk_on(w, until, what):
 
 def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     c, m = cluster
-    assert c.capacity() == 2 and m.limits.max_walks == 2
+    assert c.capacity() == 2 and m.limits.max_walks == 2 and m.follow_capacity() == 2
     img = drawn_scenes()[0].image
     a = m.start_live("tab-a", img, 0, "Meadow")
     b = m.start_live("tab-b", img, 1, "Meadow")

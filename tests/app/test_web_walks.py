@@ -241,3 +241,23 @@ def test_pause_bookmark_rewind_record(manager):
     path = b.dir
     manager.close(b.token)
     assert not path.exists()  # a walk without recordings leaves nothing behind
+
+
+def test_the_cap_follows_a_capacity_that_changes(world, tmp_path):
+    """With a capacity to follow (a Ray cluster whose workers come and go), max_walks moves with it and the line
+    moves when it grows."""
+    model, vae = world
+    cap = {"n": 1}
+    m = WalkManager(lambda: Session(model, vae, SamplerConfig(steps=1)), limits=Limits(max_walks=1, idle_timeout=0),
+                    workdir=tmp_path / "walks", capacity=lambda: cap["n"])
+    try:
+        a = m.start_live("tab-a", scene(), 0, "Meadow")
+        b = m.start_live("tab-b", scene(), 0, "Meadow")
+        assert (a.state, b.state) == ("live", "waiting")
+        cap["n"] = 2  # a worker joined
+        assert m.follow_capacity() == 2
+        wait_for(lambda: b.state == "live", what="b to start on the new place")
+        cap["n"] = 0  # never below one place
+        assert m.follow_capacity() == 1 and a.state == b.state == "live"  # walks running go on
+    finally:
+        m.shutdown()

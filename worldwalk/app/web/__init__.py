@@ -121,6 +121,7 @@ def create_server(args):
         probe = make_session()
         size_wh, frames_per_step, fps = probe.size_wh, probe.frames_per_step, float(probe.cfg.fps)
         cluster = None
+        fixed_cap = args.max_walks is not None  # --max-walks given: it stays; else it follows the cluster
         if args.ray:  # each live walk in a Ray actor; the line and the default cap follow the cluster's resources
             from worldwalk.app.web.cluster import Cluster
             cluster = Cluster(args, args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus, world_desc=world_desc)
@@ -135,12 +136,15 @@ def create_server(args):
         del probe
         if cpu:  # walks step at once: more OpenMP threads than cores makes every one of them crawl
             torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // args.max_walks))
+        ray_kw = {}  # with --ray: walks in actors, and (unless --max-walks was given) the cap follows the cluster
+        if cluster is not None:
+            ray_kw = {"walk_factory": cluster.walk_factory, "capacity": None if fixed_cap else cluster.capacity}
         limits = Limits(max_walks=args.max_walks, idle_timeout=args.idle_timeout,
                         max_upload_bytes=int(args.max_upload_mb * 2**20))
         manager = WalkManager(cluster.make_session if cluster is not None else make_session, limits=limits,
                               world_desc=world_desc,
                               workdir=tempfile.mkdtemp(dir=root / "walks"), own_workdir=True,
-                              **({"walk_factory": cluster.walk_factory} if cluster is not None else {}))
+                              **ray_kw)
         try:
             app = build_app(manager, scenes, size_wh, frames_per_step, fps)
         except BaseException:

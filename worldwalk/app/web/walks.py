@@ -76,8 +76,10 @@ class WalkManager:
 
     def __init__(self, make_session: Callable[[], Session], *, limits: Limits | None = None,
                  world_desc: dict | None = None, rig_config: RigConfig | None = None, workdir: str | Path | None = None,
-                 own_workdir: bool | None = None, walk_factory: Callable[..., Walk] = LiveWalk):
+                 own_workdir: bool | None = None, walk_factory: Callable[..., Walk] = LiveWalk,
+                 capacity: Callable[[], int] | None = None):
         self.make_session = make_session
+        self.capacity = capacity  # the walks the engine holds now (a Ray cluster's workers), polled: max_walks follows
         self.walk_factory = walk_factory  # LiveWalk here, or cluster.RemoteWalk (each walk in a Ray actor)
         self.limits = limits or Limits()
         self.world_desc = dict(world_desc or {})
@@ -293,6 +295,16 @@ class WalkManager:
         """Close every walk of a tab (Gradio's unload)."""
         return sum(self.close(w.token, reason) for w in self.of_owner(owner))
 
+    def follow_capacity(self) -> int:
+        """max_walks from `capacity()` (a cluster whose workers come and go), never below 1; the line moves when it
+        grows. -> max_walks."""
+        if self.capacity is not None:
+            n = max(1, int(self.capacity()))
+            if n != self.limits.max_walks:
+                self.limits.max_walks = n
+                self._promote()
+        return self.limits.max_walks
+
     def reap(self) -> list[str]:
         """Close idle walks and abandoned places in line; -> the tokens closed."""
         now = time.monotonic()
@@ -335,6 +347,8 @@ class WalkManager:
             n += 1
             try:
                 self.reap()
+                if n % 10 == 0:  # every 5 s
+                    self.follow_capacity()
                 if n % 120 == 0:
                     self.sweep_outputs()
             except Exception as e:  # noqa: BLE001 - the reaper must outlive any one walk's trouble
