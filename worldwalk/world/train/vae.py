@@ -1,5 +1,8 @@
 """Stage `vae`: train the causal VAE on random windows and crops of the clips (L1 + MSE + edges, a little latent noise
 for robustness to the generator's errors), then fit the latent normalisation. Result: <out>/vae_final.pt.
+
+Under torchrun (train/dist.py) it runs data-parallel as the world stage does: the same global batch drawn on every
+rank, each rank reading and computing its own samples, the gradients averaged, rank 0 writing the checkpoints.
 """
 from __future__ import annotations
 
@@ -11,14 +14,34 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from worldwalk.world.train import dist as tdist
 from worldwalk.world.train.common import ClipData, _load_state, _log, _lr, _save_state, to_unit
 from worldwalk.world.vae import CausalVAE
 
 
 def cmd_vae(a) -> int:
+    ranks = tdist.setup()
+    try:
+        return _train_vae(a, ranks)
+    except ValueError:
+        if not ranks.main:
+            return 2  # rank 0 says it
+        raise
+    finally:
+        ranks.close()
+
+
+def _train_vae(a, ranks: tdist.Ranks) -> int:
+    if ranks.distributed and a.batch % ranks.world:
+        raise ValueError(f"--batch {a.batch}: the global batch must be a multiple of the {ranks.world} processes")
     torch.manual_seed(a.seed)
     data = ClipData(a.dir)
     vae = CausalVAE(a.vae_preset).train()
+    fwd = vae  # or its DistributedDataParallel wrapper (encode + decode in one forward)
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        fwd = DistributedDataParallel(_Autoencode(vae), find_unused_parameters=True)
+    mine = ranks.shard(a.batch)
     opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -28,20 +51,22 @@ def cmd_vae(a) -> int:
     H, W = data.frames.shape[2:4]
     crop = min(a.crop or H, H, W)
     crop -= crop % vae.spatial_factor
-    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="vae", unit="step")
+    bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="vae", unit="step", disable=not ranks.main)
     rng = np.random.default_rng(a.seed + step)
     t0 = time.time()
     for step in bar:
         idx = rng.integers(0, len(data), a.batch)
         start = rng.integers(0, data.frames.shape[1] - win + 1, a.batch)
         cy, cx = rng.integers(0, H - crop + 1, a.batch), rng.integers(0, W - crop + 1, a.batch)
+        # the global batch is drawn on every rank; each reads and computes its own samples
         x = to_unit(np.stack([data.frames[i, st:st + win, y:y + crop, xx:xx + crop]
-                              for i, st, y, xx in zip(idx, start, cy, cx)]))
+                              for i, st, y, xx in list(zip(idx, start, cy, cx))[mine]]))
         for g in opt.param_groups:
             g["lr"] = _lr(step, a.steps, a.lr)
-        z = vae.encode_video(x)
-        z_noisy = z + 0.05 * torch.randn_like(z)  # robustness to the generator's small latent errors
-        y = vae.decode_video(z_noisy)
+        lat_shape = (a.batch, vae.latent_channels, a.latents + 1, crop // vae.spatial_factor,
+                     crop // vae.spatial_factor)
+        noise = 0.05 * torch.randn(lat_shape)[mine]  # robustness to the generator's small latent errors
+        z, y = fwd(x, noise) if ranks.distributed else _autoencode(vae, x, noise)
         l1 = (y - x).abs().mean()
         mse = (y - x).pow(2).mean()
         gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
@@ -50,15 +75,20 @@ def cmd_vae(a) -> int:
         reg = 1e-3 * z.pow(2).mean()
         loss = l1 + mse + 0.5 * edge + reg
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DistributedDataParallel: the gradients averaged over the ranks, as for the whole batch
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+        if not ranks.main:
+            continue
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
         if (step + 1) % 10 == 0 or step + 1 == a.steps:
             _log(out, {"step": step + 1, "loss": loss.item(), "l1": l1.item(), "psnr": psnr, "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"vae": vae}, opt)
+    if not ranks.main:
+        ranks.barrier()
+        return 0
     # latent statistics for normalisation
     vae.eval()
     with torch.no_grad():
@@ -69,5 +99,23 @@ def cmd_vae(a) -> int:
         vae.latent_mean.copy_(z.mean(1))
         vae.latent_std.copy_(z.std(1).clamp_min(1e-3))
     torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
-    print(f"VAE saved to {out / 'vae_final.pt'}")
+    print(f"VAE saved to {out / 'vae_final.pt'}" + (f" ({ranks.world} processes)" if ranks.distributed else ""))
+    ranks.barrier()
     return 0
+
+
+def _autoencode(vae: CausalVAE, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, 3, F, H, W) -> (latents, the reconstruction of the latents + noise)."""
+    z = vae.encode_video(x)
+    return z, vae.decode_video(z + noise)
+
+
+class _Autoencode(torch.nn.Module):
+    """encode + decode as one forward, for DistributedDataParallel (it hooks a module's forward)."""
+
+    def __init__(self, vae: CausalVAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x, noise):
+        return _autoencode(self.vae, x, noise)
