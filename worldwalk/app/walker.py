@@ -404,6 +404,11 @@ class Walker:
             dropped = q[i:]
             for _ in dropped:
                 self._queue.pop()
+        self._drop(dropped)
+        return True
+
+    def _drop(self, dropped: list[Chunk]) -> None:
+        """Go back to the walk before dropped[0] (under _lock); the mouse motion the chunks used up is given back."""
         b = dropped[0].before
         self.session.restore(b.snapshot)
         self.rig, self.path, self.stats, self.last_frame = copy.deepcopy(b.rig), list(b.path), b.stats, b.frame
@@ -414,11 +419,6 @@ class Walker:
             self._input = InputState(keys=inp.keys, mouse_dx=inp.mouse_dx + dx, mouse_dy=inp.mouse_dy + dy,
                                      move_axes=inp.move_axes, look_axes=inp.look_axes, lift_axis=inp.lift_axis)
         self.replans += len(dropped)
-        self._after_drop(dropped[0].index)
-        return True
-
-    def _after_drop(self, index: int) -> None:
-        """Hook: chunks from `index` on were dropped and will be planned again."""
 
     # ------------------------------------------------------------------ the worker
     def _run_commands(self):
@@ -475,10 +475,18 @@ class Walker:
                     position=tuple(float(x) for x in p), heading_deg=float(rig.angles[0]),
                     frames=self.session.frame_index)
                 chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen, inp, before, read_at, seq)
-            with self._q:  # there is room: planning waited for it, and only the display takes from the queue
-                if gen == self._generation:
-                    self._queue.append(chunk)
-                    self._q.notify_all()
+                # released while it was being made (a display waiting for it would take it at once): a stop, so it
+                # is not handed over but made again from the input held now
+                sprint = self.rig_config.keymap.get("sprint", ("shift",))
+                with self._in_lock:
+                    held = self._input
+                stale = before is not None and moving(inp, sprint) and not moving(held, sprint)
+                with self._q:  # there is room: planning waited for it, and only the display takes from the queue
+                    if gen == self._generation and not stale:
+                        self._queue.append(chunk)
+                        self._q.notify_all()
+                if stale and gen == self._generation:
+                    self._drop([chunk])
 
     @property
     def generation(self) -> int:
