@@ -159,3 +159,37 @@ def test_input_that_changes_faster_than_a_chunk_never_starves_the_display():
         assert len(got) == 4 and w.replans == 0
     finally:
         w.close()
+
+
+def test_releasing_the_keys_while_a_chunk_is_made_for_a_waiting_display():
+    """The display waits for the next chunk (queue empty) and W is released while it is being made: the chunk planned
+    with W is not handed over; the one that comes eases to a stop."""
+    import threading
+
+    class Signalling(Session):  # tells when a chunk is being made (its input was read just before)
+        making = threading.Event()
+
+        def step(self, poses):
+            self.making.set()
+            return super().step(poses)
+
+    model, vae = random_world("test", seed=0)
+    w = Walker(Signalling(model, vae, SamplerConfig(steps=1)), queue_chunks=1)
+    try:
+        w.start(start_image())
+        w.set_input(InputState(keys={"w"}))
+        for _ in range(2):
+            w.take(30)
+        while w.queued == 0:  # the next chunk, planned with W, waits in the queue
+            time.sleep(0.005)
+        Signalling.making.clear()
+        on_screen = w.take(30)  # the display takes it: the worker plans the next one with W still held
+        assert Signalling.making.wait(30)
+        w.set_input(InputState())  # released while that one is being made
+        full_step = on_screen.poses[-1, 2, 3] - on_screen.poses[-2, 2, 3]
+        nxt = w.take(30)
+        assert nxt.index == on_screen.index + 1
+        assert w.replans >= 1
+        assert nxt.poses[-1, 2, 3] - nxt.poses[-2, 2, 3] < 0.25 * full_step
+    finally:
+        w.close()
