@@ -29,6 +29,18 @@ def wait_for(cond, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def test_no_cluster_to_join_is_one_line():
+    """`--ray auto` with no Ray cluster running (this test runs before the module's cluster starts): one error line,
+    exit 2, nothing left listening."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    r = subprocess.run([sys.executable, str(root / "launch.py"), "web", "--ray", "auto", "--random-weights", "--preset",
+                        "test", "--port", "0"], capture_output=True, text=True, cwd=root, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --ray auto: cannot join a Ray cluster"), r.stderr
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False,

@@ -212,10 +212,15 @@ class Cluster:
 
         self.ray = ray
         if not ray.is_initialized():
-            if address == "local":
-                ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
-            else:
-                ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+            try:
+                if address == "local":
+                    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+                else:
+                    ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ValueError(f"--ray {address}: cannot join a Ray cluster ({first}); expected a running cluster "
+                                 "(ray start --head) or --ray local") from None
         self.args, self.cpus, self.gpus = args, float(cpus), float(gpus)
         self.rig_config, self.world_desc, self.quality = rig_config, dict(world_desc or {}), quality
         self.host_class = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_concurrency=8,
