@@ -8,6 +8,7 @@ import pytest
 
 pygame = pytest.importorskip("pygame", reason="the desktop explorer needs pygame (pip install pygame)")
 
+from app_helpers import render_replay  # noqa: E402
 from worldwalk.app import desktop  # noqa: E402
 from worldwalk.app.desktop.explorer import Explorer, Options, heading_of  # noqa: E402
 from worldwalk.app.desktop.scripted import key_down, key_up, press, type_text, wait_message  # noqa: E402
@@ -196,10 +197,6 @@ def test_recording_decodes_with_matching_sidecar(explorer, tmp_path):
 def test_a_recording_started_mid_walk_replays_exactly(explorer, tmp_path):
     """R pressed a few chunks into a walk (turning while walking): the recording keeps the walk's state at that moment
     (walk-NN.start.safetensors beside the sidecar), and `render --replay` reproduces its frames bit for bit."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     ex, w = explorer, explorer.walker
     key_down("w")
     key_down("d")
@@ -217,19 +214,14 @@ def test_a_recording_started_mid_walk_replays_exactly(explorer, tmp_path):
     assert start.is_file() and info["start_snapshot"] == start.name and info["start_frame"] > 1
     frames, _ = read_video(mp4)
     again = tmp_path / "again.mp4"
-    root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(mp4.with_suffix(".json")),
-                        "--out", str(again), "--random-weights", "--preset", "test"], capture_output=True, text=True,
-                       cwd=root, timeout=300)
+    r = render_replay(mp4.with_suffix(".json"), again)
     assert r.returncode == 0, r.stderr
     replayed, _ = read_video(again)
     assert len(replayed) == len(frames) and np.array_equal(replayed, frames)
     # the replay is itself a recording from a snapshot, and replays again; without its snapshot it says what is missing
     assert again.with_name("again.start.safetensors").is_file()
     start.rename(tmp_path / "elsewhere.safetensors")
-    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(mp4.with_suffix(".json")),
-                        "--out", str(tmp_path / "third.mp4"), "--random-weights", "--preset", "test"],
-                       capture_output=True, text=True, cwd=root, timeout=300)
+    r = render_replay(mp4.with_suffix(".json"), tmp_path / "third.mp4")
     assert r.returncode == 2 and "start snapshot" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "third.mp4").exists()
 

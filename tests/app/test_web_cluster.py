@@ -13,20 +13,12 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the cluster path needs Ray (pip install -e '.[cluster]')")
 
+from app_helpers import render_replay, wait_for  # noqa: E402
 from worldwalk.app.video import read_video  # noqa: E402
 from worldwalk.app.web import add_parser  # noqa: E402
 from worldwalk.app.web.cluster import MOVED, Cluster  # noqa: E402
 from worldwalk.app.web.scenes import drawn_scenes  # noqa: E402
 from worldwalk.app.web.walks import Limits, WalkManager  # noqa: E402
-
-
-def wait_for(cond, timeout=120.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_no_cluster_to_join_is_one_line():
@@ -67,7 +59,7 @@ def frames_in(path) -> int:
 
 def walk_on(w, until, what):
     """The page: pull frames while keys are held, until `until()`."""
-    wait_for(lambda: (w.frame_after(w.seq), until())[1], what=what)
+    wait_for(lambda: (w.frame_after(w.seq), until())[1], timeout=120.0, what=what)
 
 
 def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
@@ -93,7 +85,7 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     msg, mp4, side = a.record_stop()
     assert mp4 is not None and mp4.is_file() and m.download(a.token, mp4.name) == mp4, msg
     # the state kept by the front end, a second recording under way, then the actor dies mid-walk
-    wait_for(lambda: a._checkpoint is not None, what="a kept state")
+    wait_for(lambda: a._checkpoint is not None, timeout=120.0, what="a kept state")
     kept_z = a.status()["pos"][2]
     assert a.record_start() == "recording…"
     walk_on(a, lambda: frames_in(a.dir / "walk-02.mp4") >= 6, "the recording in progress copied")
@@ -111,16 +103,13 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     journal = m.download(a.token, "walk-02.jsonl")
     assert part is not None and journal is not None and m.download(a.token, "walk-02.start.safetensors")
     partial, _ = read_video(part)
-    root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(journal), "--out",
-                        str(part.parent / "again.mp4"), "--random-weights", "--preset", "test"], capture_output=True,
-                       text=True, cwd=root, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = render_replay(journal, part.parent / "again.mp4", threads=1)  # the actors compute with 1 thread
     assert r.returncode == 0, r.stderr
     again, _ = read_video(part.parent / "again.mp4")
     assert len(partial) >= 6 and len(again) >= len(partial) and np.array_equal(again[:len(partial)], partial)
     # a place frees up: the visitor in line starts by itself
     m.close(b.token, "tab closed")
-    wait_for(lambda: d.state == "live", what="the visitor in line to start")
+    wait_for(lambda: d.state == "live", timeout=120.0, what="the visitor in line to start")
     assert d.status()["pos"][2] == 0.0 and d.seed == 2
     # the API goes the same way: an API walk's Session lives in an actor, within the same cap
     m.close(a.token, "tab closed")

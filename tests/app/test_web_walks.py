@@ -1,16 +1,13 @@
 """app.web.walks (the manager), live (a visitor's walk) and uploads: per-visitor walks, the cap and the line, idle
 timeout, tab close, upload checks (no server)."""
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from app_helpers import render_replay, wait_for
 from worldwalk.app.web.scenes import drawn_scenes, load_scenes
 from worldwalk.app.web.uploads import check_image, parse_seed, prepare_image, work_size
 from worldwalk.app.web.walks import Busy, Limits, WalkGone, WalkManager
@@ -44,15 +41,6 @@ def manager(world, tmp_path):
 
 def scene():
     return drawn_scenes()[0].image
-
-
-def wait_for(cond, timeout=60.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_live_walk_publishes_frames_and_walks_where_its_keys_say(manager):
@@ -218,10 +206,7 @@ def test_pause_bookmark_rewind_record(manager):
     frames, fps = read_video(mp4)
     assert len(frames) >= 6 and frames.shape[1:] == (64, 96, 3) and fps == 16
     # a web recording (started mid-walk, just after a bookmark) replays bit for bit from its start snapshot
-    root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, str(root / "launch.py"), "render", "--replay", str(side), "--out",
-                        str(mp4.parent / "again.mp4"), "--random-weights", "--preset", "test"], capture_output=True,
-                       text=True, cwd=root, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = render_replay(side, mp4.parent / "again.mp4", threads=1)  # the walks here compute with 1 thread
     assert r.returncode == 0, r.stderr
     again, _ = read_video(mp4.parent / "again.mp4")
     assert len(again) == len(frames) and np.array_equal(again, frames)

@@ -246,11 +246,14 @@ def run(args) -> int:
     return _write(session, chunks, traj, rec_info, out, sidecar, first=(first, traj.c2w[:1]))
 
 
+def at_fps(traj: Trajectory, fps: float) -> Trajectory:
+    """A camera path at the model's frame rate."""
+    return traj.resample(fps) if abs(traj.fps - fps) > 1e-9 else traj
+
+
 def fit_path(traj: Trajectory, fps: float) -> Trajectory:
     """A camera path at the model's frame rate, relative to its first pose (where the start image is)."""
-    if abs(traj.fps - fps) > 1e-9:
-        traj = traj.resample(fps)
-    return traj.relative_to_first()
+    return at_fps(traj, fps).relative_to_first()
 
 
 def start_on_path(session: Session, traj: Trajectory, image, seed: int, fov: float | None):
@@ -270,8 +273,7 @@ def _run_from_snapshot(args, traj: Trajectory, rec: dict, out: Path, sidecar: Pa
     snap = Snapshot.load(start_path)  # ValueError: one line naming the file
     make_session, world_desc = world_factory(args, rec)
     session = make_session()
-    if abs(traj.fps - session.cfg.fps) > 1e-9:
-        traj = traj.resample(session.cfg.fps)
+    traj = at_fps(traj, session.cfg.fps)  # in the walk's own frame: not made relative to the first pose
     try:
         session.restore(snap)
     except ValueError as e:

@@ -5,8 +5,8 @@ Every front end (desktop window, browser demo) runs one Walker per walk, as it i
     w = Walker(session)
     first = w.start(image, seed=0)            # (1, H, W, 3) start frame; or w.start_from(snapshot, rig, path)
     w.set_input(InputState(keys={"w"}))        # any time, from any thread: the input held from now on
-    item = w.frames.get(timeout=1)             # Chunk(frames (N, H, W, 3), poses (N, 4, 4), timing, ...)
-    item = w.take(timeout=1)                   # or: the next chunk for the display (None if none came)
+    item = w.take(timeout=1)                   # the next chunk for the display (None if none came): Chunk(frames
+                                               # (N, H, W, 3), poses (N, 4, 4), timing, ...)
     w.plan_at(t)                               # the display's pace: the next chunk is planned no sooner than t
     w.pause(); w.resume(); w.bookmark(); w.rewind(); w.record_start(path); w.record_stop()
     w.close()
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import queue
 import threading
 import time
@@ -54,7 +55,11 @@ class WalkState:
     path: list  # the map's (x, z) per chunk end
     frame_index: int  # the walk's frames so far (the next chunk's first frame number)
     stats: "WalkStats"
-    frame: np.ndarray | None = None  # (H, W, 3) uint8: the last frame of the walk at this point (shown at a rewind)
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """(H, W, 3) uint8: the last frame of the walk at this point (kept on the snapshot; shown at a rewind)."""
+        return getattr(self.snapshot, "last_frame", None)
 
 
 @dataclass
@@ -227,9 +232,8 @@ class Walker:
         """The input held from now on; mouse deltas add up until the next chunk takes them. -> its input_seq (a
         chunk with this input_seq or later was planned with it)."""
         with self._in_lock:
-            dx, dy = self._input.mouse_dx + inp.mouse_dx, self._input.mouse_dy + inp.mouse_dy
-            self._input = InputState(keys=inp.keys, mouse_dx=dx, mouse_dy=dy, move_axes=inp.move_axes,
-                                     look_axes=inp.look_axes, lift_axis=inp.lift_axis)
+            self._input = dataclasses.replace(inp, mouse_dx=self._input.mouse_dx + inp.mouse_dx,
+                                              mouse_dy=self._input.mouse_dy + inp.mouse_dy)
             self.input_seq += 1
             return self.input_seq
 
@@ -237,8 +241,7 @@ class Walker:
         """-> (the input held now, when it was read, its input_seq); its mouse motion is used up."""
         with self._in_lock:
             inp = self._input
-            self._input = InputState(keys=inp.keys, move_axes=inp.move_axes, look_axes=inp.look_axes,
-                                     lift_axis=inp.lift_axis)
+            self._input = dataclasses.replace(inp, mouse_dx=0.0, mouse_dy=0.0)
             return inp, time.monotonic(), self.input_seq
 
     @property
@@ -300,9 +303,9 @@ class Walker:
     def shown_state(self) -> WalkState:
         """The walk after the last chunk the display took (the one on screen), between two chunks: the state before
         the first chunk still queued, else the walk as it stands. Waits for a chunk in progress."""
-        with self._lock:
+        with self._lock:  # (queued chunks are all of this generation: a new one empties the queue under _lock)
             with self._q:
-                first = next((c for c in self._queue if c.generation == self._generation), None)
+                first = self._queue[0] if self._queue else None
             if first is not None and first.before is not None:
                 b = first.before
                 return WalkState(b.snapshot, copy.deepcopy(b.rig), list(b.path), b.frame_index, b.stats)
@@ -311,8 +314,7 @@ class Walker:
     def _state(self) -> WalkState:
         snap = self.session.snapshot()
         snap.last_frame = self.last_frame  # the frame kept once: on the state (a bookmark's, a saved walk's)
-        return WalkState(snap, copy.deepcopy(self.rig), list(self.path), self.session.frame_index, self.stats,
-                         self.last_frame)
+        return WalkState(snap, copy.deepcopy(self.rig), list(self.path), self.session.frame_index, self.stats)
 
     def _do(self, name: str, args) -> None:
         if name == "bookmark":
@@ -372,33 +374,35 @@ class Walker:
             self._q.notify_all()
 
     def _commit(self) -> None:
-        """Hand the chunks the display has taken to the recording (in order; those from before it started, or of an
-        older generation, are not its)."""
+        """Hand the chunks the display has taken to the recording (in order; those from before it started are not its).
+        Under _lock: a new generation empties `_taken` under it, so every chunk here is of this generation."""
         while True:
             with self._q:
                 if not self._taken:
                     return
                 c = self._taken.popleft()
             r = self.recorder
-            if r is None or c.generation != self._generation:
+            if r is None:
                 continue
             first = c.before.frame_index if c.before is not None else None
             if first is not None and first < r.info.get("start_frame", 0):
                 continue
             r.add(c.frames, c.poses)
 
-    def _drop_stale(self) -> bool:
-        """When nothing that moves is held, drop the queued chunks from the first one planned moving, and go back to
-        the walk before it (under _lock). -> whether anything was dropped."""
+    def _stale(self, chunk: Chunk) -> bool:
+        """A chunk planned moving when nothing that moves is held any more (a stop): made again, not shown."""
         sprint = self.rig_config.keymap.get("sprint", ("shift",))
         with self._in_lock:
             held = self._input
-        if moving(held, sprint):
-            return False
+        return (chunk.before is not None and chunk.taken_input is not None and moving(chunk.taken_input, sprint)
+                and not moving(held, sprint))
+
+    def _drop_stale(self) -> bool:
+        """Drop the queued chunks from the first stale one (see _stale), and go back to the walk before it (under
+        _lock). -> whether anything was dropped."""
         with self._q:
             q = list(self._queue)
-            i = next((k for k, c in enumerate(q) if c.generation == self._generation and c.before is not None
-                      and c.taken_input is not None and moving(c.taken_input, sprint)), None)
+            i = next((k for k, c in enumerate(q) if self._stale(c)), None)
             if i is None:
                 return False
             dropped = q[i:]
@@ -413,11 +417,9 @@ class Walker:
         self.session.restore(b.snapshot)
         self.rig, self.path, self.stats, self.last_frame = copy.deepcopy(b.rig), list(b.path), b.stats, b.frame
         with self._in_lock:  # the mouse motion the dropped chunks used up is looked again
-            dx = sum(c.taken_input.mouse_dx for c in dropped)
-            dy = sum(c.taken_input.mouse_dy for c in dropped)
             inp = self._input
-            self._input = InputState(keys=inp.keys, mouse_dx=inp.mouse_dx + dx, mouse_dy=inp.mouse_dy + dy,
-                                     move_axes=inp.move_axes, look_axes=inp.look_axes, lift_axis=inp.lift_axis)
+            self._input = dataclasses.replace(inp, mouse_dx=inp.mouse_dx + sum(c.taken_input.mouse_dx for c in dropped),
+                                              mouse_dy=inp.mouse_dy + sum(c.taken_input.mouse_dy for c in dropped))
         self.replans += len(dropped)
 
     # ------------------------------------------------------------------ the worker
@@ -477,16 +479,12 @@ class Walker:
                 chunk = Chunk(frames, poses, dict(t), self.session.chunk_index - 1, gen, inp, before, read_at, seq)
                 # released while it was being made (a display waiting for it would take it at once): a stop, so it
                 # is not handed over but made again from the input held now
-                sprint = self.rig_config.keymap.get("sprint", ("shift",))
-                with self._in_lock:
-                    held = self._input
-                stale = before is not None and moving(inp, sprint) and not moving(held, sprint)
-                with self._q:  # there is room: planning waited for it, and only the display takes from the queue
-                    if gen == self._generation and not stale:
-                        self._queue.append(chunk)
-                        self._q.notify_all()
-                if stale and gen == self._generation:
+                if self._stale(chunk):
                     self._drop([chunk])
+                    continue
+                with self._q:  # there is room: planning waited for it, and only the display takes from the queue
+                    self._queue.append(chunk)
+                    self._q.notify_all()
 
     @property
     def generation(self) -> int:

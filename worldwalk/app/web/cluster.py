@@ -26,22 +26,29 @@ from pathlib import Path
 
 import numpy as np
 
-from worldwalk.app.web.live import LiveWalk, Walk
+from worldwalk.app.recorder import start_snapshot_path
+from worldwalk.app.web.live import LiveWalk, TabWalk
 
 CHECKPOINT_S = 2.0  # how often the front end keeps a walk's latest state
 MOVED = "your walk moved to another worker after a fault and goes on from a moment ago"
+
+
+def _worker_world(args, threads: int):
+    """In an actor: the world loaded from the server's options, computing on the CPUs the actor was given (not the
+    whole node's). -> make_session"""
+    import torch
+
+    from worldwalk.app.world_args import world_factory
+
+    torch.set_num_threads(max(1, threads))
+    return world_factory(args)[0]
 
 
 class WalkHost:
     """Runs in a Ray actor: one visitor's LiveWalk over a world loaded in this worker from the server's options."""
 
     def __init__(self, args, rig_config, world_desc: dict, quality: int, threads: int = 1):
-        import torch
-
-        from worldwalk.app.world_args import world_factory
-
-        torch.set_num_threads(max(1, threads))  # the CPUs the actor was given, not the whole node's
-        self.make_session, _ = world_factory(args)
+        self.make_session = _worker_world(args, threads)
         self.rig_config, self.world_desc, self.quality = rig_config, dict(world_desc), quality
         self.root = Path(tempfile.mkdtemp(prefix="worldwalk-actor-"))
         self.walk: LiveWalk | None = None
@@ -51,9 +58,6 @@ class WalkHost:
         w.begin(self.make_session, self.rig_config, self.world_desc, saved=_load_saved(saved, self.root))
         self.walk = w
         return w.seq
-
-    def ping(self) -> bool:
-        return True
 
     def frame_after(self, after: int):
         return self.walk.frame_after(after)
@@ -75,7 +79,7 @@ class WalkHost:
         msg, mp4, side = self.walk.record_stop()
         files = {}
         if mp4 is not None:
-            for p in (mp4, side, mp4.with_name(mp4.stem + ".start.safetensors")):
+            for p in (mp4, side, start_snapshot_path(mp4)):
                 if p is not None and p.is_file():
                     files[p.name] = p.read_bytes()
         return msg, files
@@ -128,16 +132,10 @@ def _load_saved(data: bytes | None, root: Path):
 
 
 class SessionHost:
-    """Runs in a Ray actor: one world.Session (an API walk, an API render, or the server's probe of the world)."""
+    """Runs in a Ray actor: one world.Session (an API walk or an API render)."""
 
     def __init__(self, args, threads: int = 1):
-        import torch
-
-        from worldwalk.app.world_args import world_factory
-
-        torch.set_num_threads(max(1, threads))
-        make_session, _ = world_factory(args)
-        self.s = make_session()
+        self.s = _worker_world(args, threads)()
 
     def info(self) -> dict:
         s = self.s
@@ -247,10 +245,8 @@ class Cluster:
         return RemoteWalk(owner, image, seed, label, workdir, quality, self)
 
 
-class RemoteWalk(Walk):
+class RemoteWalk(TabWalk):
     """A browser tab's walk whose engine runs in a Ray actor: LiveWalk's interface, routed to the actor."""
-
-    kind = "live"
 
     def __init__(self, owner, image, seed: int, label: str, workdir: Path, quality: int, cluster: Cluster):
         super().__init__(owner)
@@ -261,9 +257,6 @@ class RemoteWalk(Walk):
         self.error: str | None = None
         self.message = ""
         self.saved: dict[str, Path] = {}
-        self.held: frozenset = frozenset()
-        self.input_n = -1
-        self.fetched_at = time.monotonic()
         self.seq = 0  # the page's frame numbers: the actor's, plus _seq_base after a move (they only grow)
         self._seq_base = 0
         self.host = None
@@ -360,11 +353,6 @@ class RemoteWalk(Walk):
     @property
     def recording(self) -> bool:
         return self._recording
-
-    def idle_for(self, now: float) -> float:
-        if self.held and now - self.fetched_at < 3.0:
-            return 0.0
-        return now - self.last_active
 
     def begin(self, make_session=None, rig_config=None, world_desc=None) -> None:
         """Start the walk in a new actor (the actor loads the world itself: make_session is not used)."""

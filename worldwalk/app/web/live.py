@@ -19,10 +19,9 @@ import numpy as np
 from worldwalk.app.recorder import start_snapshot_path
 from worldwalk.app.walker import Walker
 from worldwalk.app.web.files import scrub
+from worldwalk.app.web.uploads import jpeg
 from worldwalk.controls.rig import InputState, RigConfig
 from worldwalk.world.session import Session
-
-from worldwalk.app.web.uploads import jpeg
 
 KEYS = frozenset({"w", "a", "s", "d", "q", "e", "z", "c", "shift", "left", "right", "up", "down"})
 UNWATCHED_S = 3.0  # a live walk whose page pulled no frame for this long stops generating until it does again
@@ -33,7 +32,6 @@ def yaw_deg(pose: np.ndarray) -> float:
     """Heading of an OpenCV c2w pose about world up (-Y): 0 = the start direction, + = turned right."""
     fwd = pose[:3, 2]
     return math.degrees(math.atan2(fwd[0], fwd[2]))
-
 
 
 # ---------------------------------------------------------------------------------------------------- walks
@@ -71,10 +69,27 @@ class ApiWalk(Walk):
             self.session = None
 
 
-class LiveWalk(Walk):
-    """A browser tab's walk: Walker + pump thread publishing JPEG frames."""
+class TabWalk(Walk):
+    """A browser tab's walk, wherever its engine runs (here: LiveWalk; in a Ray actor: cluster.RemoteWalk): the keys
+    its page holds and when the page last pulled a frame."""
 
     kind = "live"
+
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.fetched_at = time.monotonic()
+        self.held: frozenset = frozenset()
+        self.input_n = -1
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since the visitor last did something; 0 while keys are held on a page that is watching."""
+        if self.held and now - self.fetched_at < UNWATCHED_S:
+            return 0.0
+        return now - self.last_active
+
+
+class LiveWalk(TabWalk):
+    """A browser tab's walk: Walker + pump thread publishing JPEG frames."""
 
     def __init__(self, owner, image: bytes | np.ndarray, seed: int, label: str, workdir: Path, quality: int = 85):
         super().__init__(owner)
@@ -94,16 +109,7 @@ class LiveWalk(Walk):
         self.pose = np.eye(4)
         self.shown_at: collections.deque = collections.deque(maxlen=200)
         self.latency_ms: float | None = None
-        self.fetched_at = time.monotonic()
-        self.held: frozenset = frozenset()
-        self.input_n = -1
         self.user_paused = False
-
-    def idle_for(self, now: float) -> float:
-        """Seconds since the visitor last did something; 0 while keys are held on a page that is watching."""
-        if self.held and now - self.fetched_at < UNWATCHED_S:
-            return 0.0
-        return now - self.last_active
 
     @property
     def running(self) -> bool:

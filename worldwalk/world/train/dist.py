@@ -40,6 +40,11 @@ class Ranks:
         if self.distributed:
             dist.barrier()
 
+    def check_batch(self, batch: int) -> None:
+        """A global batch the processes share evenly, else ValueError (one line)."""
+        if self.distributed and batch % self.world:
+            raise ValueError(f"--batch {batch}: the global batch must be a multiple of the {self.world} processes")
+
     def shard(self, n: int) -> slice:
         """This rank's slice of a global batch of n samples (n a multiple of the world size)."""
         k = n // self.world
@@ -64,3 +69,18 @@ def setup(device: str = "cpu") -> Ranks:
     if backend == "gloo":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // r.local_world))
     return r
+
+
+def run_stage(train, a) -> int:
+    """train(a, ranks) on the ranks torchrun started (or one process), the process group closed after. A bad option
+    raises ValueError on every rank alike: rank 0 says it (the CLI's one line), the others exit 2 quietly."""
+    ranks = setup()
+    try:
+        return train(a, ranks)
+    except ValueError:
+        if not ranks.main:
+            return 2
+        raise
+    finally:
+        ranks.close()
+

@@ -20,27 +20,18 @@ from worldwalk.world.vae import CausalVAE
 
 
 def cmd_vae(a) -> int:
-    ranks = tdist.setup()
-    try:
-        return _train_vae(a, ranks)
-    except ValueError:
-        if not ranks.main:
-            return 2  # rank 0 says it
-        raise
-    finally:
-        ranks.close()
+    return tdist.run_stage(_train_vae, a)
 
 
 def _train_vae(a, ranks: tdist.Ranks) -> int:
-    if ranks.distributed and a.batch % ranks.world:
-        raise ValueError(f"--batch {a.batch}: the global batch must be a multiple of the {ranks.world} processes")
+    ranks.check_batch(a.batch)
     torch.manual_seed(a.seed)
     data = ClipData(a.dir)
     vae = CausalVAE(a.vae_preset).train()
-    fwd = vae  # or its DistributedDataParallel wrapper (encode + decode in one forward)
+    fwd = _Autoencode(vae)  # encode + decode in one forward, wrapped in DistributedDataParallel on several ranks
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
-        fwd = DistributedDataParallel(_Autoencode(vae), find_unused_parameters=True)
+        fwd = DistributedDataParallel(fwd, find_unused_parameters=True)
     mine = ranks.shard(a.batch)
     opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=1e-4)
     out = Path(a.out)
@@ -66,7 +57,7 @@ def _train_vae(a, ranks: tdist.Ranks) -> int:
         lat_shape = (a.batch, vae.latent_channels, a.latents + 1, crop // vae.spatial_factor,
                      crop // vae.spatial_factor)
         noise = 0.05 * torch.randn(lat_shape)[mine]  # robustness to the generator's small latent errors
-        z, y = fwd(x, noise) if ranks.distributed else _autoencode(vae, x, noise)
+        z, y = fwd(x, noise)
         l1 = (y - x).abs().mean()
         mse = (y - x).pow(2).mean()
         gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
@@ -104,18 +95,14 @@ def _train_vae(a, ranks: tdist.Ranks) -> int:
     return 0
 
 
-def _autoencode(vae: CausalVAE, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (B, 3, F, H, W) -> (latents, the reconstruction of the latents + noise)."""
-    z = vae.encode_video(x)
-    return z, vae.decode_video(z + noise)
-
-
 class _Autoencode(torch.nn.Module):
-    """encode + decode as one forward, for DistributedDataParallel (it hooks a module's forward)."""
+    """encode + decode as one forward (DistributedDataParallel hooks a module's forward)."""
 
     def __init__(self, vae: CausalVAE):
         super().__init__()
         self.vae = vae
 
-    def forward(self, x, noise):
-        return _autoencode(self.vae, x, noise)
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 3, F, H, W) -> (latents, the reconstruction of the latents + noise)."""
+        z = self.vae.encode_video(x)
+        return z, self.vae.decode_video(z + noise)

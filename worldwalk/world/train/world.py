@@ -160,22 +160,13 @@ def cmd_world(a) -> int:
         raise ValueError(f"--max-chunks {a.max_chunks}: must be at least 1")
     if not 0 <= a.ema < 1:
         raise ValueError(f"--ema {a.ema}: the decay of the weight average must be in [0, 1) (e.g. 0.99; 0 is off)")
-    ranks = tdist.setup()
-    try:
-        return _train_world(a, ranks)
-    except ValueError:
-        if not ranks.main:
-            return 2  # every rank finds the same bad option; rank 0 says it (one line)
-        raise
-    finally:
-        ranks.close()
+    return tdist.run_stage(_train_world, a)
 
 
 def _train_world(a, ranks: tdist.Ranks) -> int:
     if ranks.distributed and a.rollout:
         raise ValueError(f"--rollout: runs as one process for now; start it without torchrun (asked for {ranks.world})")
-    if ranks.distributed and a.batch % ranks.world:
-        raise ValueError(f"--batch {a.batch}: the global batch must be a multiple of the {ranks.world} processes")
+    ranks.check_batch(a.batch)
     torch.manual_seed(a.seed)
     over = {} if a.softmax_every is None else {"softmax_every": a.softmax_every}
     cfg = get_preset(a.preset, **over)
