@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from worldwalk.app.cli import main
@@ -129,17 +130,42 @@ def test_pipeline_and_resume(tmp_path):
     assert rows[-1]["step"] == 2 and rows[-1]["chunk"] == 0
     assert main(["train", "world", "--dir", str(d), "--vae", str(v), "--out", str(tmp_path / "bad_max"),
                  "--preset", "test", "--max-chunks", "0"]) == 2
+    # one forward per chunk (issue 25): from the two-pass bundle, its recycled input starting at zero; streamed
+    # clips, half of them fed their own predictions; bundled, it walks with one forward a chunk
+    wr = tmp_path / "world_recycle"
+    recycle = ("train", "world", "--dir", d4, "--vae", v, "--out", wr, "--preset", "test", "--batch", 2,
+               "--recycle", "--self-context", 0.5, "--init", out, "--save-every", 1)
+    run(*recycle, "--steps", 1)
+    run(*recycle, "--steps", 2)  # resumes
+    rows = [json.loads(line) for line in (wr / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and rows[-1]["chunks"] == 4 and np.isfinite(rows[-1]["loss"])
+    fin = torch.load(wr / "world_final.pt", weights_only=False)
+    assert fin["cfg"]["recycle"] and fin["model"]["recycle_embedder.proj.weight"].abs().sum() > 0
+    run("train", "bundle", "--vae", t, "--world", wr, "--out", tmp_path / "recycle.safetensors", "--sampler",
+        '{"steps": 1}')
+    model, vae, _ = load_bundle(tmp_path / "recycle.safetensors")
+    s = Session(model, vae)
+    s.start(shard["frames"][0, 0])
+    assert s.step(np.tile(np.eye(4), (6, 1, 1))).shape == (6, 64, 96, 3) and "cache_write" not in s.last_timing
+    for bad in (("--device", "tpu"), ("--recycle", "--rollout")) + ((("--device", "cuda"),)
+                                                                    if not torch.cuda.is_available() else ()):
+        assert main(["train", "world", "--dir", str(d4), "--vae", str(v), "--out", str(tmp_path / "bad_dev"),
+                     "--preset", "test", *bad]) == 2, bad
 
 
-def test_stream_generate_is_the_engine():
-    """The decoder stage's generations are exactly what a Session with the one-step sampler shows (in latents)."""
+@pytest.mark.parametrize("recycle", [False, True])
+def test_stream_generate_is_the_engine(recycle):
+    """The decoder stage's generations are exactly what a Session with the one-step sampler shows (in latents), for
+    the two-pass model and for one forward per chunk."""
     from worldwalk.controls import rays
     from worldwalk.world.bundle import random_world
+    from worldwalk.world.presets import get_preset
     from worldwalk.world.sampler import SamplerConfig
     from worldwalk.world.train.common import latent_frames, stream_generate
 
-    model, vae = random_world("test", seed=3)
-    for p in model.final_layer.parameters():  # the random init outputs zeros; give it something to say
+    model, vae = random_world(get_preset("test", recycle=recycle), seed=3)
+    woken = [*model.final_layer.parameters(), *(model.recycle_embedder.parameters() if recycle else [])]
+    for p in woken:  # the random init outputs zeros; give it something to say
         torch.nn.init.normal_(p, 0, 0.05, generator=torch.Generator().manual_seed(4))
     cfg = model.cfg
     s = Session(model, vae, SamplerConfig(steps=1), window_chunks=1)

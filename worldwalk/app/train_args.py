@@ -65,6 +65,13 @@ def add_parser(sub) -> None:
                    help="--rollout: add this weight x the pixel MSE of each chunk's prediction decoded by --vae's "
                         "frozen decoder against the exact frames (0: off)")
     w.add_argument("--pixel-crop", type=int, default=128, help="--pixel-loss: square crop in pixels")
+    w.add_argument("--recycle", action="store_true",
+                   help="train for one forward per chunk: the model reads the previous chunk's latents beside its "
+                        "noise and its one forward writes the cache (with --self-context: the share of samples fed "
+                        "their own predictions)")
+    w.add_argument("--minutes", type=float, default=None,
+                   help="stop after this much training time, saving the state (resumable) and the weights")
+    w.add_argument("--device", default="cpu", help="cpu, or cuda (under torchrun: each process its local GPU, NCCL)")
     w.add_argument("--bf16", action="store_true")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--save-every", type=int, default=100)

@@ -11,6 +11,7 @@ Each op has a PyTorch reference (kernels/gdn/naive.py, kernels/gdn/prep_naive.py
 
 Backend choice, read at every call from the environment variable WORLDWALK_KERNELS:
     auto (default)  Triton for CUDA tensors when triton imports, the reference otherwise
+                    (and wherever autograd records the op: the Triton twins have no backward)
     reference       the PyTorch reference everywhere (debugging)
     chunked         like reference, but the GDN scan uses the chunked reference form (parallel over frames)
     triton          Triton everywhere; on CPU tensors this needs TRITON_INTERPRET=1 set before the first Triton op
@@ -81,6 +82,8 @@ def _use_triton(*tensors: torch.Tensor) -> bool:
         return False
     if any(t.dtype not in _TRITON_DTYPES for t in tensors) or any(t.numel() == 0 for t in tensors):
         return False  # float64 and empty inputs: the reference
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False  # training: the Triton twins have no backward; the reference is differentiable
     if t0.device.type != "cuda" and not interpreting():
         raise RuntimeError("WORLDWALK_KERNELS=triton on CPU tensors needs TRITON_INTERPRET=1 in the environment "
                            "before the first Triton op (Triton's interpreter)")

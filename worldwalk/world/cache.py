@@ -5,7 +5,8 @@ frames of the K short convs (k_tail, kc_tail) and the last frame of the FFN's te
 Per softmax block: keys/values (main and camera; after RoPE / UCPE) of the sink chunk (chunk 0) and of a rolling
 window of the most recent `window_chunks` chunks.
 
-It is written only by the clean (t = 0) forward of each finished chunk, and read by every denoising forward.
+It is written by one forward per chunk, and read by every denoising forward: the clean (t = 0) forward of each finished
+chunk, or, for a model with cfg.recycle, the sampler's last denoising forward itself (one forward per chunk).
 """
 from __future__ import annotations
 

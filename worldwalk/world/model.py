@@ -91,6 +91,8 @@ class WorldModel(nn.Module):
         self.t_embedder = TimestepEmbedder(C)
         self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
         self.plucker_embedder = PatchEmbed(cfg.plucker_channels, C)
+        if cfg.recycle:  # the previous chunk's latents, frame for frame (one forward per chunk)
+            self.recycle_embedder = PatchEmbed(cfg.latent_channels, C)
         if cfg.caption_channels:
             self.y_embedder = CaptionEmbedder(cfg.caption_channels, C)
             self.attention_y_norm = RMSNorm(C, 1e-5)
@@ -131,6 +133,9 @@ class WorldModel(nn.Module):
                     conv.weight[:, 0, -1] = 1.0
         nn.init.zeros_(self.plucker_embedder.proj.weight)
         nn.init.zeros_(self.plucker_embedder.proj.bias)
+        if self.cfg.recycle:
+            nn.init.zeros_(self.recycle_embedder.proj.weight)
+            nn.init.zeros_(self.recycle_embedder.proj.bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
         return self
@@ -206,14 +211,18 @@ class WorldModel(nn.Module):
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, camera_conditions: torch.Tensor | None = None,
                 plucker: torch.Tensor | None = None, text: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, *, mode: str = "bidirectional",
-                frame_offset: int = 0, cache: StreamCache | None = None, write_cache: bool = False) -> torch.Tensor:
+                frame_offset: int = 0, cache: StreamCache | None = None, write_cache: bool = False,
+                recycled: torch.Tensor | None = None) -> torch.Tensor:
         """Flow velocity (B, C, T, H, W) for latents (B, C, T, H, W) at per-frame timesteps (B, T) (t = σ·1000).
 
         camera_conditions (B, T, 20) feed the UCPE branch, plucker (B, 6·stride, T, H, W) the post-attention branch,
         text (B, L, caption_channels) with text_mask (B, L) the cross-attention; each is skipped when None.
         frame_offset: absolute latent index of the first frame (RoPE and chunk boundaries).
         cache: streaming (chunk-causal, one chunk at a time): the chunk sees the cached past of earlier chunks
-        instead of their tokens; `write_cache` stores this chunk's states in it (the clean t = 0 forward).
+        instead of their tokens; `write_cache` stores this chunk's states in it (the clean t = 0 forward, or with
+        cfg.recycle the denoising forward itself).
+        recycled (B, C, T, H, W), cfg.recycle only: each frame's latent one chunk earlier (zeros where there is none,
+        and when None), the model's own generation when streaming; see recycled_inputs.
         """
         self._check_inputs(latents, timesteps, camera_conditions, plucker, text, text_mask, mode)
         B, _, T, H, W = latents.shape
@@ -229,6 +238,13 @@ class WorldModel(nn.Module):
             L.window_tokens = cache.window_tokens(H * W)
 
         x = self.x_embedder(latents.to(dtype))  # (B, N, C)
+        if self.cfg.recycle:
+            r = torch.zeros_like(latents) if recycled is None else recycled
+            if r.shape != latents.shape:
+                raise ValueError(f"recycled: expected the latents' shape {tuple(latents.shape)}, got {tuple(r.shape)}")
+            x = x + self.recycle_embedder(r.to(dtype))
+        elif recycled is not None:
+            raise ValueError(f"recycled: preset {self.cfg.name!r} has no recycled input (cfg.recycle is off)")
         t = self.t_embedder(timesteps.float())  # (B, T, C)
         t0 = self.t_block(t).unflatten(-1, (6, -1))  # (B, T, 6, C)
         plucker_emb = None if plucker is None else self.plucker_embedder(plucker.to(dtype))
@@ -242,6 +258,22 @@ class WorldModel(nn.Module):
             cache.advance(T)
         out = self.final_layer(x, t)  # (B, N, C_latent)
         return out.transpose(1, 2).reshape(B, -1, T, H, W)
+
+
+def recycled_inputs(cfg: ModelConfig, z: torch.Tensor) -> torch.Tensor:
+    """The recycled input of a whole clip in chunks (one-shot chunk-causal forward, cfg.recycle): z (B, C, T, h, w)
+    -> (B, C, T, h, w) where chunk k's j-th latent gets chunk k−1's j-th new latent (chunk 0's new latents are
+    1 … first−1, after the start latent), and chunk 0 gets zeros."""
+    out = torch.zeros_like(z)
+    first, step = cfg.first_chunk_frames, cfg.chunk_frames
+    prev = (1, first)  # chunk 0's generated latents
+    b = first
+    while b + step <= z.shape[2]:
+        n = min(step, prev[1] - prev[0])
+        out[:, :, b:b + n] = z[:, :, prev[0]:prev[0] + n]
+        prev = (b, b + step)
+        b += step
+    return out
 
 
 def count_parameters(cfg: ModelConfig | str) -> int:

@@ -32,6 +32,9 @@ class ModelConfig:
     gdn_eps: float = 1e-8
     qk_norm_eps: float = 1e-5
     fps: int = 16
+    # one forward per chunk (issue 25): each chunk's one denoising forward also writes the streaming cache, and reads
+    # the previous chunk's generated latents as extra input (recycle_embedder), so no clean forward is needed
+    recycle: bool = False
     resolution: tuple[int, int] = (704, 1280)  # (H, W) of decoded frames
 
     @property

@@ -87,10 +87,11 @@ def with_reproject(sampler: dict, level: float | str | None) -> dict:
 
 def sample_chunk(velocity: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor, cfg: SamplerConfig,
                  generator: torch.Generator | None = None, guess: torch.Tensor | None = None,
-                 start_sigmas: torch.Tensor | None = None) -> torch.Tensor:
+                 start_sigmas: torch.Tensor | None = None, final: Callable | None = None) -> torch.Tensor:
     """Denoise one chunk (B, C, F, h, w) from pure noise, or with `guess` (same shape) and `start_sigmas` (F,) from
     the guess noised to each frame's level. velocity(x, sigma) -> v, same shape as x; sigma is a float, or an (F,)
-    tensor of per-frame levels when starting from a guess."""
+    tensor of per-frame levels when starting from a guess. `final`, when given, is called instead of velocity for the
+    last step (one forward per chunk: the forward that also writes the streaming cache)."""
     sig = cfg.sigmas()
     x = noise
     if guess is not None:
@@ -98,7 +99,7 @@ def sample_chunk(velocity: Callable[[torch.Tensor, float], torch.Tensor], noise:
         sig = [k * s for s in sig]  # every frame follows the schedule scaled to its start level
         x = (1 - _frames(k)) * guess + _frames(k) * noise
     for i, (s, s_next) in enumerate(zip(sig[:-1], sig[1:])):
-        v = velocity(x, s)
+        v = (final if final is not None and i == len(sig) - 2 else velocity)(x, s)
         s_, n_ = (_frames(s), _frames(s_next)) if torch.is_tensor(s) else (s, s_next)
         if cfg.kind == "euler":
             x = x + (n_ - s_) * v

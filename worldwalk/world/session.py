@@ -9,6 +9,8 @@
 
 Per chunk: the few-step sampler runs the chunk-causal model reading the cache (the chunk sees earlier chunks only
 through it), one clean forward at t = 0 writes the cache, and the VAE decodes the chunk with its own causal cache.
+A model with cfg.recycle makes one forward per chunk: the sampler's last forward writes the cache itself and every
+forward reads the previous chunk's latents beside its noise (kept in the walk's state as `recycled`).
 The first chunk holds the start image's latent (t = 0, kept clean) plus chunk_frames new latents.
 With colour_match (default), every decoded frame goes through one affine colour map fitted at start from the decoded
 start frame to the image (world/colour.py): it gives back colour the VAE loses.
@@ -93,6 +95,8 @@ class Snapshot:
 def _model_id(model: WorldModel, vae: VideoVAE) -> str:
     cfg = dict(model.cfg.to_dict())
     cfg.pop("name")
+    if not cfg["recycle"]:  # as before the field existed: walks saved then still restore
+        cfg.pop("recycle")
     vcfg = getattr(vae, "cfg", None)
     return json.dumps({"model": cfg, "vae": vcfg.to_dict() if vcfg is not None else type(vae).__name__},
                       sort_keys=True)
@@ -211,6 +215,7 @@ class Session:
         self.intrinsics = intr  # frame pixels
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)
         self.cache = StreamCache(self.cfg, self.window_chunks)
+        self.recycled = None  # one forward per chunk (cfg.recycle): the last chunk's latents (1, C, chunk, h, w)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.seed = seed
         self.last_pose = np.eye(4)  # c2w of the last raw frame shown (the start camera)
@@ -321,12 +326,19 @@ class Session:
         dt = self.dtype
         timing = {}
 
-        def velocity(x_new: torch.Tensor, sigma) -> torch.Tensor:  # sigma: float, or (new,) per-frame levels
+        one_pass = cfg.recycle  # one forward per chunk: the last denoising forward writes the cache
+        recycled = None if f0 == 0 or not one_pass else self.recycled.to(dt)
+
+        def velocity(x_new: torch.Tensor, sigma, write: bool = False) -> torch.Tensor:
+            # sigma: float, or (new,) per-frame levels
             x = x_new if f0 > 0 else torch.cat([self.z0, x_new], 2)
             ts = torch.zeros((1, T), device=self.device)
             ts[:, T - new:] = 1000.0 * sigma
-            v = self.model(x.to(dt), ts, cam, pl, mode="chunk_causal", frame_offset=f0, cache=self.cache)
+            v = self.model(x.to(dt), ts, cam, pl, mode="chunk_causal", frame_offset=f0, cache=self.cache,
+                           write_cache=write, recycled=recycled)
             return v[:, :, T - new:].float()
+
+        final = (lambda x_new, sigma: velocity(x_new, sigma, write=True)) if one_pass else None
 
         t = time.perf_counter()
         with torch.inference_mode():
@@ -345,13 +357,16 @@ class Session:
                     noise = torch.randn(noise.shape, generator=self.generator, device=self.device)
                 timing["reproject"] = time.perf_counter() - t
             t_ = time.perf_counter()
-            z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels)
+            z = sample_chunk(velocity, noise, self.sampler, self.generator, guess, levels, final=final)
             timing["denoise"] = time.perf_counter() - t_
-            t = time.perf_counter()
-            full = z if f0 > 0 else torch.cat([self.z0, z], 2)
-            self.model(full.to(dt), torch.zeros(1, T, device=self.device), cam, pl, mode="chunk_causal",
-                       frame_offset=f0, cache=self.cache, write_cache=True)
-            timing["cache_write"] = time.perf_counter() - t
+            if one_pass:
+                self.recycled = z  # what the next chunk's forward reads beside its noise
+            else:  # the clean forward at t = 0 writes the cache
+                t = time.perf_counter()
+                full = z if f0 > 0 else torch.cat([self.z0, z], 2)
+                self.model(full.to(dt), torch.zeros(1, T, device=self.device), cam, pl, mode="chunk_causal",
+                           frame_offset=f0, cache=self.cache, write_cache=True)
+                timing["cache_write"] = time.perf_counter() - t
             t = time.perf_counter()
             frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache))
             timing["decode"] = time.perf_counter() - t
@@ -431,6 +446,8 @@ class Session:
         t = {f"cache.{k}": v for k, v in self.cache.state_dict().items()}
         t.update({f"vae.{k}": v for k, v in self.decode_cache.items() if torch.is_tensor(v)})
         t["z0"] = self.z0
+        if self.recycled is not None:
+            t["recycled"] = self.recycled
         t["rng"] = self.generator.get_state()
         t["last_pose"] = torch.from_numpy(self.last_pose.copy())
         t["intrinsics"] = torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64))
@@ -462,6 +479,15 @@ class Session:
             gen = torch.Generator(device=self.device)
             gen.set_state(tens["rng"])
             z0, last, intr = tens["z0"].to(self.device), tens["last_pose"].numpy(), tens["intrinsics"].numpy()
+            recycled = tens.get("recycled")
+            if self.cfg.recycle and cache.chunks > 0:
+                want = (1, self.cfg.latent_channels, self.cfg.chunk_frames, *self.cfg.latent_hw)
+                if recycled is None or tuple(recycled.shape) != want:
+                    raise ValueError(f"recycled latents {None if recycled is None else tuple(recycled.shape)}, "
+                                     f"expected {want}")
+                recycled = recycled.to(self.device)
+            else:
+                recycled = None
             raw = int(m["raw_frames"])
             colour_map = tens.get("colour_map")
             if colour_map is not None and tuple(colour_map.shape) != (4, 3):
@@ -486,6 +512,7 @@ class Session:
         W, H = self.size_wh
         self.cache, self.decode_cache, self.generator = cache, dec, gen
         self.z0, self.last_pose, self.intrinsics = z0, last, intr
+        self.recycled = recycled
         self.start_pixels, self.shown_frame = start_px, shown_frame
         self.memory = memory
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one

@@ -56,7 +56,7 @@ def _load_state(out: Path, modules: dict, opt) -> int:
     p = out / "state.pt"
     if not p.exists():
         return 0
-    state = torch.load(p, weights_only=False)
+    state = torch.load(p, weights_only=False, map_location="cpu")  # a run may resume on another device
     for k, m in modules.items():
         m.load_state_dict(state[k])
     opt.load_state_dict(state["opt"])
@@ -92,7 +92,7 @@ def load_trained_world(path: str | Path) -> WorldModel:
     if not Path(path).is_dir():
         from worldwalk.world.bundle import load_bundle
         return load_bundle(path)[0]
-    st = torch.load(Path(path) / "world_final.pt", weights_only=False)
+    st = torch.load(Path(path) / "world_final.pt", weights_only=False, map_location="cpu")
     model = WorldModel(ModelConfig.from_dict(st["cfg"]))
     model.load_state_dict(st["model"])
     return model.eval()
@@ -183,10 +183,12 @@ def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: t
         ts = torch.zeros(B, end - begin)
         ts[:, lo - begin:] = 1000.0
         inp = torch.cat([z0, eps], 2) if begin == 0 else eps
+        one_pass = model.cfg.recycle  # one forward per chunk: it writes the cache, reading the last chunk's latents
         v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
-                  cache=cache)
+                  cache=cache, write_cache=one_pass, recycled=(out[-1] if begin > 0 else None) if one_pass else None)
         x0 = eps - v[:, :, lo - begin:]
-        model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros(B, end - begin), cc[:, begin:end],
-              pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin, cache=cache, write_cache=True)
+        if not one_pass:
+            model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros(B, end - begin), cc[:, begin:end],
+                  pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin, cache=cache, write_cache=True)
         out.append(x0)
     return torch.cat(out, 2)

@@ -9,8 +9,10 @@ How a stage uses it (train/world.py): every rank draws the same global batch fro
 chunk, noise levels, noise) and computes only its own slice of it (rank r: samples [r·B/N, (r+1)·B/N)); the model is
 wrapped in DistributedDataParallel, which averages the gradients, so one step is the step a single process takes on the
 whole batch (up to float rounding), whatever N is. The checkpoint (model, optimiser, step) is written by rank 0 only
-and holds nothing per rank, so a run resumes with another N. Backend: gloo (the stages train on the CPU); nccl is
-what a stage that trains on CUDA devices would take.
+and holds nothing per rank, so a run resumes with another N. Backend: gloo on the CPU; NCCL for `train world --device
+cuda`, where each process takes the GPU of its LOCAL_RANK:
+
+    torchrun --standalone --nproc-per-node 8 launch.py train world --device cuda --bf16 --batch 64 ...
 """
 from __future__ import annotations
 
@@ -71,10 +73,11 @@ def setup(device: str = "cpu") -> Ranks:
     return r
 
 
-def run_stage(train, a) -> int:
-    """train(a, ranks) on the ranks torchrun started (or one process), the process group closed after. A bad option
-    raises ValueError on every rank alike: rank 0 says it (the CLI's one line), the others exit 2 quietly."""
-    ranks = setup()
+def run_stage(train, a, device: str = "cpu") -> int:
+    """train(a, ranks) on the ranks torchrun started (or one process), the process group closed after (NCCL when
+    the stage trains on CUDA, gloo otherwise). A bad option raises ValueError on every rank alike: rank 0 says it (the
+    CLI's one line), the others exit 2 quietly."""
+    ranks = setup(device)
     try:
         return train(a, ranks)
     except ValueError:

@@ -8,7 +8,12 @@ Objective (flow matching, v = ε − x0, t = 1000·σ), two ways over the same c
   a one-chunk window), every chunk's loss counts and gradients stop at the cache. A share of the samples (--self-context)
   runs free as the engine does: every chunk at σ = 1, the cache written from the model's own one-step generation; the
   others are teacher-forced. This trains the horizon and the context the walks actually see.
-Camera conditions and Plücker maps come from the clip's own poses.
+- --recycle: one forward per chunk, as the engine then runs (issue 25). The model gains a recycled input (the previous
+  chunk's latents, frame for frame; zero-initialised, so --init from a two-pass model starts where it was); whole
+  clips stream chunk by chunk, each chunk's one forward at its noise level both predicts the chunk and writes the
+  cache, and gradients run through the cache over the whole clip (recycle_loss).
+Camera conditions and Plücker maps come from the clip's own poses. --device cuda trains on a GPU (one process, or one
+per GPU under torchrun with NCCL).
 
 Under torchrun (train/dist.py) the default objective runs data-parallel: every rank draws the same global batch and
 computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is the step
@@ -121,6 +126,44 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     return losses, pix
 
 
+def recycle_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
+                 a) -> list[float]:
+    """One forward per chunk (cfg.recycle): clips z (B, C, T, h, w) stream chunk by chunk through the engine's
+    StreamCache; each chunk's one forward, at its noise level (the shifted schedule, a.sigma_one of them at σ = 1),
+    predicts it and writes the cache, and reads the previous chunk's latents as its recycled input. Per sample, with
+    probability a.self_context, those are the model's own predictions (detached: what the engine feeds), else the
+    clean latents. Gradients run through the cache over the whole clip; the mean of the chunks' losses is
+    back-propagated at once. Tensors are on the model's device; noise is drawn on the CPU from gen. -> each chunk's
+    loss."""
+    from worldwalk.world.cache import StreamCache
+
+    dev = z.device
+    B = z.shape[0]
+    cache = StreamCache(model.cfg, window_chunks=1)
+    free = (torch.rand(B, generator=gen) < a.self_context).to(dev)
+    bounds = chunk_bounds(model.cfg, z.shape[2])
+    total, losses, rec = 0.0, [], None
+    for begin, end in bounds:
+        lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
+        x0 = z[:, :, lo:end]
+        noisy, eps, sig = noised(x0.cpu(), a, gen)
+        noisy, eps, sig = noisy.to(dev), eps.to(dev), sig.to(dev)
+        ts = torch.zeros(B, end - begin, device=dev)
+        ts[:, lo - begin:] = 1000 * sig[:, None]
+        inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+            v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                      cache=cache, write_cache=True, recycled=rec)
+        v = v.float()[:, :, lo - begin:]
+        loss = (v - (eps - x0)).pow(2).mean()
+        total = total + loss
+        losses.append(loss.item())
+        own = (noisy - sig.view(B, 1, 1, 1, 1) * v).detach()  # the chunk the engine would show
+        rec = torch.where(free[:, None, None, None, None], own, x0)
+    (total / len(bounds)).backward()
+    return losses
+
+
 def pixel_mse(pixels: tuple, hist: torch.Tensor, x0_hat: torch.Tensor, lo: int, end: int, gen: torch.Generator,
               crop: int) -> torch.Tensor:
     """MSE (in [-1, 1]) of latents [lo, end) predicted as x0_hat (B, C, end − lo, h, w), decoded after the context
@@ -142,33 +185,66 @@ def pixel_mse(pixels: tuple, hist: torch.Tensor, x0_hat: torch.Tensor, lo: int, 
 
 
 def convert_blocks(model: WorldModel, init: WorldModel) -> None:
-    """Load `init` into `model`, which may have other blocks softmax (`--softmax-every`).
+    """Load `init` into `model`, which may have other blocks softmax (`--softmax-every`) or a recycled input
+    (`--recycle`: its embedder stays zero, so the model starts as the two-pass one).
 
     GDN and softmax blocks share the official attention layout (qkv, norms, gates, camera projections); only a GDN
     block's two temporal K convolutions have no softmax counterpart. A block that turns softmax drops them; one that
     turns GDN keeps the freshly initialised (zero) convolutions. Anything else that does not match is an error.
     """
     missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
-    conv = lambda k: k.endswith(("attn.conv_k.weight", "attn.conv_k_cam.weight"))  # noqa: E731
+    conv = lambda k: k.endswith(("attn.conv_k.weight", "attn.conv_k_cam.weight")) or \
+        k.startswith("recycle_embedder.")  # noqa: E731
     bad = [k for k in missing + unexpected if not conv(k)]
     if bad:
         raise ValueError(f"--init: tensors that do not match the new block layout: {bad[:4]}")
 
 
+def train_device(name: str, ranks: tdist.Ranks) -> torch.device:
+    """--device: cpu, or cuda (under torchrun each process takes the GPU of its local rank). ValueError if absent."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: expected cpu or cuda (cuda:N)") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"--device {name!r}: expected cpu or cuda (cuda:N)")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA GPU that torch can use; train with --device cpu")
+    if ranks.distributed:
+        dev = torch.device("cuda", ranks.local_rank)
+    elif dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {dev}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    torch.cuda.set_device(dev)
+    return dev
+
+
 def cmd_world(a) -> int:
     if a.max_chunks is not None and a.max_chunks < 1:
         raise ValueError(f"--max-chunks {a.max_chunks}: must be at least 1")
+    if a.minutes is not None and not a.minutes > 0:
+        raise ValueError(f"--minutes {a.minutes}: expected a positive time limit")
     if not 0 <= a.ema < 1:
         raise ValueError(f"--ema {a.ema}: the decay of the weight average must be in [0, 1) (e.g. 0.99; 0 is off)")
-    return tdist.run_stage(_train_world, a)
+    return tdist.run_stage(_train_world, a, device=a.device)
 
 
 def _train_world(a, ranks: tdist.Ranks) -> int:
-    if ranks.distributed and a.rollout:
-        raise ValueError(f"--rollout: runs as one process for now; start it without torchrun (asked for {ranks.world})")
+    for flag, on in (("--rollout", a.rollout), ("--recycle", a.recycle)):
+        if ranks.distributed and on:
+            raise ValueError(f"{flag}: runs as one process for now; start it without torchrun (asked for "
+                             f"{ranks.world})")
+    if a.recycle and (a.pixel_loss or a.rollout):
+        raise ValueError("--recycle: streams whole clips itself; leave out --rollout and --pixel-loss")
     ranks.check_batch(a.batch)
+    dev = train_device(a.device, ranks)
     torch.manual_seed(a.seed)
     over = {} if a.softmax_every is None else {"softmax_every": a.softmax_every}
+    if a.recycle:
+        over["recycle"] = True
     cfg = get_preset(a.preset, **over)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,11 +266,13 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         if dataclasses.replace(init.cfg, **over) != cfg:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         convert_blocks(model, init.float())
+    model.to(dev)
     fwd = model  # what the training forward goes through: the model, or its DistributedDataParallel wrapper
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
         # some parameters take no part in a chunk-causal forward (e.g. the text branch): found each step
-        fwd = DistributedDataParallel(model, find_unused_parameters=True)
+        fwd = DistributedDataParallel(model, find_unused_parameters=True,
+                                      device_ids=[dev.index] if dev.type == "cuda" else None)
     mine = ranks.shard(a.batch)  # this rank's samples of each global batch
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     modules = {"model": model}
@@ -216,7 +294,12 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         n, T = z.shape[0], z.shape[2]
         idx = torch.randint(n, (a.batch,), generator=gen)
         opt.zero_grad(set_to_none=True)
-        if a.rollout:
+        if a.recycle:
+            losses = recycle_loss(model, z[idx].to(dev), cc[idx].to(dev), pl[idx].to(dev), gen, a)
+            loss_value, k = float(np.mean(losses)), len(losses)
+        elif a.rollout:
+            if dev.type != "cpu":
+                raise ValueError(f"--rollout: trains on the CPU for now (asked for --device {a.device})")
             pixels = (pix_vae, lat["frames"][idx.numpy()]) if a.pixel_loss else None
             losses, pix = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a, pixels)
             loss_value, k = float(np.mean(losses)), len(losses)
@@ -234,14 +317,15 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
             ts = torch.zeros(a.batch, end)
             ts[:, begin:] = 1000 * sig[:, None]
             # the whole batch was drawn above (the same on every rank); this rank computes its own samples
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-                v = fwd(xt[mine], ts[mine], cc[idx[mine], :end], pl[idx[mine], :, :end], mode="chunk_causal")
-            target = (eps - x0)[mine, :, begin:]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+                v = fwd(xt[mine].to(dev), ts[mine].to(dev), cc[idx[mine], :end].to(dev),
+                        pl[idx[mine], :, :end].to(dev), mode="chunk_causal")
+            target = (eps - x0)[mine, :, begin:].to(dev)
             loss = (v.float()[:, :, begin:] - target).pow(2).mean()
             loss.backward()  # DistributedDataParallel: the gradients averaged over the ranks, as for the whole batch
             loss_value = loss.item()
             if ranks.distributed:  # the whole batch's loss, for the log
-                lv = torch.tensor([loss_value])
+                lv = torch.tensor([loss_value], device=dev)
                 torch.distributed.all_reduce(lv)
                 loss_value = float(lv) / ranks.world
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -250,17 +334,26 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
             modules["ema"].update_parameters(model)
         smooth = loss_value if smooth is None else 0.98 * smooth + 0.02 * loss_value
         bar.set_postfix(loss=f"{smooth:.4f}", chunk=k)
-        if ranks.main and ((step + 1) % 10 == 0 or step + 1 == a.steps):
-            row = {"chunks": k} if a.rollout else {"chunk": k, "sigma": sig.mean().item()}
+        late = a.minutes is not None and time.time() - t0 > 60 * a.minutes
+        if ranks.distributed:  # every rank stops at the same step
+            flag = torch.tensor([float(late)], device=dev)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            late = bool(flag.item())
+        if ranks.main and ((step + 1) % 10 == 0 or step + 1 == a.steps or late):
+            row = {"chunks": k} if a.rollout or a.recycle else {"chunk": k, "sigma": sig.mean().item()}
             if a.rollout and pix:
                 row["pixel_psnr"] = 10 * math.log10(4.0 / max(float(np.mean(pix)), 1e-10))
             _log(out, {"step": step + 1, "loss": loss_value, "loss_smooth": smooth, "grad_norm": float(gn), **row,
                        "time": time.time() - t0})
-        if ranks.main and ((step + 1) % a.save_every == 0 or step + 1 == a.steps):
+        if ranks.main and ((step + 1) % a.save_every == 0 or step + 1 == a.steps or late):
             _save_state(out, step + 1, modules, opt)
-    final = {"model": model.state_dict(), "cfg": cfg.to_dict()}
+        if late:
+            print(f"--minutes {a.minutes}: stopped after step {step + 1} of {a.steps} (resumable)")
+            break
+    cpu = lambda m: {k: v.cpu() for k, v in m.state_dict().items()}  # noqa: E731  (loads anywhere)
+    final = {"model": cpu(model), "cfg": cfg.to_dict()}
     if a.ema:  # the averaged weights are the result; the last raw weights stay beside them
-        final = {"model": modules["ema"].module.state_dict(), "model_raw": model.state_dict(), "cfg": cfg.to_dict()}
+        final = {"model": cpu(modules["ema"].module), "model_raw": cpu(model), "cfg": cfg.to_dict()}
     if ranks.main:
         torch.save(final, out / "world_final.pt")
         print(f"world model saved to {out / 'world_final.pt'}" + (f" ({ranks.world} processes)" if ranks.distributed
