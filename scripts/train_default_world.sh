@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the embedded default world from nothing on a 2-core CPU: about 2.5 h for the world (issue 6), 80 min more for
-# the world memory's depth network (issue 24):
+# the world memory's depth network (issue 24), and, where there is a GPU, the one-forward-per-chunk stage (issue 25):
 #   bash scripts/train_default_world.sh [OUT]        # OUT defaults to runs/recipe; the bundle is OUT/default_world.safetensors
 # Every stage resumes from its own checkpoint, and a finished stage is skipped, so the script can be stopped and run
 # again. OUT/times.tsv gets one line per stage run (stage, seconds, exit status): summing the seconds column gives the
@@ -50,6 +50,25 @@ stage bundle "$OUT/world_only.safetensors" train bundle --vae "$OUT/decoder" --w
 stage depth-data "$OUT/depth_data/shard_0005.npz" train depth-data --out "$OUT/depth_data" --clips 120 \
   --world "$OUT/world_only.safetensors"
 stage depth "$OUT/depth/depth_final.pt" train depth --dir "$OUT/depth_data" --out "$OUT/depth" --steps 3000
-stage bundle-depth "$OUT/default_world.safetensors" train bundle --vae "$OUT/decoder" --world "$OUT/roll" \
+# one forward per chunk (issue 25, the sixth default): the model reads the previous chunk's latents beside its noise
+# and its one forward writes the cache; streamed 6-chunk clips, 3 in 4 fed their own predictions. It needs a GPU to be
+# practical: RECYCLE=auto (default) runs it on CUDA when there is one and skips it otherwise (the bundle is then the
+# two-pass model, as the fifth default); RECYCLE=cpu forces the CPU (about 17 h on two cores, projected from 10.8 s a
+# step at batch 2), RECYCLE=off skips it. The shipped weights came from 356 steps on one H200 (about 9 min, two runs:
+# benchmarks/RESULTS.md, "One forward per chunk").
+RECYCLE=${RECYCLE:-auto}
+if [ "$RECYCLE" = auto ]; then
+  RECYCLE=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "off")')
+fi
+WORLD="$OUT/roll"
+if [ "$RECYCLE" != off ]; then
+  stage long23 "$OUT/long23/shard_0001.npz" train data --dir "$OUT/long23" --clips 80 --chunks 6 --shard-size 40 --seed 23
+  stage long29 "$OUT/long29/shard_0001.npz" train data --dir "$OUT/long29" --clips 80 --chunks 6 --shard-size 40 --seed 29
+  stage recycle "$OUT/recycle/world_final.pt" train world --dir "$OUT/long23" --dir "$OUT/long29" --vae "$OUT/vae" \
+    --out "$OUT/recycle" --init "$OUT/roll" --recycle --self-context 0.75 --sigma-one 0.75 --lr 1e-4 --warmup 50 \
+    --batch 32 --steps 360 --ema 0.995 --device "$RECYCLE"
+  WORLD="$OUT/recycle"
+fi
+stage bundle-depth "$OUT/default_world.safetensors" train bundle --vae "$OUT/decoder" --world "$WORLD" \
   --depth "$OUT/depth/depth_final.pt" --out "$OUT/default_world.safetensors" --sampler "$SAMPLER"
 awk -F'\t' '{s += $2} END {printf "training time over all runs: %.1f min (world 150 min, depth about 80)\n", s / 60}' "$OUT/times.tsv"
