@@ -237,7 +237,7 @@ def test_chunk_bounds_and_rollout_gradients():
 def test_two_torchrun_processes_match_one(tmp_path):
     """`torchrun --nproc-per-node 2 launch.py train world` (gloo, loopback): each rank computes half of every global
     batch and DistributedDataParallel averages the gradients, so its weights match a one-process run with the same
-    global batch; its checkpoint resumes in one process. The same for `train vae`."""
+    global batch; its checkpoint resumes in one process. The same for `train world --recycle` and `train vae`."""
     import os
     import subprocess
     import sys
@@ -275,6 +275,18 @@ def test_two_torchrun_processes_match_one(tmp_path):
     assert r.returncode != 0
     assert r.stderr.count("error: --batch 3: the global batch must be a multiple of the 2 processes") == 1
     assert f'File "{root}' not in r.stderr  # no traceback through our code (torchrun reports the exit code itself)
+    # one forward per chunk the same way: the whole streamed rollout is one DistributedDataParallel forward
+    rec = [*common, "--recycle", "--self-context", "0.5", "--steps", "2"]
+    run(*rec, "--out", tmp_path / "rec1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(root / "launch.py"), *rec, "--out", str(tmp_path / "rec2")],
+                       capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    assert r.returncode == 0 and "(2 processes)" in r.stdout, r.stderr[-3000:]
+    one = torch.load(tmp_path / "rec1" / "world_final.pt", weights_only=False)["model"]
+    two = torch.load(tmp_path / "rec2" / "world_final.pt", weights_only=False)["model"]
+    assert one["recycle_embedder.proj.weight"].abs().sum() > 0
+    for k in one:
+        assert torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-5), (k, (one[k] - two[k]).abs().max())
     # the VAE stage the same way: two processes, one global batch of 2
     vae_args = ["train", "vae", "--dir", str(d), "--vae-preset", "test-vae", "--batch", "2", "--steps", "2",
                 "--crop", "32"]

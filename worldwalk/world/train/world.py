@@ -15,8 +15,8 @@ Objective (flow matching, v = ε − x0, t = 1000·σ), two ways over the same c
 Camera conditions and Plücker maps come from the clip's own poses. --device cuda trains on a GPU (one process, or one
 per GPU under torchrun with NCCL).
 
-Under torchrun (train/dist.py) the default objective runs data-parallel: every rank draws the same global batch and
-computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is the step
+Under torchrun (train/dist.py) the default objective and --recycle run data-parallel: every rank draws the same global
+batch and computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is the step
 of one process on the whole batch, and a run resumes with any number of processes. --rollout runs as one process.
 """
 from __future__ import annotations
@@ -59,21 +59,23 @@ def noised(x0: torch.Tensor, a, gen: torch.Generator, at_one: torch.Tensor | Non
 def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
                 bf16: bool) -> torch.Tensor:
     """Replace the clean context latents (B, C, T, h, w) after latent 0 by the model's own one-step generation of
-    them, chunk by chunk (what the cache holds when streaming), so training sees the context it will be given."""
-    out = ctx[:, :, :1]
+    them, chunk by chunk (what the cache holds when streaming), so training sees the context it will be given.
+    Runs on the model's device; inputs and result on the CPU."""
+    dev = next(model.parameters()).device
+    out, cc, pl = ctx[:, :, :1].to(dev), cc.to(dev), pl.to(dev)
     T = ctx.shape[2]
     with torch.no_grad():
         b = 1
         while b < T:
             e = min(T, model.cfg.first_chunk_frames if b == 1 else b + model.cfg.chunk_frames)
-            eps = torch.randn(ctx[:, :, b:e].shape, generator=gen)
-            ts = torch.zeros(ctx.shape[0], e)
+            eps = torch.randn(ctx[:, :, b:e].shape, generator=gen).to(dev)
+            ts = torch.zeros(ctx.shape[0], e, device=dev)
             ts[:, b:] = 1000.0
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 v = model(torch.cat([out, eps], 2), ts, cc[:, :e], pl[:, :, :e], mode="chunk_causal")
             out = torch.cat([out, eps - v.float()[:, :, b:]], 2)
             b = e
-    return out
+    return out.cpu()
 
 
 def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
@@ -126,42 +128,61 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     return losses, pix
 
 
+class Rollout(torch.nn.Module):
+    """A streamed one-forward-per-chunk rollout as one module call (so DistributedDataParallel sees one forward per
+    backward). forward(z, cc, pl, draws, free, bf16) -> (mean of the chunks' losses, each chunk's loss (detached)):
+    z (B, C, T, h, w), draws [(noisy, eps, sigma)] per chunk for these B samples, free (B,) bool."""
+
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z, cc, pl, draws, free, bf16: bool):
+        from worldwalk.world.cache import StreamCache
+
+        model, dev = self.model, z.device
+        B = z.shape[0]
+        cache = StreamCache(model.cfg, window_chunks=1)
+        bounds = chunk_bounds(model.cfg, z.shape[2])
+        total, losses, rec = 0.0, [], None
+        for (begin, end), (noisy, eps, sig) in zip(bounds, draws):
+            lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
+            x0 = z[:, :, lo:end]
+            ts = torch.zeros(B, end - begin, device=dev)
+            ts[:, lo - begin:] = 1000 * sig[:, None]
+            inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                          cache=cache, write_cache=True, recycled=rec)
+            v = v.float()[:, :, lo - begin:]
+            loss = (v - (eps - x0)).pow(2).mean()
+            total = total + loss
+            losses.append(loss.detach())
+            own = (noisy - sig.view(B, 1, 1, 1, 1) * v).detach()  # the chunk the engine would show
+            rec = torch.where(free[:, None, None, None, None], own, x0)
+        return total / len(bounds), torch.stack(losses)
+
+
 def recycle_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
-                 a) -> list[float]:
+                 a, fwd: torch.nn.Module | None = None, mine: slice = slice(None)) -> list[float]:
     """One forward per chunk (cfg.recycle): clips z (B, C, T, h, w) stream chunk by chunk through the engine's
     StreamCache; each chunk's one forward, at its noise level (the shifted schedule, a.sigma_one of them at σ = 1),
     predicts it and writes the cache, and reads the previous chunk's latents as its recycled input. Per sample, with
     probability a.self_context, those are the model's own predictions (detached: what the engine feeds), else the
     clean latents. Gradients run through the cache over the whole clip; the mean of the chunks' losses is
-    back-propagated at once. Tensors are on the model's device; noise is drawn on the CPU from gen. -> each chunk's
-    loss."""
-    from worldwalk.world.cache import StreamCache
-
+    back-propagated at once. Tensors are on the model's device; noise is drawn on the CPU from gen for the whole
+    batch, and the samples `mine` are computed (through `fwd`, a Rollout or its DistributedDataParallel wrapper).
+    -> each chunk's loss over those samples."""
     dev = z.device
-    B = z.shape[0]
-    cache = StreamCache(model.cfg, window_chunks=1)
-    free = (torch.rand(B, generator=gen) < a.self_context).to(dev)
-    bounds = chunk_bounds(model.cfg, z.shape[2])
-    total, losses, rec = 0.0, [], None
-    for begin, end in bounds:
-        lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
-        x0 = z[:, :, lo:end]
-        noisy, eps, sig = noised(x0.cpu(), a, gen)
-        noisy, eps, sig = noisy.to(dev), eps.to(dev), sig.to(dev)
-        ts = torch.zeros(B, end - begin, device=dev)
-        ts[:, lo - begin:] = 1000 * sig[:, None]
-        inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
-            v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
-                      cache=cache, write_cache=True, recycled=rec)
-        v = v.float()[:, :, lo - begin:]
-        loss = (v - (eps - x0)).pow(2).mean()
-        total = total + loss
-        losses.append(loss.item())
-        own = (noisy - sig.view(B, 1, 1, 1, 1) * v).detach()  # the chunk the engine would show
-        rec = torch.where(free[:, None, None, None, None], own, x0)
-    (total / len(bounds)).backward()
-    return losses
+    free = torch.rand(z.shape[0], generator=gen) < a.self_context
+    draws = []
+    for begin, end in chunk_bounds(model.cfg, z.shape[2]):
+        noisy, eps, sig = noised(z[:, :, max(begin, 1):end].cpu(), a, gen)
+        draws.append(tuple(t[mine].to(dev) for t in (noisy, eps, sig)))
+    total, losses = (fwd if fwd is not None else Rollout(model))(z[mine], cc[mine], pl[mine], draws,
+                                                                 free[mine].to(dev), a.bf16)
+    total.backward()
+    return losses.tolist()
 
 
 def pixel_mse(pixels: tuple, hist: torch.Tensor, x0_hat: torch.Tensor, lo: int, end: int, gen: torch.Generator,
@@ -233,10 +254,8 @@ def cmd_world(a) -> int:
 
 
 def _train_world(a, ranks: tdist.Ranks) -> int:
-    for flag, on in (("--rollout", a.rollout), ("--recycle", a.recycle)):
-        if ranks.distributed and on:
-            raise ValueError(f"{flag}: runs as one process for now; start it without torchrun (asked for "
-                             f"{ranks.world})")
+    if ranks.distributed and a.rollout:
+        raise ValueError(f"--rollout: runs as one process for now; start it without torchrun (asked for {ranks.world})")
     if a.recycle and (a.pixel_loss or a.rollout):
         raise ValueError("--recycle: streams whole clips itself; leave out --rollout and --pixel-loss")
     ranks.check_batch(a.batch)
@@ -267,11 +286,13 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
             raise ValueError(f"--init {a.init}: a {init.cfg.name!r} model with another configuration than {cfg.name!r}")
         convert_blocks(model, init.float())
     model.to(dev)
-    fwd = model  # what the training forward goes through: the model, or its DistributedDataParallel wrapper
+    # what the training forward goes through: the model (--recycle: a whole streamed rollout), or its
+    # DistributedDataParallel wrapper
+    fwd = Rollout(model) if a.recycle else model
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
         # some parameters take no part in a chunk-causal forward (e.g. the text branch): found each step
-        fwd = DistributedDataParallel(model, find_unused_parameters=True,
+        fwd = DistributedDataParallel(fwd, find_unused_parameters=True,
                                       device_ids=[dev.index] if dev.type == "cuda" else None)
     mine = ranks.shard(a.batch)  # this rank's samples of each global batch
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -294,8 +315,8 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         n, T = z.shape[0], z.shape[2]
         idx = torch.randint(n, (a.batch,), generator=gen)
         opt.zero_grad(set_to_none=True)
-        if a.recycle:
-            losses = recycle_loss(model, z[idx].to(dev), cc[idx].to(dev), pl[idx].to(dev), gen, a)
+        if a.recycle:  # the whole batch drawn (the same on every rank); this rank computes its own samples
+            losses = recycle_loss(model, z[idx].to(dev), cc[idx].to(dev), pl[idx].to(dev), gen, a, fwd, mine)
             loss_value, k = float(np.mean(losses)), len(losses)
         elif a.rollout:
             if dev.type != "cpu":
@@ -324,10 +345,10 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
             loss = (v.float()[:, :, begin:] - target).pow(2).mean()
             loss.backward()  # DistributedDataParallel: the gradients averaged over the ranks, as for the whole batch
             loss_value = loss.item()
-            if ranks.distributed:  # the whole batch's loss, for the log
-                lv = torch.tensor([loss_value], device=dev)
-                torch.distributed.all_reduce(lv)
-                loss_value = float(lv) / ranks.world
+        if ranks.distributed:  # the whole batch's loss, for the log
+            lv = torch.tensor([loss_value], device=dev)
+            torch.distributed.all_reduce(lv)
+            loss_value = float(lv) / ranks.world
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if a.ema:
