@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldwalk.world.layers import SiLU
+
 
 @dataclass(frozen=True)
 class DepthConfig:
@@ -60,7 +62,7 @@ class DepthConfig:
 
 
 def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), nn.SiLU())
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), SiLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), SiLU())
 
 
 def ray_inputs(intrinsics, c2w: torch.Tensor, size_wh: tuple[int, int], eye_height: float, min_depth: float,

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldwalk.world.layers import SiLU
+
 
 class VideoVAE(nn.Module):
     """The interface; subclasses set these and implement the three methods."""
@@ -109,7 +111,7 @@ class CausalVAE(VideoVAE):
         # ---- encoder: per frame down to the latent grid, then frame 0 alone / groups of s frames -> one latent
         down, c = [], 3
         for w in reversed(widths):
-            down += [nn.Conv2d(c, w, 3, stride=2, padding=1), nn.SiLU()]
+            down += [nn.Conv2d(c, w, 3, stride=2, padding=1), SiLU()]
             c = w
         self.enc_frames = nn.Sequential(*down, nn.Conv2d(c, W, 3, padding=1))
         self.enc_first = nn.Conv2d(W, C, 1)
@@ -120,7 +122,7 @@ class CausalVAE(VideoVAE):
         self.dec_time = nn.Conv2d(W, widths[0] * s, 1)
         ups, c = [], widths[0]
         for w in list(widths[1:]) + [widths[-1]]:
-            ups += [nn.Conv2d(c, 4 * w, 3, padding=1), nn.PixelShuffle(2), nn.SiLU()]
+            ups += [nn.Conv2d(c, 4 * w, 3, padding=1), nn.PixelShuffle(2), SiLU()]
             c = w
         self.dec_space = nn.Sequential(*ups, nn.Conv2d(c, 3, 3, padding=1))
         # per-frame convs keep channels last: oneDNN runs these thin, wide layers ~1.6x faster on the CPU that way
