@@ -94,6 +94,27 @@ def test_forced_triton_on_cpu_without_interpreter_says_so():
     assert r.returncode == 0 and "refused:" in r.stdout and "TRITON_INTERPRET" in r.stdout, r.stderr
 
 
+def test_ops_that_autograd_records_run_the_reference():
+    """Training: the Triton twins have no backward, so an op whose inputs need a gradient runs the PyTorch reference
+    (here forced Triton without its interpreter would refuse, so reaching the reference shows the routing)."""
+    pytest.importorskip("triton")
+    code = (
+        "import torch\nfrom worldwalk import kernels\nfrom worldwalk.kernels.gdn.naive import gdn_recurrent\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "q, k, v = (torch.rand(1, 1, 2, 3, 4, generator=g).requires_grad_() for _ in range(3))\n"
+        "b, d = torch.rand(1, 1, 2, 3, generator=g), torch.rand(1, 1, 2, generator=g)\n"
+        "out, _ = kernels.frame_gdn_scan(q, k, v, b, d)\n"
+        "out.sum().backward()\n"
+        "ref, _ = gdn_recurrent(q, k, v, b, d)\n"
+        "print('same', torch.equal(out, ref), bool(q.grad.abs().sum() > 0))\n"
+        "with torch.no_grad():\n"
+        "    try:\n        kernels.frame_gdn_scan(q, k, v, b, d)\n"
+        "    except RuntimeError:\n        print('no grad: triton')\n"
+    )
+    r = run_python(code, WORLDWALK_KERNELS="triton", TRITON_INTERPRET="0")
+    assert r.returncode == 0 and "same True True" in r.stdout and "no grad: triton" in r.stdout, r.stderr
+
+
 def test_interpreter_works_when_triton_was_imported_first():
     """Another test folder may import triton before tests/kernels/conftest.py sets TRITON_INTERPRET=1: triton's own
     @jit helpers (tl.zeros, tl.sum, ...) then stay compiled-mode functions, so our kernels must not call them."""
