@@ -91,7 +91,10 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     walk_on(a, lambda: frames_in(a.dir / "walk-02.mp4") >= 6, "the recording in progress copied")
     ray.kill(a.host, no_restart=True)
     t0 = time.monotonic()
-    s = a.status()  # the first call finds the actor gone and moves the walk
+    # ray.kill returns before the actor is gone: calls reach it until then, and the first that finds it gone moves
+    # the walk
+    wait_for(lambda: a.status()["moves"] == 1, timeout=30.0, what="the walk to move after the kill")
+    s = a.status()
     assert a.moves == 1 and s["message"].startswith(MOVED) and s["state"] == "live"
     assert s["pos"][2] >= kept_z - 1e-6  # it goes on from its last kept state, not from the start
     walk_on(a, lambda: a.status()["pos"][2] > s["pos"][2] + 0.2, "a walking on after the move")

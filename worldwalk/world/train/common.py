@@ -22,13 +22,22 @@ from worldwalk.world.vae import CausalVAE
 
 
 class ClipData:
-    """All shards in memory (uint8); random clips and windows."""
+    """All shards in memory (uint8); random clips and windows. part = (rank, world): only shards rank, rank + world,
+    ... (their indices in self.shards; possibly none)."""
 
-    def __init__(self, d: str | Path, limit: int | None = None):
+    def __init__(self, d: str | Path, limit: int | None = None, part: tuple[int, int] | None = None):
         shards = sorted(Path(d).glob("shard_*.npz"))
         if not shards:
             raise ValueError(f"--dir {d}: no shard_*.npz files; run `launch.py train data --dir {d}` first")
-        parts = [np.load(p) for p in shards[:limit]]
+        self.shards = list(range(len(shards[:limit])))
+        if part is not None:
+            self.shards = self.shards[part[0]::part[1]]
+        parts = [np.load(shards[i]) for i in self.shards]
+        self.sizes = [len(p["c2w"]) for p in parts]  # clips per shard read
+        if not parts:  # a rank with no shard of its own
+            self.frames, self.c2w, self.intr = np.zeros((0, 1, 1, 1, 3), np.uint8), np.zeros((0, 1, 4, 4)), \
+                np.zeros((0, 4))
+            return
         self.frames = np.concatenate([p["frames"] for p in parts])  # (n, F, H, W, 3)
         self.c2w = np.concatenate([p["c2w"] for p in parts])
         self.intr = np.concatenate([p["intrinsics"] for p in parts])
@@ -128,13 +137,17 @@ def camera_tensors(c2w: np.ndarray, intr: np.ndarray, cfg) -> tuple[torch.Tensor
 
 
 def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE | None = None,
-                 clips: dict | None = None) -> list[dict]:
+                 clips: dict | None = None, ranks=None) -> list[dict]:
     """Per --dir: {"z" (n, C, T, h, w), "cc", "pl"} of its clips, encoded once and cached in <out>/latents*.pt
     (the first dir's as latents.pt, the later ones' as latents_<i>.pt). A caller that already holds the VAE or a
-    dir's ClipData (clips: {dir: ClipData}) passes them, so neither is read twice."""
+    dir's ClipData (clips: {dir: ClipData}) passes them, so neither is read twice. Under torchrun (ranks, a
+    train/dist.Ranks) each rank reads and encodes its own shards of the clips, and rank 0 joins them into the cache,
+    which every rank then reads."""
     sets, clips = [], clips or {}
     for i, d in enumerate(dirs):
         cache = out / ("latents.pt" if i == 0 else f"latents_{i}.pt")
+        if ranks is not None and ranks.distributed and not cache.exists() and d not in clips:
+            _encode_by_rank(d, vae_dir, cfg, cache, vae, ranks)
         if cache.exists():
             lat = torch.load(cache, weights_only=False)
             if lat.get("dir", str(Path(d).resolve())) != str(Path(d).resolve()):
@@ -148,6 +161,33 @@ def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE |
             torch.save(lat, cache)
         sets.append(lat)
     return sets
+
+
+def _encode_by_rank(d: str, vae_dir: str, cfg, cache: Path, vae: CausalVAE | None, ranks) -> None:
+    """Each rank encodes shards rank, rank + N, ... of --dir d into <cache>.rank<r>; rank 0 joins them in shard order
+    into `cache` and removes the parts. Every rank returns once the cache is written."""
+    data = ClipData(d, part=(ranks.rank, ranks.world))
+    mine = cache.with_name(f"{cache.name}.rank{ranks.rank}")
+    z = encode_dataset(data, vae or load_any_vae(vae_dir)) if data.shards else None
+    bounds = np.cumsum([0] + data.sizes)
+    torch.save({s: (z[bounds[j]:bounds[j + 1]], data.c2w[bounds[j]:bounds[j + 1]], data.intr[bounds[j]:bounds[j + 1]])
+                for j, s in enumerate(data.shards)}, mine)
+    ranks.barrier()
+    if ranks.main:
+        parts = {}
+        for r in range(ranks.world):
+            p = cache.with_name(f"{cache.name}.rank{r}")
+            parts.update(torch.load(p, weights_only=False))
+            p.unlink()
+        order = sorted(parts)
+        c2w = np.concatenate([parts[s][1] for s in order])
+        intr = np.concatenate([parts[s][2] for s in order])
+        cc, pl = camera_tensors(c2w, intr, cfg)
+        tmp = cache.with_name(cache.name + ".tmp")
+        torch.save({"z": torch.cat([parts[s][0] for s in order]), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())},
+                   tmp)
+        tmp.replace(cache)
+    ranks.barrier()
 
 
 def chunk_bounds(cfg, T: int) -> list[tuple[int, int]]:

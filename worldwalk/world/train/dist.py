@@ -5,10 +5,11 @@
 
 Without torchrun (no WORLD_SIZE in the environment) nothing is initialised and a stage runs as one process.
 
-How a stage uses it (train/world.py): every rank draws the same global batch from the same seeded generator (clips,
-chunk, noise levels, noise) and computes only its own slice of it (rank r: samples [r·B/N, (r+1)·B/N)); the model is
-wrapped in DistributedDataParallel, which averages the gradients, so one step is the step a single process takes on the
-whole batch (up to float rounding), whatever N is. The checkpoint (model, optimiser, step) is written by rank 0 only
+How a stage uses it (train/world.py): each rank reads and VAE-encodes its own shards of the clips (shards r, r + N,
+...; rank 0 joins the latents into the run's cache, which all ranks then hold: latents are small). Every rank draws
+the same global batch from the same seeded generator (clips, chunk, noise levels, noise) and computes only its own
+slice of it (rank r: samples [r·B/N, (r+1)·B/N)); the model is wrapped in DistributedDataParallel, which averages the
+gradients, so one step is the step a single process takes on the whole batch (up to float rounding), whatever N is. The checkpoint (model, optimiser, step) is written by rank 0 only
 and holds nothing per rank, so a run resumes with another N. Backend: gloo on the CPU; NCCL for `train world --device
 cuda`, where each process takes the GPU of its LOCAL_RANK:
 

@@ -271,11 +271,8 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         raise ValueError("--pixel-loss: needs --rollout (the loss is taken on every streamed chunk)")
     pix_vae = load_any_vae(a.vae).requires_grad_(False) if a.pixel_loss else None
     clips = {d: ClipData(d) for d in a.dir} if a.pixel_loss else {}
-    if not ranks.main:  # rank 0 encodes the clips (or finds its cache) first; the others read its cache
-        ranks.barrier()
-    sets = load_latents(a.dir, a.vae, cfg, out, vae=pix_vae, clips=clips)
-    if ranks.main:
-        ranks.barrier()
+    # under torchrun each rank reads and encodes its own shards of clips; rank 0 writes the joined cache
+    sets = load_latents(a.dir, a.vae, cfg, out, vae=pix_vae, clips=clips, ranks=ranks)
     for d, lat in zip(a.dir, sets):
         if d in clips:
             lat["frames"] = clips[d].frames
