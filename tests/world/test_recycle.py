@@ -1,4 +1,5 @@
-"""One forward per chunk (cfg.recycle, issue 25): streaming == one-shot, one forward a chunk, exact snapshots, training."""
+"""One forward per chunk (cfg.recycle, issue 25): streaming == one-shot, one forward a chunk, exact snapshots,
+training."""
 import types
 
 import numpy as np
@@ -12,6 +13,8 @@ from worldwalk.world.presets import get_preset
 from worldwalk.world.sampler import SamplerConfig
 from worldwalk.world.session import Session
 from worldwalk.world.vae import CausalVAE
+
+from train_checks import params_without_grad  # noqa: E402  (tests/world, on the path as rootdir-less tests)
 
 
 def make_model(seed=0, recycle=True):
@@ -127,10 +130,6 @@ def test_recycle_loss_reaches_every_parameter():
     a = types.SimpleNamespace(self_context=0.5, sigma_one=0.5, sigma_shift=3.0, bf16=False)
     losses = recycle_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
     assert len(losses) == 3 and all(np.isfinite(losses))
-    gdn_only = ("A_log", "dt_bias", "beta_proj", "gate_proj")
-    unused = {n for n, _ in model.named_parameters()
-              if any(g in n for g in gdn_only) and cfg.is_softmax(int(n.split(".")[1]))}
-    missing = [n for n, p in model.named_parameters()
-               if n not in unused and (p.grad is None or not torch.isfinite(p.grad).all())]
+    missing = params_without_grad(model)
     assert not missing, missing
     assert model.recycle_embedder.proj.weight.grad.abs().sum() > 0

@@ -9,6 +9,8 @@ from worldwalk.app.cli import main
 from worldwalk.world.bundle import load_bundle
 from worldwalk.world.session import Session
 
+from train_checks import params_without_grad  # noqa: E402  (tests/world, on the path as rootdir-less tests)
+
 
 def run(*args):
     assert main([str(a) for a in args]) == 0
@@ -209,13 +211,8 @@ def test_chunk_bounds_and_rollout_gradients():
     a = types.SimpleNamespace(self_context=0.5, sigma_one=0.5, sigma_shift=3.0, bf16=False)
     losses, pix = rollout_loss(model, z, cc, pl, torch.Generator().manual_seed(1), a)
     assert len(losses) == 3 and all(np.isfinite(losses)) and pix == []
-    # every parameter the chunk's own forward uses gets a gradient (the cache itself is detached); softmax blocks
-    # carry the GDN gate parameters of the shared layout unused
-    gdn_only = ("A_log", "dt_bias", "beta_proj", "gate_proj")
-    unused = {n for n, _ in model.named_parameters()
-              if any(g in n for g in gdn_only) and cfg.is_softmax(int(n.split(".")[1]))}
-    missing = [n for n, p in model.named_parameters()
-               if n not in unused and (p.grad is None or not torch.isfinite(p.grad).all())]
+    # every parameter the chunk's own forward uses gets a gradient (the cache itself is detached)
+    missing = params_without_grad(model)
     assert not missing, missing
     # the same under bf16 autocast (camera geometry stays float32)
     a.bf16 = True
@@ -254,9 +251,12 @@ def test_two_torchrun_processes_match_one(tmp_path):
     init0 = torch.load(tmp_path / "zero" / "world_final.pt", weights_only=False)["model"]
     run(*common, "--out", tmp_path / "one", "--steps", 3)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        str(root / "launch.py"), *common, "--out", str(tmp_path / "two"), "--steps", "3"],
-                       capture_output=True, text=True, cwd=root, env=env, timeout=600)
+
+    def torchrun2(*args: str) -> subprocess.CompletedProcess:  # launch.py ARGS on two processes (gloo, loopback)
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               str(root / "launch.py"), *args], capture_output=True, text=True, cwd=root, env=env,
+                              timeout=600)
+    r = torchrun2(*common, "--out", str(tmp_path / "two"), "--steps", "3")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "(2 processes)" in r.stdout
     # each rank read and encoded its own shards of clips (rank 0: shards 0 and 2, rank 1: shard 1), joined in order
@@ -277,18 +277,14 @@ def test_two_torchrun_processes_match_one(tmp_path):
     run(*common, "--out", tmp_path / "two", "--steps", 4)
     assert torch.load(tmp_path / "two" / "state.pt", weights_only=False)["step"] == 4
     # a global batch the processes cannot share evenly is one line, exit 2
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        str(root / "launch.py"), *common, "--batch", "3", "--out", str(tmp_path / "odd"),
-                        "--steps", "1"], capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    r = torchrun2(*common, "--batch", "3", "--out", str(tmp_path / "odd"), "--steps", "1")
     assert r.returncode != 0
     assert r.stderr.count("error: --batch 3: the global batch must be a multiple of the 2 processes") == 1
     assert f'File "{root}' not in r.stderr  # no traceback through our code (torchrun reports the exit code itself)
     # one forward per chunk the same way: the whole streamed rollout is one DistributedDataParallel forward
     rec = [*common, "--recycle", "--self-context", "0.5", "--steps", "2"]
     run(*rec, "--out", tmp_path / "rec1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        str(root / "launch.py"), *rec, "--out", str(tmp_path / "rec2")],
-                       capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    r = torchrun2(*rec, "--out", str(tmp_path / "rec2"))
     assert r.returncode == 0 and "(2 processes)" in r.stdout, r.stderr[-3000:]
     one = torch.load(tmp_path / "rec1" / "world_final.pt", weights_only=False)["model"]
     two = torch.load(tmp_path / "rec2" / "world_final.pt", weights_only=False)["model"]
@@ -299,9 +295,7 @@ def test_two_torchrun_processes_match_one(tmp_path):
     vae_args = ["train", "vae", "--dir", str(d), "--vae-preset", "test-vae", "--batch", "2", "--steps", "2",
                 "--crop", "32"]
     run(*vae_args, "--out", tmp_path / "vae1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        str(root / "launch.py"), *vae_args, "--out", str(tmp_path / "vae2")],
-                       capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    r = torchrun2(*vae_args, "--out", str(tmp_path / "vae2"))
     assert r.returncode == 0 and "(2 processes)" in r.stdout, r.stderr[-3000:]
     one = torch.load(tmp_path / "vae1" / "vae_final.pt", weights_only=False)["vae"]
     two = torch.load(tmp_path / "vae2" / "vae_final.pt", weights_only=False)["vae"]

@@ -156,11 +156,16 @@ def load_latents(dirs: list[str], vae_dir: str, cfg, out: Path, vae: CausalVAE |
         else:
             data = clips[d] if d in clips else ClipData(d)
             vae = vae or load_any_vae(vae_dir)
-            cc, pl = camera_tensors(data.c2w, data.intr, cfg)
-            lat = {"z": encode_dataset(data, vae), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
+            lat = _latent_set(encode_dataset(data, vae), data.c2w, data.intr, cfg, d)
             torch.save(lat, cache)
         sets.append(lat)
     return sets
+
+
+def _latent_set(z: torch.Tensor, c2w: np.ndarray, intr: np.ndarray, cfg, d: str) -> dict:
+    """What a latents cache holds for --dir d: the clips' latents, camera conditions and Plücker maps."""
+    cc, pl = camera_tensors(c2w, intr, cfg)
+    return {"z": z, "cc": cc, "pl": pl, "dir": str(Path(d).resolve())}
 
 
 def _encode_by_rank(d: str, vae_dir: str, cfg, cache: Path, vae: CausalVAE | None, ranks) -> None:
@@ -180,12 +185,9 @@ def _encode_by_rank(d: str, vae_dir: str, cfg, cache: Path, vae: CausalVAE | Non
             parts.update(torch.load(p, weights_only=False))
             p.unlink()
         order = sorted(parts)
-        c2w = np.concatenate([parts[s][1] for s in order])
-        intr = np.concatenate([parts[s][2] for s in order])
-        cc, pl = camera_tensors(c2w, intr, cfg)
         tmp = cache.with_name(cache.name + ".tmp")
-        torch.save({"z": torch.cat([parts[s][0] for s in order]), "cc": cc, "pl": pl, "dir": str(Path(d).resolve())},
-                   tmp)
+        torch.save(_latent_set(torch.cat([parts[s][0] for s in order]), np.concatenate([parts[s][1] for s in order]),
+                               np.concatenate([parts[s][2] for s in order]), cfg, d), tmp)
         tmp.replace(cache)
     ranks.barrier()
 

@@ -9,8 +9,9 @@ How a stage uses it (train/world.py): each rank reads and VAE-encodes its own sh
 ...; rank 0 joins the latents into the run's cache, which all ranks then hold: latents are small). Every rank draws
 the same global batch from the same seeded generator (clips, chunk, noise levels, noise) and computes only its own
 slice of it (rank r: samples [r·B/N, (r+1)·B/N)); the model is wrapped in DistributedDataParallel, which averages the
-gradients, so one step is the step a single process takes on the whole batch (up to float rounding), whatever N is. The checkpoint (model, optimiser, step) is written by rank 0 only
-and holds nothing per rank, so a run resumes with another N. Backend: gloo on the CPU; NCCL for `train world --device
+gradients, so one step is the step a single process takes on the whole batch (up to float rounding), whatever N is.
+The checkpoint (model, optimiser, step) is written by rank 0 only and holds nothing per rank, so a run resumes with
+another N. Backend: gloo on the CPU; NCCL for `train world --device
 cuda`, where each process takes the GPU of its LOCAL_RANK:
 
     torchrun --standalone --nproc-per-node 8 launch.py train world --device cuda --bf16 --batch 64 ...

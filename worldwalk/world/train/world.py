@@ -16,8 +16,9 @@ Camera conditions and Plücker maps come from the clip's own poses. --device cud
 per GPU under torchrun with NCCL).
 
 Under torchrun (train/dist.py) the default objective and --recycle run data-parallel: every rank draws the same global
-batch and computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is the step
-of one process on the whole batch, and a run resumes with any number of processes. --rollout runs as one process.
+batch and computes its slice, DistributedDataParallel averages the gradients, rank 0 writes the checkpoints; a step is
+the step of one process on the whole batch, and a run resumes with any number of processes. --rollout runs as one
+process.
 """
 from __future__ import annotations
 
@@ -78,6 +79,21 @@ def own_context(model: WorldModel, ctx: torch.Tensor, cc: torch.Tensor, pl: torc
     return out.cpu()
 
 
+def chunk_velocity(model: WorldModel, z: torch.Tensor, noisy: torch.Tensor, sig: torch.Tensor, cc: torch.Tensor,
+                   pl: torch.Tensor, begin: int, end: int, cache, bf16: bool, **kw) -> torch.Tensor:
+    """One streamed chunk [begin, end) of clips z (B, C, T, h, w) through `cache`: its new latents noisy at σ = sig
+    (B,) (chunk 0 also gets the clean start latent at t = 0). kw: write_cache, recycled. -> the velocity (float) of
+    the new latents."""
+    B, lo = z.shape[0], max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
+    ts = torch.zeros(B, end - begin, device=z.device)
+    ts[:, lo - begin:] = 1000 * sig[:, None]
+    inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
+    with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=bf16):
+        v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
+                  cache=cache, **kw)
+    return v.float()[:, :, lo - begin:]
+
+
 def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch.Tensor, gen: torch.Generator,
                  a, pixels: tuple | None = None) -> tuple[list[float], list[float]]:
     """One streamed rollout of clips z (B, C, T, h, w), chunk by chunk through the engine's StreamCache (sink and a
@@ -101,16 +117,10 @@ def rollout_loss(model: WorldModel, z: torch.Tensor, cc: torch.Tensor, pl: torch
     losses, pix = [], []
     hist = z[:, :, :1]  # the latents the cache was written from, in order (what the engine's decoder is given)
     for begin, end in bounds:
-        lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
+        lo = max(begin, 1)
         x0 = z[:, :, lo:end]
         noisy, eps, sig = noised(x0, a, gen, at_one=free)
-        ts = torch.zeros(B, end - begin)
-        ts[:, lo - begin:] = 1000 * sig[:, None]
-        inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
-                      cache=cache)
-        v = v.float()[:, :, lo - begin:]
+        v = chunk_velocity(model, z, noisy, sig, cc, pl, begin, end, cache, a.bf16)
         loss = (v - (eps - x0)).pow(2).mean()
         if pixels is not None:
             mse = pixel_mse(pixels, hist, noisy - sig.view(B, 1, 1, 1, 1) * v, lo, end, gen, a.pixel_crop)
@@ -140,21 +150,13 @@ class Rollout(torch.nn.Module):
     def forward(self, z, cc, pl, draws, free, bf16: bool):
         from worldwalk.world.cache import StreamCache
 
-        model, dev = self.model, z.device
-        B = z.shape[0]
+        model, B = self.model, z.shape[0]
         cache = StreamCache(model.cfg, window_chunks=1)
         bounds = chunk_bounds(model.cfg, z.shape[2])
         total, losses, rec = 0.0, [], None
         for (begin, end), (noisy, eps, sig) in zip(bounds, draws):
-            lo = max(begin, 1)  # latent 0 (the start frame) is given clean, never generated
-            x0 = z[:, :, lo:end]
-            ts = torch.zeros(B, end - begin, device=dev)
-            ts[:, lo - begin:] = 1000 * sig[:, None]
-            inp = torch.cat([z[:, :, :1], noisy], 2) if begin == 0 else noisy
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                v = model(inp, ts, cc[:, begin:end], pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin,
-                          cache=cache, write_cache=True, recycled=rec)
-            v = v.float()[:, :, lo - begin:]
+            x0 = z[:, :, max(begin, 1):end]
+            v = chunk_velocity(model, z, noisy, sig, cc, pl, begin, end, cache, bf16, write_cache=True, recycled=rec)
             loss = (v - (eps - x0)).pow(2).mean()
             total = total + loss
             losses.append(loss.detach())
@@ -353,7 +355,7 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         smooth = loss_value if smooth is None else 0.98 * smooth + 0.02 * loss_value
         bar.set_postfix(loss=f"{smooth:.4f}", chunk=k)
         late = a.minutes is not None and time.time() - t0 > 60 * a.minutes
-        if ranks.distributed:  # every rank stops at the same step
+        if ranks.distributed and a.minutes is not None:  # every rank stops at the same step
             flag = torch.tensor([float(late)], device=dev)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             late = bool(flag.item())
