@@ -56,3 +56,48 @@ def test_dispatch(monkeypatch):
     assert splat_backend("cuda:0") == "reference"
     monkeypatch.setenv("WORLDWALK_KERNELS", "reference")
     assert splat_backend("cpu") == "reference"
+
+
+@pytest.mark.parametrize("N, C, H, W, seed", [(1, 3, 1, 1, 0), (2, 3, 5, 3, 1), (3, 3, 37, 23, 2), (2, 1, 64, 48, 3),
+                                              (1, 2, 33, 65, 4)])
+def test_pull_push_matches_the_reference(N, C, H, W, seed):
+    from worldwalk.kernels.splat import pull_push_ref
+    from worldwalk.kernels.splat.cpu import pull_push_cpu
+
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(N, C, H, W, generator=g) * 2 - 1
+    weight = (torch.rand(N, 1, H, W, generator=g) < 0.3).float() * torch.rand(N, 1, H, W, generator=g)
+    if N > 1:
+        weight[-1] = 0  # a frame with nothing: its own mean of nothing (0)
+    ref, out = pull_push_ref(img, weight), pull_push_cpu(img, weight)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[weight.expand_as(img) > 0], img[weight.expand_as(img) > 0])  # weighted pixels kept
+    err = (out - ref).norm() / ref.norm().clamp_min(1e-6)
+    assert err < 1e-5, err
+
+
+@pytest.mark.parametrize("N, H, W, r, seed", [(1, 1, 1, 1, 0), (2, 5, 3, 2, 1), (3, 37, 23, 6, 2), (2, 64, 48, 8, 3),
+                                              (1, 9, 70, 12, 4)])
+def test_feather_matches_the_reference(N, H, W, r, seed):
+    from worldwalk.kernels.splat import feather_ref
+    from worldwalk.kernels.splat.cpu import feather_cpu
+
+    g = torch.Generator().manual_seed(seed)
+    blobs = torch.nn.functional.interpolate(torch.rand(N, 1, 4, 4, generator=g), size=(H, W), mode="bilinear")
+    for mask in ((blobs > 0.5).float(), torch.ones(N, 1, H, W), torch.zeros(N, 1, H, W)):
+        ref, out = feather_ref(mask, r), feather_cpu(mask, r)
+        assert out.shape == ref.shape and out.dtype == ref.dtype
+        assert (out - ref).abs().max() < 1e-5
+
+
+def test_mark_matches_the_reference():
+    from worldwalk.kernels.splat import mark_ref
+    from worldwalk.kernels.splat.cpu import mark_cpu
+
+    g = torch.Generator().manual_seed(0)
+    owner = torch.randint(-1, 50, (3, 7, 5), generator=g)
+    a, b = torch.zeros(50, dtype=torch.int32), torch.zeros(50, dtype=torch.int32)
+    mark_ref(a, owner, 7)
+    mark_cpu(b, owner, 7)
+    assert torch.equal(a, b) and set(a.nonzero()[:, 0].tolist()) == set(owner[owner >= 0].tolist())

@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from worldwalk.kernels.splat import splat
+from worldwalk.kernels.splat import mark, pull_push, splat
+
+__all__ = ["MemoryConfig", "MemorySettings", "MemoryView", "WorldMemory", "depth_edges", "pull_push"]
 
 
 @dataclass(frozen=True)
@@ -127,31 +128,14 @@ class MemoryView:
         return self.confidence > 0
 
 
-def _pixel_grid(H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32, device=device),
-                          torch.arange(W, dtype=torch.float32, device=device), indexing="ij")
-    return u, v
+def _rotate(p: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """(k, 3) @ R.T for a 3 x 3 R, elementwise (a K = 3 matrix product is several times slower on the CPU)."""
+    return p[:, :1] * R[:, 0] + p[:, 1:2] * R[:, 1] + p[:, 2:] * R[:, 2]
 
 
 def _as_pose(c2w, device) -> torch.Tensor:
     t = c2w if torch.is_tensor(c2w) else torch.from_numpy(np.asarray(c2w, dtype=np.float64))
     return t.to(device=device, dtype=torch.float32)
-
-
-def pull_push(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Fill the pixels of img (N, C, H, W) where weight (N, 1, H, W) is 0 with a smooth extension of the rest: the
-    weighted image is averaged down a pyramid to 1 x 1 and brought back up, each level filling the holes of the one
-    above it (pull-push). Pixels with weight keep their value."""
-    levels = [(img * weight, weight)]
-    while max(levels[-1][0].shape[-2:]) > 1:
-        c, w = levels[-1]
-        levels.append((F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
-    c, w = levels[-1]
-    filled = c / w.clamp_min(1e-8)
-    for c, w in reversed(levels[:-1]):
-        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
-        filled = torch.where(w > 0, c / w.clamp_min(1e-8), up)
-    return torch.where(weight > 0, img, filled)
 
 
 def depth_edges(depth: torch.Tensor, rel: float, inv: float) -> torch.Tensor:
@@ -247,26 +231,33 @@ class WorldMemory:
         if slots.numel() < n:  # more than the memory can take: every k-th pixel, deterministically
             idx = idx[torch.linspace(0, n - 1, slots.numel(), device=dev).round().long()]
             n = int(idx.numel())
-        u, v = _pixel_grid(H, W, dev)
-        cam = torch.stack([(u - cx) / fx * z, (v - cy) / fy * z, z], -1)  # (H, W, 3) every pixel in its camera
-        # steps to the right / lower neighbour on the same surface (not across an edge), else a pixel across the ray
-        sx = torch.stack([z / fx, torch.zeros_like(z), torch.zeros_like(z)], -1)
-        sy = torch.stack([torch.zeros_like(z), z / fy, torch.zeros_like(z)], -1)
-        dx, dy = cam[:, 1:] - cam[:, :-1], cam[1:] - cam[:-1]
-        smooth_x = ~(depth_edges(z, cfg.edge, cfg.edge_inv)[:, 1:] | far[:, 1:] | far[:, :-1])
-        smooth_y = ~(depth_edges(z, cfg.edge, cfg.edge_inv)[1:] | far[1:] | far[:-1])
-        sx[:, :-1] = torch.where(smooth_x[..., None], dx, sx[:, :-1])
-        sy[:-1] = torch.where(smooth_y[..., None], dy, sy[:-1])
+        # the chosen pixels in their camera, and their steps to the right / lower neighbour pixel on the same surface
+        # (not across an edge; at the frame's edge or across one, a pixel's width across the ray)
+        zf, edge, farf = z.reshape(-1), depth_edges(z, cfg.edge, cfg.edge_inv).reshape(-1), far.reshape(-1)
+        u, v = idx % W, idx // W
+
+        def point(i, du, dv):  # (k,) flat pixel indices -> (k, 3), each shifted by (du, dv) pixels
+            zi = zf[i]
+            return torch.stack([((u + du).float() - cx) / fx * zi, ((v + dv).float() - cy) / fy * zi, zi], -1)
+
+        cam = point(idx, 0, 0)
+        zi = cam[:, 2]
+        zero = torch.zeros_like(zi)
+        sx, sy = torch.stack([zi / fx, zero, zero], -1), torch.stack([zero, zi / fy, zero], -1)
+        for step, ok, nb, du, dv in ((sx, u < W - 1, idx + 1, 1, 0), (sy, v < H - 1, idx + W, 0, 1)):
+            nb = torch.where(ok, nb, idx)
+            ok = ok & ~(edge[nb] | farf[nb] | farf[idx])
+            step[ok] = (point(nb, du, dv) - cam)[ok]
         if cfg.max_step > 0:  # a step longer than max_step pixel widths is shortened to that (grazing ground)
-            iso = (z / fx)[..., None] * cfg.max_step
+            iso = (zi / fx)[:, None] * cfg.max_step
             sx = sx * (iso / sx.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
             sy = sy * (iso / sy.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
         pose = _as_pose(c2w, dev)
         R = pose[:3, :3]
-        self.xyz[slots] = cam.reshape(-1, 3)[idx] @ R.T + pose[:3, 3]
+        self.xyz[slots] = _rotate(cam, R) + pose[:3, 3]
         self.rgb[slots] = rgb.to(dev).reshape(-1, 3)[idx]
         self.conf[slots] = float(conf)
-        self.steps[slots] = (torch.stack([sx.reshape(-1, 3)[idx], sy.reshape(-1, 3)[idx]], 1) @ R.T).half()
+        self.steps[slots] = torch.stack([_rotate(sx, R), _rotate(sy, R)], 1).half()
         self.seen[slots] = self.clock
         self.pinned[slots] = bool(pinned)
         self.last_added = slots
@@ -306,7 +297,8 @@ class WorldMemory:
                                        (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
                                        occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
         if stamp:
-            hit = owner[owner >= 0].to(dev)
-            self.seen[hit if only is None else only[hit]] = self.clock
+            owner = owner.to(dev)
+            mark(self.seen, owner if only is None else torch.where(owner >= 0, only[owner.clamp_min(0)], -1),
+                 self.clock)
         col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
         return MemoryView(col, zl, cl, ll)

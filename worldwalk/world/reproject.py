@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from worldwalk.kernels.splat import feather as feathered
 from worldwalk.world.procedural.scene import EYE_HEIGHT  # metres from the eye to the ground: a standing person's (1.6)
 
 
@@ -87,34 +88,6 @@ def start_levels(last_c2w: np.ndarray, latent_c2w: np.ndarray, lowest: float, ra
 OVERLAY_RADIUS = 0.25  # metres from where the start image was taken at which the overlay has faded out
 OVERLAY_FEATHER = 6  # pixels: the overlay's edge (where the start image stops seeing) is eroded and blurred this much:
 # a softer seam between the sharp image and the model's blurrier frame, for 0.03 dB (3 px -> 8 px on the tuning seeds)
-
-
-def _box_sum(x: torch.Tensor, r: int, dim: int, pad: float) -> torch.Tensor:
-    """Sum over the window [i - r, i + r] along `dim` (-1 or -2), the outside counting as `pad`: two reads of a
-    cumulative sum per pixel, whatever r (pooling layers cost ~r times more on the CPU)."""
-    pads = (r + 1, r, 0, 0) if dim == -1 else (0, 0, r + 1, r)
-    c = F.pad(x, pads, value=pad).cumsum(dim)
-    n = x.shape[dim]
-    hi, lo = c.narrow(dim, 2 * r + 1, n), c.narrow(dim, 0, n)
-    if pad:  # the leading pad entry is `pad`, not 0: take it back out of every window that reaches it
-        hi, lo = hi - pad, lo - pad
-    return hi - lo
-
-
-def feathered(mask: torch.Tensor, feather: int) -> torch.Tensor:
-    """(N, 1, H, W) float mask in [0, 1] -> the same eroded by `feather` pixels, then box-blurred as wide: a blend
-    weight that reaches 1 only inside the mask and falls smoothly to 0 at its edge. The frame's own border is not
-    eroded (outside counts as inside), and the blur averages over the pixels inside the frame only."""
-    if feather <= 0:
-        return mask
-    r, k = feather, 2 * feather + 1
-    m = mask
-    for dim in (-1, -2):  # erode: a pixel stays where its whole window is (nearly) 1
-        m = (_box_sum(m, r, dim, 1.0) >= k - 1e-3).to(mask.dtype)
-    ones = torch.ones_like(m[:1, :1])
-    for dim in (-1, -2):  # blur: the mean over the window's pixels that lie inside the frame
-        m = _box_sum(m, r, dim, 0.0) / _box_sum(ones, r, dim, 0.0)
-    return m
 
 
 def overlay_start(frames: torch.Tensor, start: torch.Tensor, poses: np.ndarray, intrinsics,

@@ -259,19 +259,26 @@ class Session:
         inner = torch.zeros(self.size_wh[::-1], dtype=torch.bool, device=view.coverage.device)
         m = ms.generated_margin
         inner[m:inner.shape[0] - m, m:inner.shape[1] - m] = True
+        latents = list(range(s - 1, len(frames), s))
+        # depth for every frame with something new before the chunk, in one batch (a frame that earlier frames' points
+        # then cover whole is not lifted)
+        todo = [i for i in latents if float((~(view.coverage[i] | ~inner)).float().mean()) >= 1e-3]
+        if not todo:
+            self.memory.tick()
+            return
+        pixels = torch.from_numpy(frames[todo])
+        depth = self.depth.predict(pixels.to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1, self.intrinsics,
+                                   poses[todo], downscale=ms.generated_depth_scale)
         added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
-        for i in range(s - 1, len(frames), s):
+        for j, i in enumerate(todo):
             seen = view.coverage[i]
             if added:
                 seen = seen | self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False,
                                                  only=torch.cat(added)).coverage[0]
             seen = seen | ~inner
-            if float((~seen).float().mean()) < 1e-3:  # nothing new in this frame: no depth to predict
+            if float((~seen).float().mean()) < 1e-3:  # nothing new left in this frame
                 continue
-            z = self.depth.predict(self._unit(torch.from_numpy(frames[i]))[None], self.intrinsics, poses[i][None],
-                                   downscale=ms.generated_depth_scale)[0]
-            if self.memory.add(torch.from_numpy(frames[i]), z, poses[i], self.intrinsics, mask=~seen,
-                               conf=ms.generated_conf):
+            if self.memory.add(pixels[j], depth[j], poses[i], self.intrinsics, mask=~seen, conf=ms.generated_conf):
                 added.append(self.memory.last_added)
         self.memory.tick()
 

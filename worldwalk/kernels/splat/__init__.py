@@ -1,13 +1,14 @@
-"""Point splatting for the world memory: `splat(...)` runs the numba kernel on CPU tensors (when numba imports and
-WORLDWALK_KERNELS is not "reference") and the PyTorch reference elsewhere (CUDA, or without numba). See naive.py for
-the maths and the call."""
+"""Point splatting, pull-push hole filling and feathered masks for the world memory: `splat(...)`, `pull_push(...)`
+and `feather(...)` run the numba kernels on CPU tensors (when numba imports and WORLDWALK_KERNELS is not "reference") and the PyTorch references
+elsewhere (CUDA, or without numba). See naive.py for the maths and the calls."""
 from __future__ import annotations
 
 import os
 
-from worldwalk.kernels.splat.naive import splat_ref
+from worldwalk.kernels.splat.naive import feather_ref, mark_ref, pull_push_ref, splat_ref
 
-__all__ = ["splat", "splat_ref", "splat_backend"]
+__all__ = ["splat", "splat_ref", "pull_push", "pull_push_ref", "feather", "feather_ref", "mark", "mark_ref",
+           "splat_backend"]
 
 
 def splat_backend(device) -> str:
@@ -27,3 +28,32 @@ def splat(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, **kw):
 
         return splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, **kw)
     return splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, **kw)
+
+
+def pull_push(img, weight):
+    """img (N, C, H, W) with holes where weight (N, 1, H, W) is 0 -> the holes filled from the rest (pull-push)."""
+    if splat_backend(img.device) == "numba" and not (img.requires_grad or weight.requires_grad):
+        from worldwalk.kernels.splat.cpu import pull_push_cpu
+
+        return pull_push_cpu(img, weight)
+    return pull_push_ref(img, weight)
+
+
+def feather(mask, feather: int):
+    """(N, 1, H, W) mask in [0, 1] -> the blend weight of its inside: eroded by `feather` pixels, then box-blurred as
+    wide (naive.feather_ref)."""
+    if splat_backend(mask.device) == "numba" and not mask.requires_grad:
+        from worldwalk.kernels.splat.cpu import feather_cpu
+
+        return feather_cpu(mask, feather)
+    return feather_ref(mask, feather)
+
+
+def mark(seen, owner, value: int) -> None:
+    """seen[slot] = value, in place, for every slot in owner (-1: none): the points a render drew."""
+    if splat_backend(seen.device) == "numba" and seen.is_contiguous() and owner.device == seen.device:
+        from worldwalk.kernels.splat.cpu import mark_cpu
+
+        mark_cpu(seen, owner, value)
+        return
+    mark_ref(seen, owner, value)

@@ -1,9 +1,11 @@
-"""Z-buffered point splatting on the CPU, compiled with numba: the same maths as kernels/splat/naive.py.
+"""Z-buffered point splatting and pull-push hole filling on the CPU, compiled with numba: the same maths as
+kernels/splat/naive.py.
 
 The reference runs ~100 whole-array PyTorch passes over (cameras x points); here one compiled loop per camera
-projects every point once, keeps the nearest per cell at every pyramid level, and a second loop composites the
-pyramid pixel by pixel (the reference's bilinear and nearest upsampling, index for index). Cameras run in parallel.
-Compiled on first use and cached on disk by numba.
+projects every point once and keeps the nearest per cell at every pyramid level (points off every level's grid are
+culled before anything else), and a second loop composites the pyramid pixel by pixel (the reference's bilinear and
+nearest upsampling, index for index), working out a winning point's footprint only where the composite reads it.
+Cameras run in parallel. Compiled on first use and cached on disk by numba.
 """
 from __future__ import annotations
 
@@ -14,39 +16,88 @@ import numpy as np
 import torch
 
 
-@nb.njit(parallel=True, cache=True)
-def _zbuffer(xyz, steps, conf, R, t, fx, fy, cx, cy, near, offs, hs, ws, zb, own, fp):  # pragma: no cover - compiled
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _zbuffer(xyz, conf, R, t, fx, fy, cx, cy, near, offs, hs, ws, zb, own):  # pragma: no cover - compiled
+    """Per camera and pyramid level, the nearest point of each cell (ties: the later slot). Each point is written
+    once, at the finest level whose grid it lands on (level 0 but for points just past a frame whose size is not a
+    multiple of 2^level); a coarser cell then takes the nearest of its own and its (up to) four finer cells' points,
+    the same as the nearest of every point in it."""
     N, M, levels = R.shape[0], xyz.shape[0], hs.shape[0]
+    u_end, v_end = -0.5, -0.5  # a point lands on some level's grid iff -0.5 <= u < u_end (and v likewise)
+    for lvl in range(levels):
+        u_end = max(u_end, ws[lvl] * 2.0 ** lvl - 0.5)
+        v_end = max(v_end, hs[lvl] * 2.0 ** lvl - 0.5)
+    u_in, v_in = ws[0] - 0.5, hs[0] - 0.5  # ... and on level 0's iff u < u_in and v < v_in
     for n in nb.prange(N):
+        for lvl in range(levels):
+            base = offs[lvl] + n * hs[lvl] * ws[lvl]
+            for i in range(hs[lvl] * ws[lvl]):
+                zb[base + i], own[base + i] = np.inf, -1
+        r00, r01, r02 = R[n, 0, 0], R[n, 0, 1], R[n, 0, 2]
+        r10, r11, r12 = R[n, 1, 0], R[n, 1, 1], R[n, 1, 2]
+        r20, r21, r22 = R[n, 2, 0], R[n, 2, 1], R[n, 2, 2]
+        t0, t1, t2 = t[n, 0], t[n, 1], t[n, 2]
+        W0, base0 = ws[0], offs[0] + n * hs[0] * ws[0]
         for m in range(M):
             if conf[m] <= 0:
                 continue
-            px, py, pz = xyz[m, 0] - t[n, 0], xyz[m, 1] - t[n, 1], xyz[m, 2] - t[n, 2]
-            x = R[n, 0, 0] * px + R[n, 1, 0] * py + R[n, 2, 0] * pz  # R^T (p - t)
-            y = R[n, 0, 1] * px + R[n, 1, 1] * py + R[n, 2, 1] * pz
-            z = R[n, 0, 2] * px + R[n, 1, 2] * py + R[n, 2, 2] * pz
+            px, py, pz = xyz[m, 0] - t0, xyz[m, 1] - t1, xyz[m, 2] - t2
+            z = r02 * px + r12 * py + r22 * pz  # R^T (p - t)
             if not z > near:
                 continue
-            u, v = fx * x / z + cx, fy * y / z + cy
-            foot = 0.0
-            for k in range(2):
-                sx, sy, sz = steps[m, k, 0], steps[m, k, 1], steps[m, k, 2]
-                a0 = R[n, 0, 0] * sx + R[n, 1, 0] * sy + R[n, 2, 0] * sz
-                a1 = R[n, 0, 1] * sx + R[n, 1, 1] * sy + R[n, 2, 1] * sz
-                a2 = R[n, 0, 2] * sx + R[n, 1, 2] * sy + R[n, 2, 2] * sz
-                du, dv = fx * (a0 - x * a2 / z) / z, fy * (a1 - y * a2 / z) / z
-                foot = max(foot, math.sqrt(du * du + dv * dv))
-            for lvl in range(levels):
+            u = fx * (r00 * px + r10 * py + r20 * pz) / z + cx
+            if not (u >= -0.5 and u < u_end):
+                continue
+            v = fy * (r01 * px + r11 * py + r21 * pz) / z + cy
+            if not (v >= -0.5 and v < v_end):
+                continue
+            z32 = np.float32(z)
+            if u < u_in and v < v_in:
+                idx = base0 + int(math.floor(v + 0.5)) * W0 + int(math.floor(u + 0.5))
+                if z32 <= zb[idx]:  # slots run in order: a tie goes to this, the later one
+                    zb[idx], own[idx] = z32, m
+                continue
+            for lvl in range(1, levels):  # off level 0's grid: the first level whose grid it lands on
                 s = 2.0 ** lvl
                 ul, vl = math.floor((u + 0.5) / s), math.floor((v + 0.5) / s)
-                if ul < 0 or vl < 0 or ul >= ws[lvl] or vl >= hs[lvl]:
-                    continue
-                idx = offs[lvl] + n * hs[lvl] * ws[lvl] + int(vl) * ws[lvl] + int(ul)
-                if z < zb[idx] or (z == zb[idx] and m > own[idx]):
-                    zb[idx], own[idx], fp[idx] = z, m, foot
+                if ul < ws[lvl] and vl < hs[lvl]:
+                    idx = offs[lvl] + n * hs[lvl] * ws[lvl] + int(vl) * ws[lvl] + int(ul)
+                    if z32 <= zb[idx]:
+                        zb[idx], own[idx] = z32, m
+                    break
+        for lvl in range(1, levels):  # each coarser cell: the nearest of its own point and its finer cells' ones
+            Hl, Wl, Hf, Wf = hs[lvl], ws[lvl], hs[lvl - 1], ws[lvl - 1]
+            base, fine = offs[lvl] + n * Hl * Wl, offs[lvl - 1] + n * Hf * Wf
+            for i in range(Hl):
+                for j in range(Wl):
+                    bz, bm = zb[base + i * Wl + j], own[base + i * Wl + j]
+                    for fi in range(2 * i, min(2 * i + 2, Hf)):
+                        for fj in range(2 * j, min(2 * j + 2, Wf)):
+                            fz, fm = zb[fine + fi * Wf + fj], own[fine + fi * Wf + fj]
+                            if fm >= 0 and (fz < bz or (fz == bz and fm > bm)):
+                                bz, bm = fz, fm
+                    zb[base + i * Wl + j], own[base + i * Wl + j] = bz, bm
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", error_model="numpy")
+def _footprint(xyz, steps, R, t, n, m, fx, fy):  # pragma: no cover - compiled
+    """Pixels point m spans in camera n: the larger of its two surface steps through the projection's Jacobian."""
+    px, py, pz = xyz[m, 0] - t[n, 0], xyz[m, 1] - t[n, 1], xyz[m, 2] - t[n, 2]
+    x = R[n, 0, 0] * px + R[n, 1, 0] * py + R[n, 2, 0] * pz
+    y = R[n, 0, 1] * px + R[n, 1, 1] * py + R[n, 2, 1] * pz
+    z = R[n, 0, 2] * px + R[n, 1, 2] * py + R[n, 2, 2] * pz
+    foot = 0.0
+    for k in range(2):
+        sx, sy, sz = steps[m, k, 0], steps[m, k, 1], steps[m, k, 2]
+        a0 = R[n, 0, 0] * sx + R[n, 1, 0] * sy + R[n, 2, 0] * sz
+        a1 = R[n, 0, 1] * sx + R[n, 1, 1] * sy + R[n, 2, 1] * sz
+        a2 = R[n, 0, 2] * sx + R[n, 1, 2] * sy + R[n, 2, 2] * sz
+        du, dv = fx * (a0 - x * a2 / z) / z, fy * (a1 - y * a2 / z) / z
+        foot = max(foot, math.sqrt(du * du + dv * dv))
+    return foot
+
+
+@nb.njit(inline="always", error_model="numpy")
 def _nearest(i, n_out, n_in):  # pragma: no cover - compiled; torch's "nearest" index
     if n_out == n_in:
         return i
@@ -55,7 +106,7 @@ def _nearest(i, n_out, n_in):  # pragma: no cover - compiled; torch's "nearest" 
     return min(int(math.floor(i * (np.float32(n_in) / np.float32(n_out)))), n_in - 1)
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", error_model="numpy")
 def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, align_corners=False
     src = max((i + 0.5) * (np.float32(n_in) / np.float32(n_out)) - 0.5, 0.0)
     i0 = int(src)
@@ -66,36 +117,44 @@ def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, a
 
 @nb.njit(cache=True)
 def _level_buffers(H, W):  # pragma: no cover - compiled
-    """One pyramid level's empty composite: colour (3, H, W), depth (inf), confidence, level (-1), footprint."""
-    return (np.zeros((3, H, W), np.float32), np.full((H, W), np.inf, np.float32), np.zeros((H, W), np.float32),
-            np.full((H, W), -1.0, np.float32), np.zeros((H, W), np.float32))
+    """One pyramid level's composite, to be written whole: colour (3, H, W), depth, confidence, level, footprint."""
+    return (np.empty((3, H, W), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32),
+            np.empty((H, W), np.float32), np.empty((H, W), np.float32))
 
 
-@nb.njit(parallel=True, cache=True)
-def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, magnified,
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
                out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     N, levels = out_z.shape[0], hs.shape[0]
     for n in nb.prange(N):
         top = levels - 1
         Hc, Wc = hs[top], ws[top]
         ccol, cz, ccf, clv, cfp = _level_buffers(Hc, Wc)
+        if top == 0:
+            ccol, cz, ccf = out_col[n], out_z[n], out_cf[n]
         for i in range(Hc):
             for j in range(Wc):
                 idx = offs[top] + n * Hc * Wc + i * Wc + j
                 m = own[idx]
+                for c in range(3):
+                    ccol[c, i, j] = 0.0
+                cz[i, j], ccf[i, j], clv[i, j], cfp[i, j] = np.inf, 0.0, -1.0, 0.0
                 if m >= 0:
                     for c in range(3):
                         ccol[c, i, j] = rgb[m, c] / 127.5 - 1.0
-                    cz[i, j], ccf[i, j], clv[i, j], cfp[i, j] = zb[idx], conf[m] * level_weight[top], top, fp[idx]
+                    cz[i, j], ccf[i, j], clv[i, j] = zb[idx], conf[m] * level_weight[top], top
+                    if top > 0:  # the footprint is read by the finer levels only
+                        cfp[i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy)
         for lvl in range(top - 1, -1, -1):
             Hl, Wl = hs[lvl], ws[lvl]
             ncol, nz, ncf, nlv, nfp = _level_buffers(Hl, Wl)
+            if lvl == 0:  # the finest level is the result
+                ncol, nz, ncf = out_col[n], out_z[n], out_cf[n]
             for i in range(Hl):
                 ni = _nearest(i, Hl, Hc)
                 y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
                 for j in range(Wl):
                     nj = _nearest(j, Wl, Wc)
-                    x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
                     idx = offs[lvl] + n * Hl * Wl + i * Wl + j
                     m = own[idx]
                     cl = conf[m] * level_weight[lvl] if m >= 0 else 0.0
@@ -104,8 +163,11 @@ def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, ma
                                               or cfp[ni, nj] < magnified):
                         for c in range(3):
                             ncol[c, i, j] = rgb[m, c] / 127.5 - 1.0
-                        nz[i, j], ncf[i, j], nlv[i, j], nfp[i, j] = zb[idx], cl, lvl, fp[idx]
+                        nz[i, j], ncf[i, j], nlv[i, j] = zb[idx], cl, lvl
+                        if lvl > 0:
+                            nfp[i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy)
                     else:
+                        x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
                         w00 = 1.0 if ccf[y0, x0] > 0 else 0.0
                         w01 = 1.0 if ccf[y0, x1] > 0 else 0.0
                         w10 = 1.0 if ccf[y1, x0] > 0 else 0.0
@@ -117,7 +179,6 @@ def _composite(rgb, conf, zb, own, fp, offs, hs, ws, level_weight, occlusion, ma
                             ncol[c, i, j] = num / max(den, 1e-6)
                         nz[i, j], ncf[i, j], nlv[i, j], nfp[i, j] = cz[ni, nj], upcf, clv[ni, nj], cfp[ni, nj]
             ccol, cz, ccf, clv, cfp, Hc, Wc = ncol, nz, ncf, nlv, nfp, Hl, Wl
-        out_col[n], out_z[n], out_cf[n] = ccol, cz, ccf
         for i in range(Hc):
             for j in range(Wc):
                 out_lv[n, i, j] = np.int8(clv[i, j])
@@ -133,20 +194,165 @@ def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
     ws = np.array([-(-W // 2**lvl) for lvl in range(levels)], np.int64)
     offs = np.concatenate([[0], np.cumsum(N * hs * ws)[:-1]]).astype(np.int64)
     total = int((N * hs * ws).sum())
-    zb = np.full(total, np.inf, np.float64)
-    own = np.full(total, -1, np.int64)
-    fp = np.zeros(total, np.float64)
+    zb = np.empty(total, np.float32)  # filled by _zbuffer
+    own = np.empty(total, np.int32)
     f = lambda a: np.ascontiguousarray(a.detach().cpu().numpy())  # noqa: E731
     fx, fy, cx, cy = (float(v) for v in intrinsics)
-    _zbuffer(f(xyz.double()), f(steps.double()), f(conf.float()), f(R.double()), f(t.double()), fx, fy, cx, cy,
-             float(near), offs, hs, ws, zb, own, fp)
-    out_col = np.zeros((N, 3, H, W), np.float32)
-    out_z = np.zeros((N, H, W), np.float32)
-    out_cf = np.zeros((N, H, W), np.float32)
-    out_lv = np.zeros((N, H, W), np.int8)
-    owner0 = np.zeros((N, H, W), np.int64)
+    xyz_, conf_, R_, t_ = f(xyz.float()), f(conf.float()), f(R.double()), f(t.double())
+    _zbuffer(xyz_, conf_, R_, t_, fx, fy, cx, cy, float(near), offs, hs, ws, zb, own)
+    out_col = np.empty((N, 3, H, W), np.float32)
+    out_z = np.empty((N, H, W), np.float32)
+    out_cf = np.empty((N, H, W), np.float32)
+    out_lv = np.empty((N, H, W), np.int8)
+    owner0 = np.empty((N, H, W), np.int64)
     lw = np.asarray(level_weight[:levels], np.float32)
-    _composite(f(rgb), f(conf.float()), zb.astype(np.float32), own, fp.astype(np.float32), offs, hs, ws, lw,
+    _composite(xyz_, f(steps.float()), R_, t_, fx, fy, f(rgb), conf_, zb, own, offs, hs, ws, lw,
                float(occlusion), float(magnified), out_col, out_z, out_cf, out_lv, owner0)
     return (torch.from_numpy(out_col), torch.from_numpy(out_z), torch.from_numpy(out_cf), torch.from_numpy(out_lv),
             torch.from_numpy(owner0))
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _pull_push(img, weight, out):  # pragma: no cover - compiled
+    N, C, H, W = img.shape
+    L, h, w = 1, H, W  # levels down to 1 x 1
+    while max(h, w) > 1:
+        h, w, L = (h + 1) // 2, (w + 1) // 2, L + 1
+    hs, ws, offs = np.empty(L, np.int64), np.empty(L, np.int64), np.zeros(L + 1, np.int64)
+    h, w = H, W
+    for lvl in range(L):
+        hs[lvl], ws[lvl], offs[lvl + 1] = h, w, offs[lvl] + h * w
+        h, w = (h + 1) // 2, (w + 1) // 2
+    for n in nb.prange(N):
+        cb, wb = np.empty((C, offs[L]), np.float32), np.empty(offs[L], np.float32)  # the weighted pyramid
+        for i in range(H):
+            for j in range(W):
+                wt = weight[n, i, j]
+                wb[i * W + j] = wt
+                for c in range(C):
+                    cb[c, i * W + j] = img[n, c, i, j] * wt
+        for lvl in range(1, L):  # pull: 2 x 2 means (the last row / column of an odd level: its own mean)
+            Hf, Wf, Hl, Wl, f0, o = hs[lvl - 1], ws[lvl - 1], hs[lvl], ws[lvl], offs[lvl - 1], offs[lvl]
+            for i in range(Hl):
+                i1 = min(2 * i + 2, Hf)
+                for j in range(Wl):
+                    j1 = min(2 * j + 2, Wf)
+                    k = np.float32((i1 - 2 * i) * (j1 - 2 * j))
+                    sw = np.float32(0.0)
+                    for a in range(2 * i, i1):
+                        for b in range(2 * j, j1):
+                            sw += wb[f0 + a * Wf + b]
+                    wb[o + i * Wl + j] = sw / k
+                    for c in range(C):
+                        sc = np.float32(0.0)
+                        for a in range(2 * i, i1):
+                            for b in range(2 * j, j1):
+                                sc += cb[c, f0 + a * Wf + b]
+                        cb[c, o + i * Wl + j] = sc / k
+        fb = np.empty((C, offs[L]), np.float32)  # push: the filled pyramid, coarsest first
+        top = offs[L - 1]
+        for c in range(C):
+            fb[c, top] = cb[c, top] / max(wb[top], np.float32(1e-8))
+        for lvl in range(L - 2, -1, -1):
+            Hl, Wl, Hc, Wc, o, oc = hs[lvl], ws[lvl], hs[lvl + 1], ws[lvl + 1], offs[lvl], offs[lvl + 1]
+            for i in range(Hl):
+                y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
+                for j in range(Wl):
+                    wt = wb[o + i * Wl + j]
+                    if lvl == 0 and wt > 0:
+                        for c in range(C):
+                            out[n, c, i, j] = img[n, c, i, j]
+                        continue
+                    if wt > 0:
+                        for c in range(C):
+                            fb[c, o + i * Wl + j] = cb[c, o + i * Wl + j] / max(wt, np.float32(1e-8))
+                        continue
+                    x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
+                    for c in range(C):
+                        val = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
+                            ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
+                        if lvl == 0:
+                            out[n, c, i, j] = val
+                        else:
+                            fb[c, o + i * Wl + j] = val
+        if L == 1:  # a 1 x 1 image: kept where weighted, else its own (empty) mean
+            for c in range(C):
+                out[n, c, 0, 0] = img[n, c, 0, 0] if wb[0] > 0 else fb[c, 0]
+
+
+def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The same call and result as naive.pull_push_ref, for CPU tensors."""
+    N, C, H, W = img.shape
+    out = np.empty((N, C, H, W), np.float32)
+    _pull_push(np.ascontiguousarray(img.detach().float().numpy()),
+               np.ascontiguousarray(weight.detach().float().reshape(N, H, W).numpy()), out)
+    return torch.from_numpy(out).to(img.dtype)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _box_pass(src, dst, r, pad, along_rows, erode, k, count):  # pragma: no cover - compiled
+    """One separable pass over a (H, W) plane: the sum over [i - r, i + r] along rows (or columns), the outside
+    counting as `pad`; erode: 1 where the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside
+    the plane divided by their number (count: those numbers per position)."""
+    H, W = src.shape
+    n, lines = (W, H) if along_rows else (H, W)
+    for line in range(lines):
+        acc = pad * r  # the window of position 0 before its own pixels: r outside ones on the left
+        for i in range(min(r, n)):
+            acc += src[line, i] if along_rows else src[i, line]
+        acc += pad * max(r - n, 0)
+        for i in range(n):
+            hi = i + r  # enters
+            if hi < n:
+                acc += src[line, hi] if along_rows else src[hi, line]
+            else:
+                acc += pad
+            val = (1.0 if acc >= k - 1e-3 else 0.0) if erode else acc / count[i]
+            if along_rows:
+                dst[line, i] = val
+            else:
+                dst[i, line] = val
+            lo = i - r  # leaves
+            if lo >= 0:
+                acc -= src[line, lo] if along_rows else src[lo, line]
+            else:
+                acc -= pad
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _feather(mask, r, out):  # pragma: no cover - compiled
+    N, H, W = mask.shape
+    k = 2.0 * r + 1.0
+    cw, ch = np.empty(W, np.float64), np.empty(H, np.float64)  # in-frame pixels per window, along rows / columns
+    for i in range(W):
+        cw[i] = min(i + r, W - 1) - max(i - r, 0) + 1
+    for i in range(H):
+        ch[i] = min(i + r, H - 1) - max(i - r, 0) + 1
+    for n in nb.prange(N):
+        a, b = np.empty((H, W), np.float64), np.empty((H, W), np.float64)
+        _box_pass(mask[n], a, r, 1.0, True, True, k, cw)
+        _box_pass(a, b, r, 1.0, False, True, k, ch)
+        _box_pass(b, a, r, 0.0, True, False, k, cw)
+        _box_pass(a, out[n], r, 0.0, False, False, k, ch)
+
+
+def feather_cpu(mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """The same call and result as naive.feather_ref, for CPU tensors."""
+    if feather <= 0:
+        return mask
+    N, _, H, W = mask.shape
+    out = np.empty((N, H, W), np.float32)
+    _feather(np.ascontiguousarray(mask.detach().float().reshape(N, H, W).numpy()), int(feather), out)
+    return torch.from_numpy(out).to(mask.dtype).reshape(N, 1, H, W)
+
+
+@nb.njit(parallel=True, cache=True)
+def _mark(seen, owner, value):  # pragma: no cover - compiled
+    for i in nb.prange(owner.shape[0]):
+        if owner[i] >= 0:
+            seen[owner[i]] = value  # racing writes store the same value
+
+
+def mark_cpu(seen: torch.Tensor, owner: torch.Tensor, value: int) -> None:
+    """The same as naive.mark_ref, for CPU tensors."""
+    _mark(seen.numpy(), np.ascontiguousarray(owner.reshape(-1).numpy()), value)

@@ -1,8 +1,12 @@
-"""Z-buffered point splatting with a hole-filling pyramid, in plain PyTorch: the reference (any device).
+"""Z-buffered point splatting with a hole-filling pyramid, pull-push hole filling and a mask's feathered edge, in
+plain PyTorch: the references (any device).
 
     rgb, depth, conf, level, owner = splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, (W, H), levels=4,
                                                level_weight=(1, .85, .7, .55), occlusion=0.08, magnified=1.5,
                                                near=0.05)
+    filled = pull_push_ref(img (N, C, H, W), weight (N, 1, H, W))   # holes (weight 0) filled from the rest
+    weight = feather_ref(mask (N, 1, H, W), feather)                 # a mask eroded, then blurred: a blend weight
+    mark_ref(seen (M,), owner (N, H, W), value)                       # seen[owner] = value where owner >= 0
 
 Points (M slots; a slot with conf <= 0 is free and skipped): xyz (M, 3) world positions, rgb (M, 3) uint8, conf (M,),
 steps (M, 2, 3) the two surface steps (offsets to the points of the right and lower neighbour pixels where the point
@@ -100,3 +104,52 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
                torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
     col, zl, cl, ll, _ = out
     return col.contiguous(), zl, cl, ll.to(torch.int8), owner0
+
+
+def pull_push_ref(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of img (N, C, H, W) where weight (N, 1, H, W) is 0 with a smooth extension of the rest: the
+    weighted image is averaged down a pyramid to 1 x 1 and brought back up, each level filling the holes of the one
+    above it (pull-push). Pixels with weight keep their value."""
+    levels = [(img * weight, weight)]
+    while max(levels[-1][0].shape[-2:]) > 1:
+        c, w = levels[-1]
+        levels.append((F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
+    c, w = levels[-1]
+    filled = c / w.clamp_min(1e-8)
+    for c, w in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        filled = torch.where(w > 0, c / w.clamp_min(1e-8), up)
+    return torch.where(weight > 0, img, filled)
+
+
+def _box_sum(x: torch.Tensor, r: int, dim: int, pad: float) -> torch.Tensor:
+    """Sum over the window [i - r, i + r] along `dim` (-1 or -2), the outside counting as `pad`: two reads of a
+    cumulative sum per pixel, whatever r (pooling layers cost ~r times more on the CPU)."""
+    pads = (r + 1, r, 0, 0) if dim == -1 else (0, 0, r + 1, r)
+    c = F.pad(x, pads, value=pad).cumsum(dim)
+    n = x.shape[dim]
+    hi, lo = c.narrow(dim, 2 * r + 1, n), c.narrow(dim, 0, n)
+    if pad:  # the leading pad entry is `pad`, not 0: take it back out of every window that reaches it
+        hi, lo = hi - pad, lo - pad
+    return hi - lo
+
+
+def feather_ref(mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """(N, 1, H, W) float mask in [0, 1] -> the same eroded by `feather` pixels, then box-blurred as wide: a blend
+    weight that reaches 1 only inside the mask and falls smoothly to 0 at its edge. The frame's own border is not
+    eroded (outside counts as inside), and the blur averages over the pixels inside the frame only."""
+    if feather <= 0:
+        return mask
+    r, k = feather, 2 * feather + 1
+    m = mask
+    for dim in (-1, -2):  # erode: a pixel stays where its whole window is (nearly) 1
+        m = (_box_sum(m, r, dim, 1.0) >= k - 1e-3).to(mask.dtype)
+    ones = torch.ones_like(m[:1, :1])
+    for dim in (-1, -2):  # blur: the mean over the window's pixels that lie inside the frame
+        m = _box_sum(m, r, dim, 0.0) / _box_sum(ones, r, dim, 0.0)
+    return m
+
+
+def mark_ref(seen: torch.Tensor, owner: torch.Tensor, value: int) -> None:
+    """seen[slot] = value, in place, for every slot in owner (any shape; -1: none)."""
+    seen[owner[owner >= 0]] = value
