@@ -23,3 +23,21 @@ def test_unknown_preset_is_one_line_and_exit_2():
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "unknown preset 'huge'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def without_pyav(*args):
+    """launch.py with PyAV made unimportable (a training machine without it)."""
+    code = ("import sys; sys.modules['av'] = None; sys.argv = ['launch.py', *sys.argv[1:]]; "
+            "from worldwalk.app.cli import main; sys.exit(main())")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_train_runs_without_pyav_and_video_output_says_what_is_missing(tmp_path):
+    r = without_pyav("train", "world", "--help")
+    assert r.returncode == 0 and "--recycle" in r.stdout, r.stderr
+    out = tmp_path / "walk.mp4"
+    r = without_pyav("render", "--random-weights", "--trajectory", "walk_forward", "--image",
+                     str(ROOT / "assets/scenes/world_1.png"), "--out", str(out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "PyAV is not installed" in r.stderr, r.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())

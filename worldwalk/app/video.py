@@ -1,11 +1,20 @@
-"""Writing walks to H.264 MP4 with PyAV: incrementally, so a crash keeps what was written before it."""
+"""Writing walks to H.264 MP4 with PyAV: incrementally, so a crash keeps what was written before it.
+
+PyAV is imported on first use, so the commands that write no video (train, info) run where it is not installed."""
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise ValueError("video: PyAV is not installed; expected it for MP4 files (pip install 'av>=14,<20')") from None
+    return av
 
 
 class VideoWriter:
@@ -24,6 +33,7 @@ class VideoWriter:
         W, H = size_wh
         if W % 2 or H % 2:
             raise ValueError(f"output: frame size {W}x{H}: H.264 yuv420p needs even width and height")
+        av = _av()
         self.container = av.open(str(self.path), mode="w",
                                  options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps))
@@ -34,6 +44,7 @@ class VideoWriter:
         self.stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "sc_threshold": "0"}
         self.frames = 0
         self.size_wh = (W, H)
+        self._av = av
 
     def write(self, frames: np.ndarray) -> None:
         """frames (N, H, W, 3) or (H, W, 3) uint8."""
@@ -44,7 +55,7 @@ class VideoWriter:
             raise ValueError(f"frames: expected uint8 (N, {self.size_wh[1]}, {self.size_wh[0]}, 3), "
                              f"got {frames.dtype} {frames.shape}")
         for f in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
             vf.pts = self.frames
             for packet in self.stream.encode(vf):
                 self.container.mux(packet)
@@ -68,7 +79,7 @@ class VideoWriter:
 
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     """-> (frames (N, H, W, 3) uint8, fps). For tests and tools."""
-    with av.open(str(path)) as c:
+    with _av().open(str(path)) as c:
         s = c.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
         return np.stack(frames), float(s.average_rate)

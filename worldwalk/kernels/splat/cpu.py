@@ -220,17 +220,11 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
         h, w, L = (h + 1) // 2, (w + 1) // 2, L + 1
     hs, ws, offs = np.empty(L, np.int64), np.empty(L, np.int64), np.zeros(L + 1, np.int64)
     h, w = H, W
-    for lvl in range(L):
-        hs[lvl], ws[lvl], offs[lvl + 1] = h, w, offs[lvl] + h * w
+    for lvl in range(L):  # level 0 is the input itself: offs[0] = offs[1] = 0
+        hs[lvl], ws[lvl], offs[lvl + 1] = h, w, offs[lvl] + (h * w if lvl > 0 else 0)
         h, w = (h + 1) // 2, (w + 1) // 2
     for n in nb.prange(N):
-        cb, wb = np.empty((C, offs[L]), np.float32), np.empty(offs[L], np.float32)  # the weighted pyramid
-        for i in range(H):
-            for j in range(W):
-                wt = weight[n, i, j]
-                wb[i * W + j] = wt
-                for c in range(C):
-                    cb[c, i * W + j] = img[n, c, i, j] * wt
+        cb, wb = np.empty((C, max(offs[L], 1)), np.float32), np.empty(max(offs[L], 1), np.float32)  # levels 1 ...
         for lvl in range(1, L):  # pull: 2 x 2 means (the last row / column of an odd level: its own mean)
             Hf, Wf, Hl, Wl, f0, o = hs[lvl - 1], ws[lvl - 1], hs[lvl], ws[lvl], offs[lvl - 1], offs[lvl]
             for i in range(Hl):
@@ -241,15 +235,19 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                     sw = np.float32(0.0)
                     for a in range(2 * i, i1):
                         for b in range(2 * j, j1):
-                            sw += wb[f0 + a * Wf + b]
+                            sw += weight[n, a, b] if lvl == 1 else wb[f0 + a * Wf + b]
                     wb[o + i * Wl + j] = sw / k
                     for c in range(C):
                         sc = np.float32(0.0)
                         for a in range(2 * i, i1):
                             for b in range(2 * j, j1):
-                                sc += cb[c, f0 + a * Wf + b]
+                                sc += img[n, c, a, b] * weight[n, a, b] if lvl == 1 else cb[c, f0 + a * Wf + b]
                         cb[c, o + i * Wl + j] = sc / k
-        fb = np.empty((C, offs[L]), np.float32)  # push: the filled pyramid, coarsest first
+        if L == 1:  # a 1 x 1 image: kept where weighted, else its own (empty) mean, 0
+            for c in range(C):
+                out[n, c, 0, 0] = img[n, c, 0, 0] if weight[n, 0, 0] > 0 else np.float32(0.0)
+            continue
+        fb = np.empty((C, offs[L]), np.float32)  # push: the filled pyramid (levels 1 ...), coarsest first
         top = offs[L - 1]
         for c in range(C):
             fb[c, top] = cb[c, top] / max(wb[top], np.float32(1e-8))
@@ -258,15 +256,17 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
             for i in range(Hl):
                 y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
                 for j in range(Wl):
-                    wt = wb[o + i * Wl + j]
-                    if lvl == 0 and wt > 0:
-                        for c in range(C):
-                            out[n, c, i, j] = img[n, c, i, j]
-                        continue
-                    if wt > 0:
-                        for c in range(C):
-                            fb[c, o + i * Wl + j] = cb[c, o + i * Wl + j] / max(wt, np.float32(1e-8))
-                        continue
+                    if lvl == 0:
+                        if weight[n, i, j] > 0:
+                            for c in range(C):
+                                out[n, c, i, j] = img[n, c, i, j]
+                            continue
+                    else:
+                        wt = wb[o + i * Wl + j]
+                        if wt > 0:
+                            for c in range(C):
+                                fb[c, o + i * Wl + j] = cb[c, o + i * Wl + j] / max(wt, np.float32(1e-8))
+                            continue
                     x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
                     for c in range(C):
                         val = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
@@ -275,9 +275,6 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                             out[n, c, i, j] = val
                         else:
                             fb[c, o + i * Wl + j] = val
-        if L == 1:  # a 1 x 1 image: kept where weighted, else its own (empty) mean
-            for c in range(C):
-                out[n, c, 0, 0] = img[n, c, 0, 0] if wb[0] > 0 else fb[c, 0]
 
 
 def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -290,33 +287,39 @@ def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _box_pass(src, dst, r, pad, along_rows, erode, k, count):  # pragma: no cover - compiled
-    """One separable pass over a (H, W) plane: the sum over [i - r, i + r] along rows (or columns), the outside
-    counting as `pad`; erode: 1 where the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside
-    the plane divided by their number (count: those numbers per position)."""
+def _box_rows(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
+    """Along each row of a (H, W) plane: the sum over [j - r, j + r], the outside counting as `pad`; erode: 1 where
+    the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside the plane divided by their number
+    (count[j])."""
     H, W = src.shape
-    n, lines = (W, H) if along_rows else (H, W)
-    for line in range(lines):
-        acc = pad * r  # the window of position 0 before its own pixels: r outside ones on the left
-        for i in range(min(r, n)):
-            acc += src[line, i] if along_rows else src[i, line]
-        acc += pad * max(r - n, 0)
-        for i in range(n):
-            hi = i + r  # enters
-            if hi < n:
-                acc += src[line, hi] if along_rows else src[hi, line]
-            else:
-                acc += pad
-            val = (1.0 if acc >= k - 1e-3 else 0.0) if erode else acc / count[i]
-            if along_rows:
-                dst[line, i] = val
-            else:
-                dst[i, line] = val
-            lo = i - r  # leaves
-            if lo >= 0:
-                acc -= src[line, lo] if along_rows else src[lo, line]
-            else:
-                acc -= pad
+    for i in range(H):
+        acc = pad * (r + max(r - W, 0))  # the window of pixel 0 before its own pixels
+        for j in range(min(r, W)):
+            acc += src[i, j]
+        for j in range(W):
+            acc += src[i, j + r] if j + r < W else pad  # enters
+            dst[i, j] = (1.0 if acc >= k - 1e-3 else 0.0) if erode else acc / count[j]
+            acc -= src[i, j - r] if j >= r else pad  # leaves
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _box_cols(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
+    """_box_rows along each column, a row at a time (one running sum per column)."""
+    H, W = src.shape
+    acc = np.full(W, pad * (r + max(r - H, 0)))
+    for i in range(min(r, H)):
+        acc += src[i]
+    for i in range(H):
+        if i + r < H:
+            acc += src[i + r]
+        else:
+            acc += pad
+        for j in range(W):
+            dst[i, j] = (1.0 if acc[j] >= k - 1e-3 else 0.0) if erode else acc[j] / count[i]
+        if i >= r:
+            acc -= src[i - r]
+        else:
+            acc -= pad
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
@@ -330,10 +333,10 @@ def _feather(mask, r, out):  # pragma: no cover - compiled
         ch[i] = min(i + r, H - 1) - max(i - r, 0) + 1
     for n in nb.prange(N):
         a, b = np.empty((H, W), np.float64), np.empty((H, W), np.float64)
-        _box_pass(mask[n], a, r, 1.0, True, True, k, cw)
-        _box_pass(a, b, r, 1.0, False, True, k, ch)
-        _box_pass(b, a, r, 0.0, True, False, k, cw)
-        _box_pass(a, out[n], r, 0.0, False, False, k, ch)
+        _box_rows(mask[n], a, r, 1.0, True, k, cw)
+        _box_cols(a, b, r, 1.0, True, k, ch)
+        _box_rows(b, a, r, 0.0, False, k, cw)
+        _box_cols(a, out[n], r, 0.0, False, k, ch)
 
 
 def feather_cpu(mask: torch.Tensor, feather: int) -> torch.Tensor:
