@@ -101,3 +101,15 @@ def test_mark_matches_the_reference():
     mark_ref(a, owner, 7)
     mark_cpu(b, owner, 7)
     assert torch.equal(a, b) and set(a.nonzero()[:, 0].tolist()) == set(owner[owner >= 0].tolist())
+
+
+def test_pull_push_writes_into_a_channels_last_out():
+    from worldwalk.kernels.splat import pull_push, pull_push_ref
+
+    g = torch.Generator().manual_seed(5)
+    img = torch.rand(3, 3, 20, 28, generator=g)
+    weight = (torch.rand(3, 1, 20, 28, generator=g) < 0.5).float()
+    for out in (torch.empty(4, 3, 20, 28, memory_format=torch.channels_last)[1:], torch.empty(3, 3, 20, 28)):
+        got = pull_push(img, weight, out=out)
+        assert got is out
+        assert torch.allclose(out, pull_push_ref(img, weight), atol=1e-6)

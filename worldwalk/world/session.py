@@ -122,7 +122,8 @@ class Session:
         if memory is not None and depth is None:
             raise ValueError("memory: the world memory needs a depth network (a bundle with one, or --memory off)")
         self.memory_settings = memory.validate() if memory is not None else None
-        self.depth = depth.eval() if memory is not None else None
+        # channels-last convolutions: the depth network a third faster on the CPU (oneDNN), the same depth to 1e-5
+        self.depth = depth.eval().to(memory_format=torch.channels_last) if memory is not None else None
         self.memory: WorldMemory | None = None
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
@@ -435,11 +436,13 @@ class Session:
         levels = torch.where(cov < lo, torch.ones_like(levels), levels)
         if bool((levels >= 1).all()):
             return None, None, None
-        last = self._unit(self.shown_frame)
-        seen = view.coverage[:, None].float().to(last.device)
-        frames = pull_push(view.rgb.to(last.device), seen)  # what the memory does not see: its own colours, extended
-        clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W)
-        guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
+        N, (W, H) = view.rgb.shape[0], self.size_wh
+        # the last frame shown, then the memory's render with what it does not see filled by a smooth extension of its
+        # own colours; channels-last, as the encoder's convolutions read them (no copy on the way)
+        clip = torch.empty((1 + N, 3, H, W), device=self.device, memory_format=torch.channels_last)
+        clip[0] = self._unit(self.shown_frame)
+        pull_push(view.rgb.to(self.device), view.coverage[:, None].float().to(self.device), out=clip[1:])
+        guess = self.vae.encode_video(clip[None].transpose(1, 2).to(self._vae_dtype())).float()[:, :, 1:]
         return guess, None, levels.to(self.device)
 
     # ------------------------------------------------------------------ state

@@ -1,6 +1,7 @@
-"""Point splatting, pull-push hole filling and feathered masks for the world memory: `splat(...)`, `pull_push(...)`
-and `feather(...)` run the numba kernels on CPU tensors (when numba imports and WORLDWALK_KERNELS is not "reference") and the PyTorch references
-elsewhere (CUDA, or without numba). See naive.py for the maths and the calls."""
+"""Point splatting, pull-push hole filling and feathered masks for the world memory: `splat(...)`, `pull_push(...)`,
+`feather(...)` and `mark(...)` run the numba kernels on CPU tensors (when numba imports and WORLDWALK_KERNELS is not
+"reference") and the PyTorch references elsewhere (CUDA, or without numba). See naive.py for the maths and the
+calls."""
 from __future__ import annotations
 
 import os
@@ -30,13 +31,14 @@ def splat(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, **kw):
     return splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, **kw)
 
 
-def pull_push(img, weight):
-    """img (N, C, H, W) with holes where weight (N, 1, H, W) is 0 -> the holes filled from the rest (pull-push)."""
+def pull_push(img, weight, out=None):
+    """img (N, C, H, W) with holes where weight (N, 1, H, W) is 0 -> the holes filled from the rest (pull-push),
+    written into `out` when given."""
     if splat_backend(img.device) == "numba" and not (img.requires_grad or weight.requires_grad):
         from worldwalk.kernels.splat.cpu import pull_push_cpu
 
-        return pull_push_cpu(img, weight)
-    return pull_push_ref(img, weight)
+        return pull_push_cpu(img, weight, out)
+    return pull_push_ref(img, weight, out)
 
 
 def feather(mask, feather: int):

@@ -1,11 +1,11 @@
-"""Z-buffered point splatting and pull-push hole filling on the CPU, compiled with numba: the same maths as
-kernels/splat/naive.py.
+"""Z-buffered point splatting, pull-push hole filling, feathered masks and seen-stamps on the CPU, compiled with
+numba: the same maths as kernels/splat/naive.py.
 
-The reference runs ~100 whole-array PyTorch passes over (cameras x points); here one compiled loop per camera
-projects every point once and keeps the nearest per cell at every pyramid level (points off every level's grid are
-culled before anything else), and a second loop composites the pyramid pixel by pixel (the reference's bilinear and
-nearest upsampling, index for index), working out a winning point's footprint only where the composite reads it.
-Cameras run in parallel. Compiled on first use and cached on disk by numba.
+The reference splat runs ~100 whole-array PyTorch passes over (cameras x points); here one compiled loop per camera
+projects every point once (culled first when it misses every level's grid) into its finest grid cell, the coarser
+levels take the nearest of their finer cells, and a second pass composites the pyramid pixel by pixel (the
+reference's bilinear and nearest upsampling, index for index), rows of every camera in parallel, working out a
+winning point's footprint only where the composite reads it. Compiled on first use and cached on disk by numba.
 """
 from __future__ import annotations
 
@@ -115,74 +115,76 @@ def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, a
     return i0, i1, 1.0 - l1, l1
 
 
-@nb.njit(cache=True)
-def _level_buffers(H, W):  # pragma: no cover - compiled
-    """One pyramid level's composite, to be written whole: colour (3, H, W), depth, confidence, level, footprint."""
-    return (np.empty((3, H, W), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32),
-            np.empty((H, W), np.float32), np.empty((H, W), np.float32))
-
-
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
                out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
+    """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
+    too). Per level: colour (N, 3, H, W), depth, confidence, level, footprint; the finest level's are the outputs."""
     N, levels = out_z.shape[0], hs.shape[0]
-    for n in nb.prange(N):
-        top = levels - 1
-        Hc, Wc = hs[top], ws[top]
-        ccol, cz, ccf, clv, cfp = _level_buffers(Hc, Wc)
-        if top == 0:
-            ccol, cz, ccf = out_col[n], out_z[n], out_cf[n]
-        for i in range(Hc):
-            for j in range(Wc):
-                idx = offs[top] + n * Hc * Wc + i * Wc + j
-                m = own[idx]
+    top = levels - 1
+    Hc, Wc = hs[top], ws[top]
+    ccol = np.empty((N, 3, Hc, Wc), np.float32)
+    cz, ccf, clv, cfp = (np.empty((N, Hc, Wc), np.float32), np.empty((N, Hc, Wc), np.float32),
+                         np.empty((N, Hc, Wc), np.float32), np.empty((N, Hc, Wc), np.float32))
+    if top == 0:
+        ccol, cz, ccf = out_col, out_z, out_cf
+    for row in nb.prange(N * Hc):
+        n, i = row // Hc, row % Hc
+        for j in range(Wc):
+            idx = offs[top] + n * Hc * Wc + i * Wc + j
+            m = own[idx]
+            if m >= 0:
                 for c in range(3):
-                    ccol[c, i, j] = 0.0
-                cz[i, j], ccf[i, j], clv[i, j], cfp[i, j] = np.inf, 0.0, -1.0, 0.0
-                if m >= 0:
+                    ccol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
+                cz[n, i, j], ccf[n, i, j], clv[n, i, j] = zb[idx], conf[m] * level_weight[top], top
+                cfp[n, i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy) if top > 0 else 0.0
+            else:
+                for c in range(3):
+                    ccol[n, c, i, j] = 0.0
+                cz[n, i, j], ccf[n, i, j], clv[n, i, j], cfp[n, i, j] = np.inf, 0.0, -1.0, 0.0
+    for lvl in range(top - 1, -1, -1):
+        Hl, Wl = hs[lvl], ws[lvl]
+        nlv, nfp = np.empty((N, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32)
+        if lvl == 0:  # the finest level is the result
+            ncol, nz, ncf = out_col, out_z, out_cf
+        else:
+            ncol, nz, ncf = np.empty((N, 3, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32), \
+                np.empty((N, Hl, Wl), np.float32)
+        for row in nb.prange(N * Hl):
+            n, i = row // Hl, row % Hl
+            ni = _nearest(i, Hl, Hc)
+            y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
+            for j in range(Wl):
+                nj = _nearest(j, Wl, Wc)
+                idx = offs[lvl] + n * Hl * Wl + i * Wl + j
+                m = own[idx]
+                cl = conf[m] * level_weight[lvl] if m >= 0 else 0.0
+                upcf = ccf[n, ni, nj]
+                if m >= 0 and cl > 0 and (upcf <= 0 or zb[idx] <= cz[n, ni, nj] * (1 + occlusion)
+                                          or cfp[n, ni, nj] < magnified):
                     for c in range(3):
-                        ccol[c, i, j] = rgb[m, c] / 127.5 - 1.0
-                    cz[i, j], ccf[i, j], clv[i, j] = zb[idx], conf[m] * level_weight[top], top
-                    if top > 0:  # the footprint is read by the finer levels only
-                        cfp[i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy)
-        for lvl in range(top - 1, -1, -1):
-            Hl, Wl = hs[lvl], ws[lvl]
-            ncol, nz, ncf, nlv, nfp = _level_buffers(Hl, Wl)
-            if lvl == 0:  # the finest level is the result
-                ncol, nz, ncf = out_col[n], out_z[n], out_cf[n]
-            for i in range(Hl):
-                ni = _nearest(i, Hl, Hc)
-                y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
-                for j in range(Wl):
-                    nj = _nearest(j, Wl, Wc)
-                    idx = offs[lvl] + n * Hl * Wl + i * Wl + j
-                    m = own[idx]
-                    cl = conf[m] * level_weight[lvl] if m >= 0 else 0.0
-                    upcf = ccf[ni, nj]
-                    if m >= 0 and cl > 0 and (upcf <= 0 or zb[idx] <= cz[ni, nj] * (1 + occlusion)
-                                              or cfp[ni, nj] < magnified):
-                        for c in range(3):
-                            ncol[c, i, j] = rgb[m, c] / 127.5 - 1.0
-                        nz[i, j], ncf[i, j], nlv[i, j] = zb[idx], cl, lvl
-                        if lvl > 0:
-                            nfp[i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy)
-                    else:
-                        x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
-                        w00 = 1.0 if ccf[y0, x0] > 0 else 0.0
-                        w01 = 1.0 if ccf[y0, x1] > 0 else 0.0
-                        w10 = 1.0 if ccf[y1, x0] > 0 else 0.0
-                        w11 = 1.0 if ccf[y1, x1] > 0 else 0.0
-                        den = ly0 * (lx0 * w00 + lx1 * w01) + ly1 * (lx0 * w10 + lx1 * w11)
-                        for c in range(3):
-                            num = ly0 * (lx0 * w00 * ccol[c, y0, x0] + lx1 * w01 * ccol[c, y0, x1]) + \
-                                ly1 * (lx0 * w10 * ccol[c, y1, x0] + lx1 * w11 * ccol[c, y1, x1])
-                            ncol[c, i, j] = num / max(den, 1e-6)
-                        nz[i, j], ncf[i, j], nlv[i, j], nfp[i, j] = cz[ni, nj], upcf, clv[ni, nj], cfp[ni, nj]
-            ccol, cz, ccf, clv, cfp, Hc, Wc = ncol, nz, ncf, nlv, nfp, Hl, Wl
-        for i in range(Hc):
-            for j in range(Wc):
-                out_lv[n, i, j] = np.int8(clv[i, j])
-                owner0[n, i, j] = own[offs[0] + n * Hc * Wc + i * Wc + j]
+                        ncol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
+                    nz[n, i, j], ncf[n, i, j], nlv[n, i, j] = zb[idx], cl, lvl
+                    nfp[n, i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy) if lvl > 0 else 0.0
+                else:
+                    x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
+                    w00 = 1.0 if ccf[n, y0, x0] > 0 else 0.0
+                    w01 = 1.0 if ccf[n, y0, x1] > 0 else 0.0
+                    w10 = 1.0 if ccf[n, y1, x0] > 0 else 0.0
+                    w11 = 1.0 if ccf[n, y1, x1] > 0 else 0.0
+                    den = ly0 * (lx0 * w00 + lx1 * w01) + ly1 * (lx0 * w10 + lx1 * w11)
+                    for c in range(3):
+                        num = ly0 * (lx0 * w00 * ccol[n, c, y0, x0] + lx1 * w01 * ccol[n, c, y0, x1]) + \
+                            ly1 * (lx0 * w10 * ccol[n, c, y1, x0] + lx1 * w11 * ccol[n, c, y1, x1])
+                        ncol[n, c, i, j] = num / max(den, 1e-6)
+                    nz[n, i, j], ncf[n, i, j] = cz[n, ni, nj], upcf
+                    nlv[n, i, j], nfp[n, i, j] = clv[n, ni, nj], cfp[n, ni, nj]
+        ccol, cz, ccf, clv, cfp, Hc, Wc = ncol, nz, ncf, nlv, nfp, Hl, Wl
+    for row in nb.prange(N * Hc):
+        n, i = row // Hc, row % Hc
+        for j in range(Wc):
+            out_lv[n, i, j] = np.int8(clv[n, i, j])
+            owner0[n, i, j] = own[offs[0] + n * Hc * Wc + i * Wc + j]
 
 
 def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
@@ -245,7 +247,7 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                         cb[c, o + i * Wl + j] = sc / k
         if L == 1:  # a 1 x 1 image: kept where weighted, else its own (empty) mean, 0
             for c in range(C):
-                out[n, c, 0, 0] = img[n, c, 0, 0] if weight[n, 0, 0] > 0 else np.float32(0.0)
+                out[n, 0, 0, c] = img[n, c, 0, 0] if weight[n, 0, 0] > 0 else np.float32(0.0)
             continue
         fb = np.empty((C, offs[L]), np.float32)  # push: the filled pyramid (levels 1 ...), coarsest first
         top = offs[L - 1]
@@ -259,7 +261,7 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                     if lvl == 0:
                         if weight[n, i, j] > 0:
                             for c in range(C):
-                                out[n, c, i, j] = img[n, c, i, j]
+                                out[n, i, j, c] = img[n, c, i, j]
                             continue
                     else:
                         wt = wb[o + i * Wl + j]
@@ -272,18 +274,23 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                         val = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
                             ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
                         if lvl == 0:
-                            out[n, c, i, j] = val
+                            out[n, i, j, c] = val
                         else:
                             fb[c, o + i * Wl + j] = val
 
 
-def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The same call and result as naive.pull_push_ref, for CPU tensors."""
+def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The same call and result as naive.pull_push_ref, for CPU tensors; the result is channels-last (written
+    into `out` when given: (N, C, H, W) float32)."""
     N, C, H, W = img.shape
-    out = np.empty((N, C, H, W), np.float32)
+    direct = out is not None and out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    res = out if direct else torch.empty((N, C, H, W), dtype=torch.float32, memory_format=torch.channels_last)
     _pull_push(np.ascontiguousarray(img.detach().float().numpy()),
-               np.ascontiguousarray(weight.detach().float().reshape(N, H, W).numpy()), out)
-    return torch.from_numpy(out).to(img.dtype)
+               np.ascontiguousarray(weight.detach().float().reshape(N, H, W).numpy()),
+               res.permute(0, 2, 3, 1).numpy())  # (N, H, W, C), contiguous
+    if out is not None:
+        return out if direct else out.copy_(res)
+    return res.to(img.dtype)
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -106,10 +106,10 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
     return col.contiguous(), zl, cl, ll.to(torch.int8), owner0
 
 
-def pull_push_ref(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def pull_push_ref(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Fill the pixels of img (N, C, H, W) where weight (N, 1, H, W) is 0 with a smooth extension of the rest: the
     weighted image is averaged down a pyramid to 1 x 1 and brought back up, each level filling the holes of the one
-    above it (pull-push). Pixels with weight keep their value."""
+    above it (pull-push). Pixels with weight keep their value. out: written with the result and returned."""
     levels = [(img * weight, weight)]
     while max(levels[-1][0].shape[-2:]) > 1:
         c, w = levels[-1]
@@ -119,7 +119,8 @@ def pull_push_ref(img: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     for c, w in reversed(levels[:-1]):
         up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
         filled = torch.where(w > 0, c / w.clamp_min(1e-8), up)
-    return torch.where(weight > 0, img, filled)
+    res = torch.where(weight > 0, img, filled)
+    return res if out is None else out.copy_(res)
 
 
 def _box_sum(x: torch.Tensor, r: int, dim: int, pad: float) -> torch.Tensor:
