@@ -265,18 +265,24 @@ class WorldMemory:
 
     def _slots(self, n: int) -> torch.Tensor:
         """Up to n slots to write: free ones first, then the unpinned points seen longest ago (least confident first
-        among equals)."""
-        free = (self.conf <= 0).nonzero()[:, 0]
+        among equals). The clock is an integer: whole clock values go oldest first (counted, not sorted), and only the
+        last one taken in part is ordered by confidence."""
+        occupied = self.conf > 0
+        free = (~occupied).nonzero()[:, 0]
         if free.numel() >= n:
             return free[:n]
-        need = n - free.numel()
-        score = self.seen.double() + self.conf.double() * 0.5
-        score[self.pinned | (self.conf <= 0)] = math.inf
-        k = min(need, int(torch.isfinite(score).sum()))
+        cand = occupied & ~self.pinned
+        seen = self.seen[cand].long()
+        k = min(n - free.numel(), int(seen.numel()))
         if k == 0:
             return free
-        old = torch.topk(score, k, largest=False, sorted=True).indices
-        return torch.cat([free, old])
+        lo = int(seen.min())
+        upto = torch.bincount(seen - lo).cumsum(0)  # points seen at clock lo + i or earlier
+        edge = lo + int(torch.searchsorted(upto, k))  # the clock value of the k-th oldest point
+        older = (cand & (self.seen < edge)).nonzero()[:, 0]
+        at = (cand & (self.seen == edge)).nonzero()[:, 0]
+        some = at[torch.topk(self.conf[at], k - older.numel(), largest=False, sorted=True).indices]
+        return torch.cat([free, older, some])
 
     # ------------------------------------------------------------------ rendering
     @torch.inference_mode()
