@@ -32,7 +32,6 @@ the render gives that view back. Confidence = the point's × the level's weight;
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
