@@ -225,9 +225,32 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
     for lvl in range(L):  # level 0 is the input itself: offs[0] = offs[1] = 0
         hs[lvl], ws[lvl], offs[lvl + 1] = h, w, offs[lvl] + (h * w if lvl > 0 else 0)
         h, w = (h + 1) // 2, (w + 1) // 2
+    x0s, x1s = np.empty(W, np.int64), np.empty(W, np.int64)
+    lx0s, lx1s = np.empty(W, np.float64), np.empty(W, np.float64)
+    if L > 1:  # level 0's columns in level 1 (bilinear), the same for every frame
+        for j in range(W):
+            x0s[j], x1s[j], lx0s[j], lx1s[j] = _linear(j, W, ws[1])
     for n in nb.prange(N):
         cb, wb = np.empty((C, max(offs[L], 1)), np.float32), np.empty(max(offs[L], 1), np.float32)  # levels 1 ...
-        for lvl in range(1, L):  # pull: 2 x 2 means (the last row / column of an odd level: its own mean)
+        if L > 1:  # pull level 1 from the input: 2 x 2 means (the last row / column of an odd size: its own mean)
+            W1 = ws[1]
+            for i in range(hs[1]):
+                a1 = min(2 * i + 2, H)
+                for j in range(W1):
+                    b1 = min(2 * j + 2, W)
+                    k = np.float32((a1 - 2 * i) * (b1 - 2 * j))
+                    sw = np.float32(0.0)
+                    for a in range(2 * i, a1):
+                        for b in range(2 * j, b1):
+                            sw += weight[n, a, b]
+                    wb[i * W1 + j] = sw / k
+                    for c in range(C):
+                        sc = np.float32(0.0)
+                        for a in range(2 * i, a1):
+                            for b in range(2 * j, b1):
+                                sc += img[n, c, a, b] * weight[n, a, b]
+                        cb[c, i * W1 + j] = sc / k
+        for lvl in range(2, L):  # pull the coarser levels from the one above
             Hf, Wf, Hl, Wl, f0, o = hs[lvl - 1], ws[lvl - 1], hs[lvl], ws[lvl], offs[lvl - 1], offs[lvl]
             for i in range(Hl):
                 i1 = min(2 * i + 2, Hf)
@@ -237,13 +260,13 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                     sw = np.float32(0.0)
                     for a in range(2 * i, i1):
                         for b in range(2 * j, j1):
-                            sw += weight[n, a, b] if lvl == 1 else wb[f0 + a * Wf + b]
+                            sw += wb[f0 + a * Wf + b]
                     wb[o + i * Wl + j] = sw / k
                     for c in range(C):
                         sc = np.float32(0.0)
                         for a in range(2 * i, i1):
                             for b in range(2 * j, j1):
-                                sc += img[n, c, a, b] * weight[n, a, b] if lvl == 1 else cb[c, f0 + a * Wf + b]
+                                sc += cb[c, f0 + a * Wf + b]
                         cb[c, o + i * Wl + j] = sc / k
         if L == 1:  # a 1 x 1 image: kept where weighted, else its own (empty) mean, 0
             for c in range(C):
@@ -253,30 +276,33 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
         top = offs[L - 1]
         for c in range(C):
             fb[c, top] = cb[c, top] / max(wb[top], np.float32(1e-8))
-        for lvl in range(L - 2, -1, -1):
+        for lvl in range(L - 2, 0, -1):
             Hl, Wl, Hc, Wc, o, oc = hs[lvl], ws[lvl], hs[lvl + 1], ws[lvl + 1], offs[lvl], offs[lvl + 1]
             for i in range(Hl):
                 y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
                 for j in range(Wl):
-                    if lvl == 0:
-                        if weight[n, i, j] > 0:
-                            for c in range(C):
-                                out[n, i, j, c] = img[n, c, i, j]
-                            continue
-                    else:
-                        wt = wb[o + i * Wl + j]
-                        if wt > 0:
-                            for c in range(C):
-                                fb[c, o + i * Wl + j] = cb[c, o + i * Wl + j] / max(wt, np.float32(1e-8))
-                            continue
+                    wt = wb[o + i * Wl + j]
+                    if wt > 0:
+                        for c in range(C):
+                            fb[c, o + i * Wl + j] = cb[c, o + i * Wl + j] / max(wt, np.float32(1e-8))
+                        continue
                     x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
                     for c in range(C):
-                        val = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
+                        fb[c, o + i * Wl + j] = \
+                            ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
                             ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
-                        if lvl == 0:
-                            out[n, i, j, c] = val
-                        else:
-                            fb[c, o + i * Wl + j] = val
+        Wc, oc = ws[1], offs[1]  # level 0: the input where weighted, level 1 brought up elsewhere
+        for i in range(H):
+            y0, y1, ly0, ly1 = _linear(i, H, hs[1])
+            for j in range(W):
+                if weight[n, i, j] > 0:
+                    for c in range(C):
+                        out[n, i, j, c] = img[n, c, i, j]
+                    continue
+                x0, x1, lx0, lx1 = x0s[j], x1s[j], lx0s[j], lx1s[j]
+                for c in range(C):
+                    out[n, i, j, c] = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
+                        ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
 
 
 def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
