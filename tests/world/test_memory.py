@@ -151,3 +151,13 @@ def test_rendering_only_the_points_just_added_is_rendering_a_memory_of_them_alon
     assert a.coverage.any() and torch.equal(a.coverage, b.coverage) and torch.equal(a.rgb, b.rgb)
     full = mem.render(look, INTR, (W, H), stamp=False)
     assert bool((full.coverage | ~a.coverage).all())  # what the new points cover, the whole memory covers too
+    # a stamping render of a subset marks exactly the subset's points it draws, in the memory's slots
+    mem.tick()
+    before = mem.seen.clone()
+    view = mem.render(look, INTR, (W, H), only=mem.last_added)
+    changed = (mem.seen != before).nonzero()[:, 0]
+    assert changed.numel() > 0 and bool(torch.isin(changed, mem.last_added).all())
+    assert bool((mem.seen[changed] == mem.clock).all()) and view.coverage.any()
+    before = mem.seen.clone()
+    empty = mem.render(look, INTR, (W, H), only=mem.last_added[:0])  # nothing to draw, nothing marked
+    assert not empty.coverage.any() and torch.equal(mem.seen, before)

@@ -303,7 +303,8 @@ class WorldMemory:
                                        occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
         if stamp:
             owner = owner.to(dev)
-            mark(self.seen, owner if only is None else torch.where(owner >= 0, only[owner.clamp_min(0)], -1),
-                 self.clock)
+            if only is not None and only.numel():  # owner holds positions in `only`
+                owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)
+            mark(self.seen, owner, self.clock)
         col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
         return MemoryView(col, zl, cl, ll)
