@@ -235,8 +235,8 @@ class Session:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
 
     def _unit(self, u8: torch.Tensor) -> torch.Tensor:
-        """(H, W, 3) uint8 frame -> (3, H, W) float in [-1, 1] on the session's device"""
-        return u8.to(self.device).permute(2, 0, 1).float() / 127.5 - 1
+        """(..., H, W, 3) uint8 frames -> (..., 3, H, W) float in [-1, 1] on the session's device"""
+        return u8.to(self.device).movedim(-1, -3).float() / 127.5 - 1
 
     def _overlay(self, frames: torch.Tensor, poses: np.ndarray) -> torch.Tensor:
         """frames (1, 3, N, H, W) in [-1, 1] for raw poses (N, 4, 4) -> the same with the start image laid over them
@@ -268,8 +268,7 @@ class Session:
             self.memory.tick()
             return
         pixels = torch.from_numpy(frames[todo])
-        depth = self.depth.predict(pixels.to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1, self.intrinsics,
-                                   poses[todo], downscale=ms.generated_depth_scale)
+        depth = self.depth.predict(self._unit(pixels), self.intrinsics, poses[todo], downscale=ms.generated_depth_scale)
         added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
         for j, i in enumerate(todo):
             seen = view.coverage[i]

@@ -214,6 +214,13 @@ def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
             torch.from_numpy(owner0))
 
 
+@nb.njit(inline="always", error_model="numpy")
+def _bilerp(a, c, base, Wc, y0, y1, x0, x1, ly0, ly1, lx0, lx1):  # pragma: no cover - compiled
+    """Channel c of a flat (Hc, Wc) level starting at `base` in a (C, ...) buffer, read bilinearly."""
+    return ly0 * (lx0 * a[c, base + y0 * Wc + x0] + lx1 * a[c, base + y0 * Wc + x1]) + \
+        ly1 * (lx0 * a[c, base + y1 * Wc + x0] + lx1 * a[c, base + y1 * Wc + x1])
+
+
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _pull_push(img, weight, out):  # pragma: no cover - compiled
     N, C, H, W = img.shape
@@ -232,7 +239,8 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
             x0s[j], x1s[j], lx0s[j], lx1s[j] = _linear(j, W, ws[1])
     for n in nb.prange(N):
         cb, wb = np.empty((C, max(offs[L], 1)), np.float32), np.empty(max(offs[L], 1), np.float32)  # levels 1 ...
-        if L > 1:  # pull level 1 from the input: 2 x 2 means (the last row / column of an odd size: its own mean)
+        if L > 1:  # pull level 1 from the input: 2 x 2 means (the last row / column of an odd size: its own mean);
+            # its own loop, not a branch in the one below: the pull-push a third faster
             W1 = ws[1]
             for i in range(hs[1]):
                 a1 = min(2 * i + 2, H)
@@ -288,9 +296,7 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                         continue
                     x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
                     for c in range(C):
-                        fb[c, o + i * Wl + j] = \
-                            ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
-                            ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
+                        fb[c, o + i * Wl + j] = _bilerp(fb, c, oc, Wc, y0, y1, x0, x1, ly0, ly1, lx0, lx1)
         Wc, oc = ws[1], offs[1]  # level 0: the input where weighted, level 1 brought up elsewhere
         for i in range(H):
             y0, y1, ly0, ly1 = _linear(i, H, hs[1])
@@ -299,10 +305,8 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
                     for c in range(C):
                         out[n, i, j, c] = img[n, c, i, j]
                     continue
-                x0, x1, lx0, lx1 = x0s[j], x1s[j], lx0s[j], lx1s[j]
                 for c in range(C):
-                    out[n, i, j, c] = ly0 * (lx0 * fb[c, oc + y0 * Wc + x0] + lx1 * fb[c, oc + y0 * Wc + x1]) + \
-                        ly1 * (lx0 * fb[c, oc + y1 * Wc + x0] + lx1 * fb[c, oc + y1 * Wc + x1])
+                    out[n, i, j, c] = _bilerp(fb, c, oc, Wc, y0, y1, x0s[j], x1s[j], ly0, ly1, lx0s[j], lx1s[j])
 
 
 def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
