@@ -262,6 +262,8 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         raise ValueError("--recycle: streams whole clips itself; leave out --rollout and --pixel-loss")
     ranks.check_batch(a.batch)
     dev = train_device(a.device, ranks)
+    if a.rollout and dev.type != "cpu":
+        raise ValueError(f"--rollout: trains on the CPU for now (asked for --device {a.device})")
     torch.manual_seed(a.seed)
     over = {} if a.softmax_every is None else {"softmax_every": a.softmax_every}
     if a.recycle:
@@ -318,8 +320,6 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
             losses = recycle_loss(model, z[idx].to(dev), cc[idx].to(dev), pl[idx].to(dev), gen, a, fwd, mine)
             loss_value, k = float(np.mean(losses)), len(losses)
         elif a.rollout:
-            if dev.type != "cpu":
-                raise ValueError(f"--rollout: trains on the CPU for now (asked for --device {a.device})")
             pixels = (pix_vae, lat["frames"][idx.numpy()]) if a.pixel_loss else None
             losses, pix = rollout_loss(model, z[idx], cc[idx], pl[idx], gen, a, pixels)
             loss_value, k = float(np.mean(losses)), len(losses)
