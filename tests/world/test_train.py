@@ -20,6 +20,12 @@ def test_pipeline_and_resume(tmp_path):
     d, v, w = tmp_path / "data", tmp_path / "vae", tmp_path / "world"
     run("train", "data", "--dir", d, "--clips", 4, "--shard-size", 2, "--preset", "test")
     assert len(list(d.glob("shard_*.npz"))) == 2
+    # two processes render the same shards, in the same order
+    run("train", "data", "--dir", tmp_path / "data_w2", "--clips", 4, "--shard-size", 2, "--preset", "test",
+        "--workers", 2)
+    for name in ("shard_0000.npz", "shard_0001.npz"):
+        one, two = np.load(d / name), np.load(tmp_path / "data_w2" / name)
+        assert all(np.array_equal(one[k], two[k]) for k in ("frames", "c2w", "intrinsics"))
     shard = np.load(d / "shard_0000.npz")
     assert shard["frames"].shape == (2, 13, 64, 96, 3)  # 1 + 2 chunks x 3 latents x stride 2
     run("train", "vae", "--dir", d, "--out", v, "--vae-preset", "test-vae", "--steps", 4, "--save-every", 2)
@@ -301,3 +307,27 @@ def test_two_torchrun_processes_match_one(tmp_path):
     two = torch.load(tmp_path / "vae2" / "vae_final.pt", weights_only=False)["vae"]
     for k in one:  # Adam steps of 1e-3: rounding in the averaged gradients moves a weight by ~1e-5 at most
         assert torch.allclose(one[k], two[k], rtol=1e-4, atol=5e-5), (k, (one[k] - two[k]).abs().max())
+
+
+def test_widened_decoder_decodes_as_before():
+    """A decoder widened for the adversarial fine-tune starts as the narrow one (old weights in the leading channels,
+    new inputs at zero), its new channels are live (they get gradients), and its config round-trips."""
+    from worldwalk.world.train.decoder_adv import widen_decoder
+    from worldwalk.world.vae import CausalVAE, VAEConfig
+
+    torch.manual_seed(0)
+    vae = CausalVAE("test-vae").eval()
+    wide = widen_decoder(vae, (16, 20, 12)).eval()
+    assert wide.cfg.dec_widths == (16, 20, 12) and wide.cfg.widths == vae.cfg.widths
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in vae.parameters())
+    z = torch.randn(2, 4, 5, 3, 5)
+    with torch.no_grad():
+        assert torch.allclose(wide.decode_video(z), vae.decode_video(z), atol=1e-6)
+    wide.decode_video(z).square().mean().backward()
+    new_in = wide.dec_space[3].weight.grad[:, 12:]  # the second upsampling's inputs from the new channels 12..19
+    assert new_in.abs().sum() > 0
+    again = CausalVAE(VAEConfig.from_dict(wide.cfg.to_dict()))
+    again.load_state_dict(wide.state_dict())
+    with pytest.raises(ValueError, match="decoder-widths"):
+        widen_decoder(vae, (16, 8, 8))
+

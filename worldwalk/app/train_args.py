@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--shard-size", type=int, default=50, help="clips per shard file")
     d.add_argument("--chunks", type=int, default=2, help="chunks per clip (2: 7 latents = 25 frames at stride 4)")
+    d.add_argument("--workers", type=int, default=1, help="clips rendered at a time, one process each")
     d.set_defaults(func=cmd_data)
     v = tsub.add_parser("vae", help="train the causal VAE")
     v.add_argument("--dir", required=True)
@@ -116,6 +117,12 @@ def add_parser(sub) -> None:
     ta.add_argument("--r1-every", type=int, default=4)
     ta.add_argument("--lr", type=float, default=1e-4)
     ta.add_argument("--d-lr", type=float, default=2e-4)
+    ta.add_argument("--minutes", type=float, default=None,
+                    help="stop after this much training time, saving the state (resumable) and the decoder")
+    ta.add_argument("--decoder-widths", default=None,
+                    help="widen the decoder's upsampling stages first, e.g. 64,64,48,24 (starts decoding as before)")
+    ta.add_argument("--snapshot-every", type=int, default=0, help="also keep the VAE every N steps (vae_<step>.pt)")
+    ta.add_argument("--device", default="cpu", help="cpu, or cuda")
     ta.add_argument("--seed", type=int, default=0)
     ta.add_argument("--save-every", type=int, default=100)
     ta.set_defaults(func=cmd_decoder_adv)

@@ -47,12 +47,20 @@ class VAEConfig:
     temporal_stride: int = 4
     latent_width: int = 128  # channels at the latent grid
     widths: tuple[int, ...] = (64, 48, 32, 16)  # channels after each 2x spatial upsampling (len = log2(factor))
+    decoder_widths: tuple[int, ...] | None = None  # the decoder's own, if wider than the encoder's (same length)
+
+    @property
+    def dec_widths(self) -> tuple[int, ...]:
+        return self.widths if self.decoder_widths is None else self.decoder_widths
 
     def validate(self) -> "VAEConfig":
         n = int(round(math.log2(self.spatial_factor)))
         if 2**n != self.spatial_factor or len(self.widths) != n:
             raise ValueError(f"VAEConfig {self.name!r}: spatial_factor must be 2**len(widths), got "
                              f"{self.spatial_factor} with {len(self.widths)} widths")
+        if self.decoder_widths is not None and len(self.decoder_widths) != n:
+            raise ValueError(f"VAEConfig {self.name!r}: decoder_widths {self.decoder_widths}: expected {n} widths "
+                             f"like widths {self.widths}")
         return self
 
     def to_dict(self) -> dict:
@@ -62,6 +70,8 @@ class VAEConfig:
     def from_dict(cls, d: dict) -> "VAEConfig":
         d = dict(d)
         d["widths"] = tuple(d["widths"])
+        if d.get("decoder_widths") is not None:
+            d["decoder_widths"] = tuple(d["decoder_widths"])
         return cls(**d).validate()
 
 
@@ -119,6 +129,7 @@ class CausalVAE(VideoVAE):
         # ---- decoder: causal over latent time at the latent grid, then s frames per latent, then up in space
         self.dec_in = CausalTimeConv(C, W)
         self.dec_res = CausalResBlock(W)
+        widths = cfg.dec_widths
         self.dec_time = nn.Conv2d(W, widths[0] * s, 1)
         ups, c = [], widths[0]
         for w in list(widths[1:]) + [widths[-1]]:

@@ -118,10 +118,10 @@ def load_any_vae(path: str | Path) -> CausalVAE:
 # ====================================================================== latents
 def encode_dataset(data: ClipData, vae: CausalVAE, batch: int = 4) -> torch.Tensor:
     """(n, C, T, h, w) normalised latents of every clip."""
-    out = []
+    out, dev = [], next(vae.parameters()).device  # on the VAE's device; the latents come back to the CPU
     with torch.no_grad():
         for i in tqdm(range(0, len(data), batch), desc="encode clips", unit="batch", leave=False):
-            out.append(vae.encode_video(to_unit(data.frames[i:i + batch])))
+            out.append(vae.encode_video(to_unit(data.frames[i:i + batch]).to(dev)).cpu())
     return torch.cat(out)
 
 
@@ -213,7 +213,8 @@ def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: t
                     gen: torch.Generator) -> torch.Tensor:
     """What the engine generates with the one-step sampler: from the clean start latent z0 (B, C, 1, h, w), every
     chunk from noise at σ = 1 through the StreamCache (sink + one-chunk window), the cache written from the model's
-    own generation. cc (B, T, 20), pl (B, 6s, T, h, w) fix T. -> latents (B, C, T, h, w), latent 0 = z0."""
+    own generation. cc (B, T, 20), pl (B, 6s, T, h, w) fix T. -> latents (B, C, T, h, w), latent 0 = z0. Runs on
+    z0's device (the model's); the noise is drawn on the CPU from gen, so a seed gives the same noise anywhere."""
     from worldwalk.world.cache import StreamCache
 
     B, C, _, h, w = z0.shape
@@ -221,8 +222,8 @@ def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: t
     out = [z0]
     for begin, end in chunk_bounds(model.cfg, cc.shape[1]):
         lo = max(begin, 1)
-        eps = torch.randn((B, C, end - lo, h, w), generator=gen)
-        ts = torch.zeros(B, end - begin)
+        eps = torch.randn((B, C, end - lo, h, w), generator=gen).to(z0.device)
+        ts = torch.zeros(B, end - begin, device=z0.device)
         ts[:, lo - begin:] = 1000.0
         inp = torch.cat([z0, eps], 2) if begin == 0 else eps
         one_pass = model.cfg.recycle  # one forward per chunk: it writes the cache, reading the last chunk's latents
@@ -230,7 +231,7 @@ def stream_generate(model: WorldModel, z0: torch.Tensor, cc: torch.Tensor, pl: t
                   cache=cache, write_cache=one_pass, recycled=(out[-1] if begin > 0 else None) if one_pass else None)
         x0 = eps - v[:, :, lo - begin:]
         if not one_pass:
-            model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros(B, end - begin), cc[:, begin:end],
+            model(torch.cat([z0, x0], 2) if begin == 0 else x0, torch.zeros_like(ts), cc[:, begin:end],
                   pl[:, :, begin:end], mode="chunk_causal", frame_offset=begin, cache=cache, write_cache=True)
         out.append(x0)
     return torch.cat(out, 2)

@@ -14,9 +14,15 @@ from the clean start latent, as the engine does) and the clip's own encoded late
 The discriminators train alone for --d-warmup steps first. The encoder and latent normalisation stay frozen (the world
 model's latent space does not move). Warm-up latents before the scored window only fill the decoder's causal cache
 (no gradient, no upsampling). Resumable: weights of both networks, both optimisers, step, RNG in <out>.
+--decoder-widths W0,W1,... widens the decoder's upsampling stages first (the encoder and the first width stay): the
+old weights sit in the leading channels and the new channels enter through zero weights, so the wide decoder starts
+out decoding exactly as the narrow one did, and the adversarial fine-tune has room to draw.
+--device cuda runs it all on a GPU (the clips' frames and latents held there); --minutes stops it after that much
+training time, the learning rate's schedule then following whichever of the step count and the clock is further on.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -30,7 +36,10 @@ from worldwalk.world.discriminator import (VideoDiscriminator, feature_matching,
                                            r1_penalty)
 
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _log, _lr, latent_frames, load_any_vae,
-                                          load_latents, load_trained_world, stream_generate, to_unit)
+                                          load_latents, load_trained_world, stream_generate)
+from worldwalk.world.train.dist import Ranks
+from worldwalk.world.train.world import train_device
+from worldwalk.world.vae import CausalVAE
 
 
 def _save(out: Path, step: int, vae, disc, opt_g, opt_d, rng_state) -> None:
@@ -40,10 +49,45 @@ def _save(out: Path, step: int, vae, disc, opt_g, opt_d, rng_state) -> None:
     tmp.replace(out / "state.pt")
 
 
+@torch.no_grad()
+def widen_decoder(vae: CausalVAE, widths: tuple[int, ...]) -> CausalVAE:
+    """A copy of vae whose decoder has the upsampling widths `widths` (each at least the old one, the first the same),
+    decoding exactly as vae does: each widened convolution keeps the old weights in its leading output and input
+    channels (PixelShuffle takes output channels c·4 + r to channel c, so the old channels stay the leading ones);
+    the new output channels keep their random initialisation and the new inputs start at zero weight."""
+    old = vae.cfg.dec_widths
+    widths = tuple(int(w) for w in widths)
+    if len(widths) != len(old) or widths[0] != old[0] or any(n < o for n, o in zip(widths, old)):
+        raise ValueError(f"--decoder-widths {','.join(map(str, widths))}: expected {len(old)} widths, the first "
+                         f"{old[0]} and none below today's {','.join(map(str, old))}")
+    wide = CausalVAE(dataclasses.replace(vae.cfg, decoder_widths=widths))
+    src = vae.state_dict()
+    for k, t in wide.state_dict().items():
+        o = src[k]
+        if t.shape != o.shape:  # a widened convolution (weight (out, in, 3, 3) or bias (out,))
+            if t.ndim == 4:
+                t[:, o.shape[1]:] = 0
+            t[tuple(slice(0, n) for n in o.shape)] = o
+        else:
+            t.copy_(o)
+    return wide.to(next(vae.parameters()).device)
+
+
 def cmd_decoder_adv(a) -> int:
+    if a.minutes is not None and not a.minutes > 0:
+        raise ValueError(f"--minutes {a.minutes}: expected a positive time limit")
+    dev = train_device(a.device, Ranks())
     torch.manual_seed(a.seed)
     vae = load_any_vae(a.vae)
-    model = load_trained_world(a.world)
+    if a.decoder_widths:
+        try:
+            widths = tuple(int(w) for w in a.decoder_widths.split(","))
+        except ValueError:
+            raise ValueError(f"--decoder-widths {a.decoder_widths!r}: expected widths like 64,64,48,24") from None
+        if widths != vae.cfg.dec_widths:
+            vae = widen_decoder(vae, widths)
+    vae = vae.to(dev)
+    model = load_trained_world(a.world).to(dev)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     clips = {d: ClipData(d) for d in a.dir}
@@ -55,11 +99,16 @@ def cmd_decoder_adv(a) -> int:
             lat["gen"] = torch.load(gen_path, weights_only=False)
             continue
         z, cc, pl = lat["z"], lat["cc"], lat["pl"]
-        lat["gen"] = torch.cat([stream_generate(model, z[j:j + 8, :, :1], cc[j:j + 8], pl[j:j + 8], g)
-                                for j in tqdm(range(0, len(z), 8), desc=f"generate {a.dir[i]}", unit="batch")])
+        n = 8 if dev.type == "cpu" else 64
+        lat["gen"] = torch.cat([stream_generate(model, z[j:j + n, :, :1].to(dev), cc[j:j + n].to(dev),
+                                                pl[j:j + n].to(dev), g).cpu()
+                                for j in tqdm(range(0, len(z), n), desc=f"generate {a.dir[i]}", unit="batch")])
         torch.save(lat["gen"], gen_path)
     del model
-    disc = VideoDiscriminator(width=a.d_width)
+    for lat in sets:  # what a step reads, where it runs
+        lat["z"], lat["gen"] = lat["z"].to(dev), lat["gen"].to(dev)
+    frames = {d: torch.from_numpy(c.frames).to(dev) for d, c in clips.items()}  # (n, F, H, W, 3) uint8
+    disc = VideoDiscriminator(width=a.d_width).to(dev)
     params = [p for n, p in vae.named_parameters() if n.startswith("dec_")]
     for n, p in vae.named_parameters():
         p.requires_grad_(n.startswith("dec_"))
@@ -82,9 +131,14 @@ def cmd_decoder_adv(a) -> int:
     bar = tqdm(range(step, a.steps), initial=step, total=a.steps, desc="decoder-adv", unit="step")
     t0 = time.time()
     for step in bar:
+        elapsed = time.time() - t0
+        if a.minutes is not None and elapsed > 60 * a.minutes:
+            print(f"--minutes {a.minutes}: stopped after step {step} of {a.steps} (resumable)")
+            _save(out, step, vae, disc, opt_g, opt_d, rng.bit_generator.state)
+            break
         k = int(rng.choice(len(sets), p=(weights / weights.sum()).numpy()))
-        lat, data = sets[k], clips[a.dir[k]]
-        H, W = data.frames.shape[2:4]
+        lat, data = sets[k], frames[a.dir[k]]
+        H, W = data.shape[2:4]
         crop = min(a.crop, H, W) // f * f
         idx = rng.integers(0, len(lat["z"]), a.batch)
         cy, cx = rng.integers(0, (H - crop) // f + 1, a.batch), rng.integers(0, (W - crop) // f + 1, a.batch)
@@ -97,9 +151,11 @@ def cmd_decoder_adv(a) -> int:
         zin = torch.stack([src[i, :, st0:st + n, y:y + crop // f, x:x + crop // f] for i, y, x in zip(idx, cy, cx)])
         if real:
             zin = zin + a.latent_noise * torch.randn_like(zin)
-        x = to_unit(np.stack([data.frames[i, keep, y * f:y * f + crop, xx * f:xx * f + crop]
-                              for i, y, xx in zip(idx, cy, cx)]))  # (B, 3, F, crop, crop)
-        lr_scale = _lr(step, a.steps, 1.0, warmup=50)
+        keep = torch.from_numpy(keep).to(dev)
+        x = torch.stack([data[i, keep, y * f:y * f + crop, xx * f:xx * f + crop] for i, y, xx in zip(idx, cy, cx)])
+        x = x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (B, 3, F, crop, crop) in [-1, 1]
+        progress = step if a.minutes is None else max(step, int(a.steps * elapsed / (60 * a.minutes)))
+        lr_scale = _lr(progress, a.steps, 1.0, warmup=50)
         for gr in opt_g.param_groups:
             gr["lr"] = a.lr * lr_scale
         # ---- decoder
@@ -145,16 +201,25 @@ def cmd_decoder_adv(a) -> int:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        mse = (y - x).pow(2).mean().item()
-        psnr = 10 * math.log10(4.0 / max(mse, 1e-10))
-        bar.set_postfix(rec=f"{rec.item():.4f}", d=f"{d_loss.item():.3f}", g=f"{g_adv.item():.3f}",
-                        lam=f"{float(lam):.3f}", psnr=f"{psnr:.2f}")
-        if (step + 1) % 10 == 0 or step + 1 == a.steps:
+        if (step + 1) % 10 == 0 or step + 1 == a.steps:  # (reading a loss waits for the GPU: every 10th step)
+            mse = (y - x).pow(2).mean().item()
+            psnr = 10 * math.log10(4.0 / max(mse, 1e-10))
+            bar.set_postfix(rec=f"{rec.item():.4f}", d=f"{d_loss.item():.3f}", g=f"{g_adv.item():.3f}",
+                            lam=f"{float(lam):.3f}", psnr=f"{psnr:.2f}")
             _log(out, {"step": step + 1, "rec": rec.item(), "fm": fm.item(), "g_adv": g_adv.item(), "lam": float(lam),
                        "d": d_loss.item(), "psnr": psnr, "real": real, "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save(out, step + 1, vae, disc, opt_g, opt_d, rng.bit_generator.state)
+        if a.snapshot_every and (step + 1) % a.snapshot_every == 0:
+            _save_vae(vae, out / f"vae_{step + 1:06d}.pt")
     vae.eval()
-    torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
+    _save_vae(vae, out / "vae_final.pt")
     print(f"adversarially tuned VAE saved to {out / 'vae_final.pt'}")
     return 0
+
+
+def _save_vae(vae, path: Path) -> None:
+    """What load_trained_vae reads, on the CPU whatever the training device."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"vae": {k: v.cpu() for k, v in vae.state_dict().items()}, "cfg": vae.cfg.to_dict()}, tmp)
+    tmp.replace(path)
