@@ -79,10 +79,10 @@ def reconstruct(vae, frames_u8: np.ndarray, noise: float, seed: int) -> np.ndarr
 
 
 def summary(rows: list[dict]) -> str:
-    m = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "sharp", "sharp4")}
+    m = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "sharp", "sharp4", "lattice")}
     foggy = 100 * float(np.mean([r["sharp"] < FOGGY for r in rows]))
     return (f"PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.3f}  sharpness {m['sharp']:.3f} (1/4: {m['sharp4']:.3f})  "
-            f"foggy {foggy:4.1f} %")
+            f"foggy {foggy:4.1f} %  lattice {m['lattice']:+.2f} dB")
 
 
 def main() -> int:

@@ -6,7 +6,9 @@ For held-out scene seeds: the start image is the exact view at the identity pose
 trajectories (and random human-like walks); each frame the app would show is compared with the renderer's exact
 frame at the same pose: PSNR and SSIM beside the copy-the-first-frame baseline, and the sharpness ratio (mean
 gradient energy of the frame over the exact frame's, at full and 1/4 resolution: blur cannot win it, see
-benchmarks/metrics.py) with the share of foggy frames (ratio < 0.3). Two memory tests: the out-and-back loop's
+benchmarks/metrics.py) with the share of foggy frames (ratio < 0.3), and how much more the frames peak at the 16-px
+latent cells' harmonics than the exact ones (lattice, dB: a decoder's repeated pattern wins sharpness too). Two
+memory tests: the out-and-back loop's
 return frame against the true start view (start overlay off), and a look-left / look-right / look-left-again walk
 whose frames at the same pose are compared with each other. A long random walk measures drift and collapse (first
 vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exact, every 0.5 s) to --sheet.
@@ -26,7 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr  # noqa: E402
+from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr, ssim  # noqa: E402
 from worldwalk.controls.builtin import load_builtin  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
@@ -124,7 +126,7 @@ def per_frame(gen, exact) -> dict[str, np.ndarray]:
     rows = [frame_metrics(g, e) for g, e in zip(gen, exact)]
     out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     out["base_psnr"] = np.array([psnr(exact[0], e) for e in exact])
-    out["base_ssim"] = np.array([frame_metrics(exact[0], e)["ssim"] for e in exact])
+    out["base_ssim"] = np.array([ssim(exact[0], e) for e in exact])
     return out
 
 
@@ -248,7 +250,7 @@ def main():
     print(f"\nturning-and-moving walks, seconds 1-4: model {g['psnr']:.2f} dB vs copy-first-frame "
           f"{g['base_psnr']:.2f} dB ({g['psnr'] - g['base_psnr']:+.2f} dB); SSIM {g['ssim']:.3f} vs "
           f"{g['base_ssim']:.3f}; sharpness {g['sharp']:.3f} full, {g['sharp4']:.3f} at 1/4; foggy frames "
-          f"{100 * g['foggy']:.0f} %")
+          f"{100 * g['foggy']:.0f} %; lattice {g['lattice']:+.2f} dB")
     print(f"VAE round trip of the exact frames, same walks and seconds (what decoded pixels can reach): "
           f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
     if returns:

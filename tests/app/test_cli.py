@@ -41,3 +41,16 @@ def test_train_runs_without_pyav_and_video_output_says_what_is_missing(tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "PyAV is not installed" in r.stderr, r.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_train_bad_workers_minutes_and_widths_are_one_line_and_exit_2(tmp_path):
+    bundle = str(ROOT / "assets/default_world.safetensors")
+    for args, says in ((("data", "--dir", str(tmp_path / "d"), "--workers", "0"), "--workers 0"),
+                       (("decoder-adv", "--dir", str(tmp_path / "d"), "--vae", bundle, "--world", bundle,
+                         "--out", str(tmp_path / "o"), "--minutes", "0"), "--minutes 0"),
+                       (("decoder-adv", "--dir", str(tmp_path / "d"), "--vae", bundle, "--world", bundle,
+                         "--out", str(tmp_path / "o"), "--decoder-widths", "64,32,32,16"), "--decoder-widths")):
+        r = run("train", *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr
+    assert not (tmp_path / "d").exists() and not (tmp_path / "o").exists()

@@ -40,6 +40,7 @@ def test_world_quality_on_random_weights(tmp_path):
     summary = next(line for line in out.splitlines() if line.startswith("turning-and-moving walks"))
     model, base = numbers(summary)[:2]
     assert 0 < model < 100 and 0 < base < 100 and "sharpness" in summary and "foggy frames" in summary
+    assert np.isfinite(float(re.search(r"lattice ([-+]\d+\.\d+) dB", summary).group(1)))
     revisit = next(line for line in out.splitlines() if line.startswith("revisit"))
     assert all(np.isfinite(numbers(revisit)))
     long_walk = next(line for line in out.splitlines() if line.startswith("2 s walk"))
@@ -86,3 +87,23 @@ def test_engine_bad_input_is_one_line():
     assert r.stderr.strip() == "error: no/such.safetensors: no such file (expected a .safetensors checkpoint)"
     r = bench("engine.py", "--reproject", "2", timeout=60)
     assert r.returncode == 2 and "--reproject" in r.stderr and "expected a noise level in (0, 1]" in r.stderr
+
+
+def test_lattice_figure_sees_a_pattern_on_the_latent_cells_not_blur():
+    """metrics.lattice_db on a rendered frame: a faint pattern repeated on 16-px cells stands out by several dB; a
+    blurred copy (fog) scores lower, and the frame shifted by a few pixels the same."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from metrics import lattice_db
+    from scipy.ndimage import gaussian_filter
+
+    from worldwalk.controls.intrinsics import from_fov
+    from worldwalk.world.procedural.scene import Scene
+
+    c2w = np.eye(4, dtype=np.float32)[None]
+    frame = Scene(7).render(c2w, from_fov(256, 256, 70.0), (256, 256))[0].astype(np.float64)
+    yy, xx = np.mgrid[0:256, 0:256]
+    dots = 20.0 * ((yy % 16 == 8) & (xx % 16 == 8))  # one brighter pixel per latent cell
+    base = lattice_db(frame)
+    assert lattice_db(frame + dots[..., None]) - base > 1.5
+    assert lattice_db(gaussian_filter(frame, (3, 3, 0))) - base < 0
+    assert abs(lattice_db(np.roll(frame, 5, axis=1)) - base) < 0.5

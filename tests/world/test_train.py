@@ -331,3 +331,25 @@ def test_widened_decoder_decodes_as_before():
     with pytest.raises(ValueError, match="decoder-widths"):
         widen_decoder(vae, (16, 8, 8))
 
+
+
+def test_spectral_loss_asks_for_detail_and_not_a_grid():
+    """The decoder's per-tile spectrum term: zero on the exact frames, the same for detail moved inside a tile (it
+    holds for generated latents), and it sees both fog (a blur) and a grid on the 16-px latent cells."""
+    import torch.nn.functional as F
+
+    from worldwalk.world.train.decoder_adv import spectral_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = F.avg_pool2d(torch.rand(2 * 3 * 3, 1, 72, 74, generator=g), 7, 1).view(2, 3, 3, 66, 68) * 2 - 1  # smooth
+    assert spectral_loss(x, x) == 0
+    blur = F.avg_pool3d(F.pad(x, (2, 2, 2, 2, 0, 0), mode="replicate"), (1, 5, 5), 1)
+    grid = x.clone()
+    grid[..., ::16, :] += 0.3
+    grid[..., :, ::16] += 0.3
+    moved = torch.roll(x, 2, dims=-1)  # the same detail, 2 px over
+    fog, cells, shift = (float(spectral_loss(t, x)) for t in (blur, grid, moved))
+    assert fog > 3 * shift and cells > 3 * shift
+    y = blur.clone().requires_grad_(True)
+    spectral_loss(y, x).backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0

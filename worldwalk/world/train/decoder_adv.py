@@ -170,6 +170,8 @@ def cmd_decoder_adv(a) -> int:
             rec = (yl - xl).abs().mean() + (yl - xl).pow(2).mean()
         if a.lowpass_weight > 0:  # colour and layout at 1/8 resolution on every step: the adversarial term may not move them
             rec = rec + a.lowpass_weight * (F.avg_pool3d(y, (1, 8, 8)) - F.avg_pool3d(x, (1, 8, 8))).abs().mean()
+        if a.spectral_weight > 0:  # how much of each spatial frequency, not where: detail yes, a latent-cell grid no
+            rec = rec + a.spectral_weight * spectral_loss(y, x)
         adv_on = step >= a.d_warmup
         if adv_on:
             for p in disc.parameters():
@@ -216,6 +218,23 @@ def cmd_decoder_adv(a) -> int:
     _save_vae(vae, out / "vae_final.pt")
     print(f"adversarially tuned VAE saved to {out / 'vae_final.pt'}")
     return 0
+
+
+def spectral_loss(y: torch.Tensor, x: torch.Tensor, patch: int = 32) -> torch.Tensor:
+    """Mean L1 between the log amplitude spectra of decoded and exact frames (B, 3, F, H, W), taken per patch×patch
+    tile (half-overlapping, through a Hann window), per channel. A tile's amplitude does not depend on where things sit
+    inside it, so the term holds for generated latents too (whose detail cannot sit where the exact frame's does): it
+    asks each tile for as much fine detail as the exact frame has there (grass yes, sky no), and a periodic pattern
+    (a grid on the latent cells) shows as peaks the exact tile lacks."""
+    H, W = y.shape[-2:]
+    p = min(patch, H, W)
+    win = torch.outer(torch.hann_window(p, device=y.device), torch.hann_window(p, device=y.device))
+
+    def amp(t):
+        tiles = t.unfold(-2, p, p // 2).unfold(-2, p, p // 2)  # (B, 3, F, nH, nW, p, p)
+        return torch.log1p(torch.fft.rfft2(tiles * win).abs())
+
+    return (amp(y) - amp(x.detach())).abs().mean()
 
 
 def _save_vae(vae, path: Path) -> None:
