@@ -110,6 +110,8 @@ def add_parser(sub) -> None:
     ta.add_argument("--adv-weight", type=float, default=0.5, help="x the gradient-balanced adversarial weight")
     ta.add_argument("--lowpass-weight", type=float, default=2.0,
                     help="L1 at 1/8 resolution on every step (holds colour against the adversarial term; 0: off)")
+    ta.add_argument("--l1", type=float, default=1.0,
+                    help="weight of the L1 beside the MSE on encoded latents (L1 favours sparse errors: dots)")
     ta.add_argument("--spectral-weight", type=float, default=0.0,
                     help="x an L1 between log amplitude spectra of decoded and exact frames, per 32-px tile (0: off)")
     ta.add_argument("--fm-weight", type=float, default=1.0, help="feature matching weight")

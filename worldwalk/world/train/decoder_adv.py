@@ -5,7 +5,7 @@
 
 What it is given, as in `train decoder`: the world model's one-step generations of each clip (streamed chunk by chunk
 from the clean start latent, as the engine does) and the clip's own encoded latents. What it is asked:
-- encoded latents (--real-fraction of the steps): reconstruct the exact frames (L1 + MSE at full resolution);
+- encoded latents (--real-fraction of the steps): reconstruct the exact frames (--l1 x L1 + MSE at full resolution);
 - generated latents: match the exact frames only at 1/4 resolution (layout and colour: the generation cannot know the
   fine detail, and a full-resolution pixel loss would ask for the fog that averages it);
 - both: keep colour and layout at 1/8 resolution (L1, x --lowpass-weight), and look real to a frame and a clip discriminator (world/discriminator.py: hinge loss, lazy R1), plus feature
@@ -164,7 +164,7 @@ def cmd_decoder_adv(a) -> int:
             vae.decode_time(zin[:, :, :st - st0], cache)
         y = vae.decode_space(vae.decode_time(zin[:, :, st - st0:], cache))  # (B, 3, F, crop, crop)
         if real:
-            rec = (y - x).abs().mean() + (y - x).pow(2).mean()
+            rec = a.l1 * (y - x).abs().mean() + (y - x).pow(2).mean()
         else:
             yl, xl = (F.avg_pool3d(t, (1, 4, 4)) for t in (y, x))
             rec = (yl - xl).abs().mean() + (yl - xl).pow(2).mean()
