@@ -353,3 +353,32 @@ def test_spectral_loss_asks_for_detail_and_not_a_grid():
     y = blur.clone().requires_grad_(True)
     spectral_loss(y, x).backward()
     assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def test_decoder_noise_experiment_layers():
+    """scripts/decoder_noise_experiment.py: noise layers at scale 0 leave the decoder as it was; at a scale they add
+    a different draw each call; a misplaced stage is refused."""
+    import importlib.util
+    from pathlib import Path
+
+    from worldwalk.world.vae import CausalVAE
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "decoder_noise_experiment.py"
+    spec = importlib.util.spec_from_file_location("decoder_noise_experiment", path)
+    exp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exp)
+    torch.manual_seed(0)
+    vae = CausalVAE("test-vae").eval()  # dec_space: 3 upsamplings (SiLU at 2, 5, 8), then the output conv
+    z = torch.randn(1, 4, 3, 3, 4)
+    with torch.no_grad():
+        before = vae.decode_video(z)
+        noisy = exp.add_noise(vae, (2, 5, 8), 0.0)
+        assert exp.has_noise(noisy) and torch.equal(noisy.decode_video(z), before)
+        for m in noisy.dec_space:
+            if isinstance(m, exp.NoiseAdd):
+                m.scale.fill_(0.5)
+        a, b = noisy.decode_video(z), noisy.decode_video(z)
+    assert not torch.equal(a, b) and a.shape == before.shape
+    with pytest.raises(ValueError, match="NOISE_STAGES"):
+        exp.add_noise(CausalVAE("test-vae"), (3,), 0.0)
+    assert exp.main([]) == 2
