@@ -8,10 +8,10 @@ frame at the same pose: PSNR and SSIM beside the copy-the-first-frame baseline, 
 gradient energy of the frame over the exact frame's, at full and 1/4 resolution: blur cannot win it, see
 benchmarks/metrics.py) with the share of foggy frames (ratio < 0.3), and how much more the frames peak at the 16-px
 latent cells' harmonics than the exact ones (lattice, dB: a decoder's repeated pattern wins sharpness too). Two
-memory tests: the out-and-back loop's
-return frame against the true start view (start overlay off), and a look-left / look-right / look-left-again walk
-whose frames at the same pose are compared with each other. A long random walk measures drift and collapse (first
-vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exact, every 0.5 s) to --sheet.
+memory tests: the out-and-back loop's return frame against the true start view (start overlay off), and a look-left /
+look-right / look-left-again walk whose frames at the same pose are compared with each other. A long random walk
+measures drift and collapse (first vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exact,
+every 0.5 s) to --sheet.
 """
 from __future__ import annotations
 
