@@ -94,6 +94,14 @@ def load_trained_vae(path: str | Path) -> CausalVAE:
     return vae.eval()
 
 
+def save_trained_vae(vae: CausalVAE, path: Path) -> None:
+    """What load_trained_vae reads (<run>/vae_final.pt, or a snapshot beside it), on the CPU whatever the training
+    device; written to a temporary name first, so a stopped run never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"vae": {k: v.cpu() for k, v in vae.state_dict().items()}, "cfg": vae.cfg.to_dict()}, tmp)
+    tmp.replace(path)
+
+
 def load_trained_world(path: str | Path) -> WorldModel:
     """The model a `train world` run saved (<path>/world_final.pt), or a bundle's model, in eval mode."""
     from worldwalk.world.presets import ModelConfig

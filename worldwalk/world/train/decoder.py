@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _load_state, _log, _lr, _save_state,
                                           latent_frames, load_any_vae, load_latents, load_trained_world,
-                                          stream_generate, to_unit)
+                                          save_trained_vae, stream_generate, to_unit)
 
 
 def cmd_decoder(a) -> int:
@@ -83,6 +83,6 @@ def cmd_decoder(a) -> int:
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save_state(out, step + 1, {"vae": vae}, opt)
     vae.eval()
-    torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
+    save_trained_vae(vae, out / "vae_final.pt")
     print(f"tuned VAE saved to {out / 'vae_final.pt'}")
     return 0

@@ -36,7 +36,7 @@ from worldwalk.world.discriminator import (VideoDiscriminator, feature_matching,
                                            r1_penalty)
 
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _log, _lr, latent_frames, load_any_vae,
-                                          load_latents, load_trained_world, stream_generate)
+                                          load_latents, load_trained_world, save_trained_vae, stream_generate)
 from worldwalk.world.train.dist import Ranks
 from worldwalk.world.train.world import train_device
 from worldwalk.world.vae import CausalVAE
@@ -213,9 +213,9 @@ def cmd_decoder_adv(a) -> int:
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             _save(out, step + 1, vae, disc, opt_g, opt_d, rng.bit_generator.state)
         if a.snapshot_every and (step + 1) % a.snapshot_every == 0:
-            _save_vae(vae, out / f"vae_{step + 1:06d}.pt")
+            save_trained_vae(vae, out / f"vae_{step + 1:06d}.pt")
     vae.eval()
-    _save_vae(vae, out / "vae_final.pt")
+    save_trained_vae(vae, out / "vae_final.pt")
     print(f"adversarially tuned VAE saved to {out / 'vae_final.pt'}")
     return 0
 
@@ -235,10 +235,3 @@ def spectral_loss(y: torch.Tensor, x: torch.Tensor, patch: int = 32) -> torch.Te
         return torch.log1p(torch.fft.rfft2(tiles * win).abs())
 
     return (amp(y) - amp(x.detach())).abs().mean()
-
-
-def _save_vae(vae, path: Path) -> None:
-    """What load_trained_vae reads, on the CPU whatever the training device."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"vae": {k: v.cpu() for k, v in vae.state_dict().items()}, "cfg": vae.cfg.to_dict()}, tmp)
-    tmp.replace(path)

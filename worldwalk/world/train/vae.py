@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from worldwalk.world.train import dist as tdist
-from worldwalk.world.train.common import ClipData, _load_state, _log, _lr, _save_state, to_unit
+from worldwalk.world.train.common import ClipData, _load_state, _log, _lr, _save_state, save_trained_vae, to_unit
 from worldwalk.world.vae import CausalVAE
 
 
@@ -89,7 +89,7 @@ def _train_vae(a, ranks: tdist.Ranks) -> int:
         z = torch.cat(zs).transpose(0, 1).flatten(1)
         vae.latent_mean.copy_(z.mean(1))
         vae.latent_std.copy_(z.std(1).clamp_min(1e-3))
-    torch.save({"vae": vae.state_dict(), "cfg": vae.cfg.to_dict()}, out / "vae_final.pt")
+    save_trained_vae(vae, out / "vae_final.pt")
     print(f"VAE saved to {out / 'vae_final.pt'}" + (f" ({ranks.world} processes)" if ranks.distributed else ""))
     ranks.barrier()
     return 0
