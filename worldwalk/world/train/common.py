@@ -46,9 +46,9 @@ class ClipData:
         return len(self.frames)
 
 
-def to_unit(frames_u8: np.ndarray) -> torch.Tensor:
-    """(B, F, H, W, 3) uint8 -> (B, 3, F, H, W) in [-1, 1]."""
-    return torch.from_numpy(frames_u8).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+def to_unit(frames_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(B, F, H, W, 3) uint8 (an array, or a tensor on any device) -> (B, 3, F, H, W) in [-1, 1], on its device."""
+    return torch.as_tensor(frames_u8).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
 
 
 # ====================================================================== checkpoints

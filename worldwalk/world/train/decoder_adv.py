@@ -36,7 +36,8 @@ from worldwalk.world.discriminator import (VideoDiscriminator, feature_matching,
                                            r1_penalty)
 
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _log, _lr, latent_frames, load_any_vae,
-                                          load_latents, load_trained_world, save_trained_vae, stream_generate)
+                                          load_latents, load_trained_world, save_trained_vae, stream_generate,
+                                          to_unit)
 from worldwalk.world.train.dist import Ranks
 from worldwalk.world.train.world import train_device
 from worldwalk.world.vae import CausalVAE
@@ -152,8 +153,8 @@ def cmd_decoder_adv(a) -> int:
         if real:
             zin = zin + a.latent_noise * torch.randn_like(zin)
         keep = torch.from_numpy(keep).to(dev)
-        x = torch.stack([data[i, keep, y * f:y * f + crop, xx * f:xx * f + crop] for i, y, xx in zip(idx, cy, cx)])
-        x = x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (B, 3, F, crop, crop) in [-1, 1]
+        x = to_unit(torch.stack([data[i, keep, y * f:y * f + crop, xx * f:xx * f + crop]
+                                 for i, y, xx in zip(idx, cy, cx)]))  # (B, 3, F, crop, crop)
         progress = step if a.minutes is None else max(step, int(a.steps * elapsed / (60 * a.minutes)))
         lr_scale = _lr(progress, a.steps, 1.0, warmup=50)
         for gr in opt_g.param_groups:
