@@ -37,7 +37,10 @@ class NoiseAdd(nn.Module):
 
 
 def stages() -> tuple[int, ...]:
-    return tuple(int(i) for i in os.environ.get("NOISE_STAGES", "8,11").split(","))
+    try:
+        return tuple(int(i) for i in os.environ.get("NOISE_STAGES", "8,11").split(","))
+    except ValueError:
+        raise ValueError(f"NOISE_STAGES {os.environ['NOISE_STAGES']!r}: expected indices like 2,5,8,11") from None
 
 
 def add_noise(vae, at: tuple[int, ...], init: float):
@@ -60,10 +63,22 @@ def has_noise(vae) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    """One line and exit 2 on bad input, as launch.py does."""
+    from worldwalk.world.checkpoint import CheckpointError
+
+    try:
+        return _main(argv)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("train", "eval"):
         print("usage: decoder_noise_experiment.py train <train decoder-adv args> | eval <vae_quality args>",
               file=sys.stderr)
         return 2
+    at = stages()
     if argv[0] == "train":
         import argparse
 
@@ -71,8 +86,11 @@ def main(argv: list[str]) -> int:
         from worldwalk.app.train_args import add_parser
 
         load = da.load_any_vae
-        init = float(os.environ.get("NOISE_INIT", "0.05"))
-        da.load_any_vae = lambda p: (lambda v: v if has_noise(v) else add_noise(v, stages(), init))(load(p))
+        try:
+            init = float(os.environ.get("NOISE_INIT", "0.05"))
+        except ValueError:
+            raise ValueError(f"NOISE_INIT {os.environ['NOISE_INIT']!r}: expected a number like 0.3") from None
+        da.load_any_vae = lambda p: (lambda v: v if has_noise(v) else add_noise(v, at, init))(load(p))
         p = argparse.ArgumentParser()
         add_parser(p.add_subparsers(dest="cmd"))
         a = p.parse_args(["train", *argv[1:]])
@@ -89,7 +107,7 @@ def main(argv: list[str]) -> int:
         st = torch.load(f, weights_only=False) if f.is_file() else None
         if st is None or not any(k.endswith(".scale") for k in st["vae"]):
             return plain(spec)
-        vae = add_noise(CausalVAE(VAEConfig.from_dict(st["cfg"])), stages(), 0.0)
+        vae = add_noise(CausalVAE(VAEConfig.from_dict(st["cfg"])), at, 0.0)
         vae.load_state_dict(st["vae"])
         print(spec, "noise scales", [round(float(m.scale.detach().abs().mean()), 4) for m in vae.dec_space
                                      if isinstance(m, NoiseAdd)])

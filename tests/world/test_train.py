@@ -355,7 +355,7 @@ def test_spectral_loss_asks_for_detail_and_not_a_grid():
     assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
 
 
-def test_decoder_noise_experiment_layers():
+def test_decoder_noise_experiment_layers(monkeypatch, capsys):
     """scripts/decoder_noise_experiment.py: noise layers at scale 0 leave the decoder as it was; at a scale they add
     a different draw each call; a misplaced stage is refused."""
     import importlib.util
@@ -382,3 +382,5 @@ def test_decoder_noise_experiment_layers():
     with pytest.raises(ValueError, match="NOISE_STAGES"):
         exp.add_noise(CausalVAE("test-vae"), (3,), 0.0)
     assert exp.main([]) == 2
+    monkeypatch.setenv("NOISE_STAGES", "8,x")
+    assert exp.main(["eval", "--vae", "x"]) == 2 and "NOISE_STAGES '8,x'" in capsys.readouterr().err
