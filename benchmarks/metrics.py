@@ -64,6 +64,36 @@ def lattice_db(img: np.ndarray, cell: int = 16) -> float:
     return float(np.mean(10 * np.log10(peak / np.maximum(floor, 1e-12))))
 
 
+def turn_steadiness(frames: np.ndarray, c2w: np.ndarray, intrinsics) -> float:
+    """How steadily a walk that only turns holds its picture: each frame (F, H, W, 3) uint8 after the first against
+    the frame before it carried through the turn between them (c2w (F, 4, 4) with one position; intrinsics [fx, fy,
+    cx, cy]; bilinear), PSNR over the pixels both frames see, averaged over the pairs. The exact frames score the
+    resampling's loss; what the generated frames lose beyond that is their own flicker (noise drawn afresh each frame
+    boils and scores lower; noise fixed to the world turns with it)."""
+    fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
+    F_, H, W = frames.shape[:3]
+    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], -1)  # (H, W, 3) in the current camera
+    out = []
+    for t in range(1, F_):
+        rel = c2w[t - 1, :3, :3].T @ c2w[t, :3, :3]  # current camera's directions in the previous camera
+        d = rays @ rel.T
+        ok = d[..., 2] > 1e-6
+        pu = np.where(ok, fx * d[..., 0] / np.maximum(d[..., 2], 1e-6) + cx, -1.0)
+        pv = np.where(ok, fy * d[..., 1] / np.maximum(d[..., 2], 1e-6) + cy, -1.0)
+        inside = ok & (pu >= 0) & (pu <= W - 1) & (pv >= 0) & (pv <= H - 1)
+        if inside.mean() < 0.1:
+            continue
+        x0, y0 = np.clip(np.floor(pu), 0, W - 2).astype(int), np.clip(np.floor(pv), 0, H - 2).astype(int)
+        a, b = (pu - x0)[..., None], (pv - y0)[..., None]
+        prev = frames[t - 1].astype(np.float64)
+        warped = ((1 - a) * (1 - b) * prev[y0, x0] + a * (1 - b) * prev[y0, x0 + 1] + (1 - a) * b * prev[y0 + 1, x0]
+                  + a * b * prev[y0 + 1, x0 + 1])
+        mse = float(np.mean((warped[inside] - frames[t].astype(np.float64)[inside]) ** 2))
+        out.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(np.mean(out)) if out else float("nan")
+
+
 def frame_metrics(gen: np.ndarray, exact: np.ndarray) -> dict:
     """One generated frame against the exact one."""
     return {"psnr": psnr(gen, exact), "ssim": ssim(gen, exact), "sharp": sharpness(gen, exact),

@@ -60,20 +60,28 @@ def clips(n: int, frames: int, size=(256, 256)):
         rng = np.random.default_rng(HELD_OUT + i)
         scene = Scene(HELD_OUT + i)
         c2w = random_walk(frames, rng, 16)
-        yield scene.render(c2w, from_fov(size[0], size[1], 60.0), size)
+        intr = from_fov(size[0], size[1], 60.0)
+        yield scene.render(c2w, intr, size), (c2w, intr)
 
 
 @torch.no_grad()
-def reconstruct(vae, frames_u8: np.ndarray, noise: float, seed: int) -> np.ndarray:
-    """(F, H, W, 3) uint8 -> the same decoded chunk by chunk (4 latents, then 3 at a time)."""
+def reconstruct(vae, frames_u8: np.ndarray, noise: float, seed: int, cameras=None) -> np.ndarray:
+    """(F, H, W, 3) uint8 -> the same decoded chunk by chunk (4 latents, then 3 at a time). cameras: (c2w (F, 4, 4),
+    intrinsics) of the frames, for a decoder with world-anchored grain (worldwalk/world/grain.py)."""
     x = torch.from_numpy(frames_u8).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
     z = vae.encode_video(x)
     if noise:
         z = z + noise * torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
     cache, outs = vae.new_decode_cache(), []
     bounds = [0, 4] + list(range(7, z.shape[2] + 1, 3))
+    grain, f0 = cameras is not None and getattr(getattr(vae, "cfg", None), "grain", False), 0
     for b, e in zip(bounds[:-1], bounds[1:]):
-        outs.append(vae.decode_chunk(z[:, :, b:e], cache))
+        if grain:
+            n = (e - b) * vae.temporal_stride - (vae.temporal_stride - 1 if b == 0 else 0)
+            outs.append(vae.decode_chunk(z[:, :, b:e], cache, cameras=(cameras[0][f0:f0 + n], cameras[1])))
+            f0 += n
+        else:
+            outs.append(vae.decode_chunk(z[:, :, b:e], cache))
     y = torch.cat(outs, 2)[0].permute(1, 2, 3, 0)
     return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
@@ -105,13 +113,13 @@ def main() -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"# vae_quality  {time.strftime('%Y-%m-%d %H:%M')}  {cpu_header()}")
     print(f"# {a.clips} held-out clips of {a.frames} frames at 256x256; noise pass {a.noise} latent std")
-    data = list(clips(a.clips, a.frames))
+    data, cams = zip(*clips(a.clips, a.frames))
     sheet_rows = []
     for spec, vae in zip(specs, vaes):
         for noise in ([0.0, a.noise] if a.noise else [0.0]):
             rows, t0 = [], time.perf_counter()
             for i, ex in enumerate(data):
-                rec = reconstruct(vae, ex, noise, seed=i)
+                rec = reconstruct(vae, ex, noise, seed=i, cameras=cams[i])
                 rows += [frame_metrics(g, e) for g, e in zip(rec[1:], ex[1:])]
                 if noise == 0 and i < 2:
                     sheet_rows.append((spec, i, rec))

@@ -9,9 +9,10 @@ gradient energy of the frame over the exact frame's, at full and 1/4 resolution:
 benchmarks/metrics.py) with the share of foggy frames (ratio < 0.3), and how much more the frames peak at the 16-px
 latent cells' harmonics than the exact ones (lattice, dB: a decoder's repeated pattern wins sharpness too). Two
 memory tests: the out-and-back loop's return frame against the true start view (start overlay off), and a look-left /
-look-right / look-left-again walk whose frames at the same pose are compared with each other. A long random walk
-measures drift and collapse (first vs last 10 s). Writes markdown to stdout and a contact sheet (generated over exact,
-every 0.5 s) to --sheet.
+look-right / look-left-again walk whose frames at the same pose are compared with each other, and whose consecutive
+frames, carried through the turn between them, are compared too (turn steadiness: flicker, such as noise that boils).
+A long random walk measures drift and collapse (first vs last 10 s). Writes markdown to stdout and a contact sheet
+(generated over exact, every 0.5 s) to --sheet.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr, ssim  # noqa: E402
+from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr, ssim, turn_steadiness  # noqa: E402
 from worldwalk.controls.builtin import load_builtin  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
@@ -207,7 +208,7 @@ def main():
         names.remove("out_and_back")
     results: dict[str, list[dict]] = {n: [] for n in names}
     gen_time, gen_frames = 0.0, 0
-    ceiling, real_means, sheet_rows, returns, revisits = [], [], [], [], []
+    ceiling, real_means, sheet_rows, returns, revisits, steadiness = [], [], [], [], [], []
     for s in range(a.scenes):
         scene = Scene(HELD_OUT + s)
         for name in names:
@@ -238,6 +239,8 @@ def main():
         revisits.append((np.mean([psnr(gen[i], gen[j]) for i, j in pairs]),
                          np.mean([psnr(gen[i], exact[i]) for i, j in pairs]),
                          np.mean([psnr(exact[i], exact[j]) for i, j in pairs])))
+        intr = from_fov(*session.size_wh, DEFAULT_FOV)
+        steadiness.append((turn_steadiness(gen, c2w, intr), turn_steadiness(exact, c2w, intr)))
 
     print("\n| trajectory | s1-4 PSNR (copy-first) | SSIM (copy-first) | sharpness full | sharpness 1/4 | foggy "
           "frames |\n|---|---:|---:|---:|---:|---:|")
@@ -260,6 +263,8 @@ def main():
     print(f"revisit (look left, right, left again; start overlay off): frames at the same pose vs each other "
           f"{np.mean([r[0] for r in revisits]):.2f} dB (vs the exact view {np.mean([r[1] for r in revisits]):.2f} dB; "
           f"exact vs exact {np.mean([r[2] for r in revisits]):.1f} dB)")
+    print(f"turn steadiness (the same walk: each frame vs the one before carried through the turn, where both see): "
+          f"{np.mean([r[0] for r in steadiness]):.2f} dB (exact frames: {np.mean([r[1] for r in steadiness]):.2f} dB)")
     print(f"generation: {gen_frames} frames in {gen_time:.1f} s = {gen_frames / gen_time:.1f} fps "
           f"({gen_frames / gen_time / fps:.2f}x real time)")
     if a.long > 0:

@@ -43,13 +43,15 @@ def test_train_runs_without_pyav_and_video_output_says_what_is_missing(tmp_path)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_train_bad_workers_minutes_and_widths_are_one_line_and_exit_2(tmp_path):
+def test_train_bad_workers_minutes_widths_and_grain_are_one_line_and_exit_2(tmp_path):
     bundle = str(ROOT / "assets/default_world.safetensors")
     for args, says in ((("data", "--dir", str(tmp_path / "d"), "--workers", "0"), "--workers 0"),
                        (("decoder-adv", "--dir", str(tmp_path / "d"), "--vae", bundle, "--world", bundle,
                          "--out", str(tmp_path / "o"), "--minutes", "0"), "--minutes 0"),
                        (("decoder-adv", "--dir", str(tmp_path / "d"), "--vae", bundle, "--world", bundle,
-                         "--out", str(tmp_path / "o"), "--decoder-widths", "64,32,32,16"), "--decoder-widths")):
+                         "--out", str(tmp_path / "o"), "--decoder-widths", "64,32,32,16"), "--decoder-widths"),
+                       (("decoder-adv", "--dir", str(tmp_path / "d"), "--vae", bundle, "--world", bundle,
+                         "--out", str(tmp_path / "o"), "--grain", "0"), "--grain 0")):
         r = run("train", *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr

@@ -107,3 +107,26 @@ def test_lattice_figure_sees_a_pattern_on_the_latent_cells_not_blur():
     assert lattice_db(frame + dots[..., None]) - base > 1.5
     assert lattice_db(gaussian_filter(frame, (3, 3, 0))) - base < 0
     assert abs(lattice_db(np.roll(frame, 5, axis=1)) - base) < 0.5
+
+
+def test_turn_steadiness_scores_noise_that_boils_below_noise_that_turns_with_the_world():
+    """metrics.turn_steadiness on a rendered turn: the exact frames score high; the same frames with noise drawn
+    afresh every frame score lower than with noise fixed to the world's directions (world/grain.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from metrics import turn_steadiness
+
+    from worldwalk.controls.intrinsics import from_fov
+    from worldwalk.controls.se3 import make_pose, rotation_from_angles
+    from worldwalk.world.grain import GrainField
+    from worldwalk.world.procedural.scene import Scene
+
+    intr = from_fov(96, 96, 60.0)
+    c2w = make_pose(rotation_from_angles(np.linspace(0, 6, 7)), np.zeros((7, 3)))
+    exact = Scene(3).render(c2w.astype(np.float32), intr, (96, 96)).astype(np.float64)
+    fixed = GrainField(1).sample(c2w, intr, (96, 96))[:, 0].numpy()[..., None]
+    boiling = np.random.default_rng(0).standard_normal(fixed.shape)
+    u8 = lambda x: np.clip(x, 0, 255).round().astype(np.uint8)  # noqa: E731
+    clean = turn_steadiness(u8(exact), c2w, intr)
+    with_fixed = turn_steadiness(u8(exact + 12 * fixed), c2w, intr)
+    with_boiling = turn_steadiness(u8(exact + 12 * boiling), c2w, intr)
+    assert clean > with_fixed > with_boiling + 2, (clean, with_fixed, with_boiling)

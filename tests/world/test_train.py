@@ -111,6 +111,14 @@ def test_pipeline_and_resume(tmp_path):
     before, after = load_bundle(out)[1].state_dict(), torch.load(ga / "vae_final.pt", weights_only=False)["vae"]
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("dec_"))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("dec_"))
+    # ...with world-anchored grain inputs (world/grain.py): the scales start at --grain and train with the decoder
+    gg = tmp_path / "decoder_grain"
+    run("train", "decoder-adv", "--dir", d, "--vae", out, "--world", out, "--out", gg, "--batch", 2, "--crop", 64,
+        "--d-warmup", 9, "--d-width", 8, "--steps", 2, "--grain", 0.3, "--spectral-weight", 1)
+    grained = torch.load(gg / "vae_final.pt", weights_only=False)
+    assert grained["cfg"]["grain"] and not load_bundle(out)[1].cfg.grain
+    scales = [v for k, v in grained["vae"].items() if k.startswith("dec_grain.")]
+    assert len(scales) == 3 and all(torch.isfinite(v).all() and not torch.all(v == 0.3) for v in scales)
     # a warm start from the bundle's model (0 steps: the weights as loaded)
     w2 = tmp_path / "world2"
     run("train", "world", "--dir", d, "--vae", v, "--out", w2, "--preset", "test", "--steps", 0, "--init", out)

@@ -125,6 +125,9 @@ def add_parser(sub) -> None:
                     help="stop after this much training time, saving the state (resumable) and the decoder")
     ta.add_argument("--decoder-widths", default=None,
                     help="widen the decoder's upsampling stages first, e.g. 64,64,48,24 (starts decoding as before)")
+    ta.add_argument("--grain", type=float, default=None,
+                    help="give the decoder world-anchored grain inputs (world/grain.py) after each upsampling, their "
+                         "scales starting at this value (a decoder that has them keeps its own)")
     ta.add_argument("--snapshot-every", type=int, default=0, help="also keep the VAE every N steps (vae_<step>.pt)")
     ta.add_argument("--device", default="cpu", help="cpu, or cuda")
     ta.add_argument("--seed", type=int, default=0)

@@ -8,17 +8,21 @@ where F = 1 + stride·(T−1) for the very first chunk (latent 0 is the start fr
 stride·T afterwards, so consecutive chunks join without seams: decoding chunk by chunk equals decoding the whole clip.
 
 `CausalVAE` is the small one the `tiny` and `test` presets ship with: 2-D convs per frame for space, and causal
-convolutions over latent frames (each sees the previous latent frame through the cache) for time.
+convolutions over latent frames (each sees the previous latent frame through the cache) for time. With
+`VAEConfig.grain` its decoder also takes noise after each upsampling, times learnt per-channel scales, to draw texture
+from: noise fixed to the world's directions (world/grain.py), so `decode_chunk` then takes the frames' cameras too.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldwalk.world.grain import GrainField
 from worldwalk.world.layers import SiLU
 
 
@@ -48,6 +52,7 @@ class VAEConfig:
     latent_width: int = 128  # channels at the latent grid
     widths: tuple[int, ...] = (64, 48, 32, 16)  # channels after each 2x spatial upsampling (len = log2(factor))
     decoder_widths: tuple[int, ...] | None = None  # the decoder's own, if wider than the encoder's (same length)
+    grain: bool = False  # world-anchored noise (world/grain.py) enters after each upsampling, times a learnt scale
 
     @property
     def dec_widths(self) -> tuple[int, ...]:
@@ -136,6 +141,9 @@ class CausalVAE(VideoVAE):
             ups += [nn.Conv2d(c, 4 * w, 3, padding=1), nn.PixelShuffle(2), SiLU()]
             c = w
         self.dec_space = nn.Sequential(*ups, nn.Conv2d(c, 3, 3, padding=1))
+        if cfg.grain:  # per-channel scales of the grain after each upsampling (0: the decoder as without grain)
+            self.dec_grain = nn.ParameterList([nn.Parameter(torch.zeros(w)) for w in list(widths[1:]) + [widths[-1]]])
+            self.grain_field = GrainField(0)
         # per-frame convs keep channels last: oneDNN runs these thin, wide layers ~1.6x faster on the CPU that way
         self.enc_frames.to(memory_format=torch.channels_last)
         self.dec_space.to(memory_format=torch.channels_last)
@@ -176,9 +184,26 @@ class CausalVAE(VideoVAE):
     def new_decode_cache(self) -> dict:
         return {}
 
-    def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
-        """Continue decoding a walk: latents (B, C, T, h, w) -> frames (B, 3, F, H, W) (see module doc)."""
-        return self.decode_space(self.decode_time(latents, cache))
+    def decode_chunk(self, latents: torch.Tensor, cache: dict, cameras=None) -> torch.Tensor:
+        """Continue decoding a walk: latents (B, C, T, h, w) -> frames (B, 3, F, H, W) (see module doc).
+        cameras: (c2w (F, 4, 4), intrinsics (4,)) of the frames, for a decoder with grain (its noise is fixed to the
+        world's directions, world/grain.py); without them such a decoder draws its grain as seen by a camera at the
+        identity pose with a 60° field of view, fixed to the screen."""
+        x = self.decode_time(latents, cache)
+        grain = None
+        if self.cfg.grain and cameras is not None:
+            B, Fr = x.shape[:2]
+            c2w = np.asarray(cameras[0], dtype=np.float64).reshape(-1, 4, 4)
+            if c2w.shape[0] != Fr:
+                raise ValueError(f"cameras: {c2w.shape[0]} poses for {Fr} frames")
+            size = (x.shape[-1] * self.spatial_factor, x.shape[-2] * self.spatial_factor)
+            grain = [g.repeat(B, 1, 1, 1) for g in self.grain_maps(c2w, cameras[1], size, x.device)]
+        return self.decode_space(x, grain)
+
+    def grain_maps(self, c2w, intrinsics, size: tuple[int, int], device=None) -> list[torch.Tensor]:
+        """The grain after each upsampling for frames at c2w (N, 4, 4) of size (W, H): [(N, 1, H_k, W_k)]."""
+        n = len(self.dec_grain)
+        return self.grain_field.stages(c2w, intrinsics, size, [2 ** (n - 1 - k) for k in range(n)], device)
 
     def decode_time(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
         """The decoder's causal stage at the latent grid: latents (B, C, T, h, w) -> per-frame features
@@ -195,10 +220,31 @@ class CausalVAE(VideoVAE):
         cache["started"] = True
         return x
 
-    def decode_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-frame upsampling: features (B, F, widths[0], h, w) -> frames (B, 3, F, H, W) in [-1, 1]."""
+    def decode_space(self, x: torch.Tensor, grain: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-frame upsampling: features (B, F, widths[0], h, w) -> frames (B, 3, F, H, W) in [-1, 1].
+        grain (a decoder with grain only): [(B*F, 1, H_k, W_k)] per upsampling, added times the learnt scales."""
         B, Fr, _, h, w = x.shape
-        y = self.dec_space(x.reshape(B * Fr, -1, h, w).contiguous(memory_format=torch.channels_last)).contiguous()
+        y = x.reshape(B * Fr, -1, h, w).contiguous(memory_format=torch.channels_last)
+        if not self.cfg.grain:
+            y = self.dec_space(y)
+        else:
+            if grain is None:  # a camera at the identity pose with a 60° field of view, fixed to the screen
+                H, W = h * self.spatial_factor, w * self.spatial_factor
+                f = W / (2 * math.tan(math.pi / 6))
+                grain = self.grain_maps(np.tile(np.eye(4), (B * Fr, 1, 1)), [f, f, W / 2, H / 2], (W, H), x.device)
+            if len(grain) != len(self.dec_grain):
+                raise ValueError(f"decode_space: this decoder takes {len(self.dec_grain)} grain maps")
+            k = 0
+            for m in self.dec_space:
+                y = m(y)
+                if isinstance(m, (SiLU, nn.SiLU)):  # after each upsampling (conv, shuffle, SiLU)
+                    g, sc = grain[k].to(y.dtype), self.dec_grain[k].view(1, -1, 1, 1)
+                    if torch.is_grad_enabled() and (y.requires_grad or sc.requires_grad):
+                        y = (y + sc * g).contiguous(memory_format=torch.channels_last)
+                    else:  # in place: keeps the channels-last layout the next convolution runs fast in
+                        y.addcmul_(sc, g)
+                    k += 1
+        y = y.contiguous()
         return y.view(B, Fr, 3, *y.shape[-2:]).transpose(1, 2)
 
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ model's latent space does not move). Warm-up latents before the scored window on
 --decoder-widths W0,W1,... widens the decoder's upsampling stages first (the encoder and the first width stay): the
 old weights sit in the leading channels and the new channels enter through zero weights, so the wide decoder starts
 out decoding exactly as the narrow one did, and the adversarial fine-tune has room to draw.
+--grain S gives the decoder world-anchored noise after each upsampling (world/grain.py, VAEConfig.grain), its scales
+starting at S; each crop reads the grain of its clip's cameras turned by a random rotation, as a walk would see it.
 --device cuda runs it all on a GPU (the clips' frames and latents held there); --minutes stops it after that much
 training time, the learning rate's schedule then following whichever of the step count and the clock is further on.
 """
@@ -74,6 +76,39 @@ def widen_decoder(vae: CausalVAE, widths: tuple[int, ...]) -> CausalVAE:
     return wide.to(next(vae.parameters()).device)
 
 
+@torch.no_grad()
+def add_grain(vae: CausalVAE, scale: float) -> CausalVAE:
+    """A copy of vae whose decoder takes world-anchored grain after each upsampling (VAEConfig.grain), every scale
+    starting at `scale` (at 0 the decoder would decode as vae does, but the scales' gradient would be only chance)."""
+    out = CausalVAE(dataclasses.replace(vae.cfg, grain=True))
+    missing, unexpected = out.load_state_dict(vae.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("dec_grain.") for k in missing), (missing, unexpected)
+    for p in out.dec_grain:
+        p.fill_(scale)
+    return out.to(next(vae.parameters()).device)
+
+
+def crop_grain(vae: CausalVAE, c2w: np.ndarray, intr: np.ndarray, size: tuple[int, int], ys, xs, crop: int,
+               rng: np.random.Generator, device) -> list[torch.Tensor]:
+    """The grain a batch of crops decodes with: c2w (B, F, 4, 4), intr (B, 4) of the whole frames of size (W, H),
+    crops at latent cells (ys, xs) of crop pixels -> [(B*F, 1, crop_k, crop_k)] per upsampling. Each clip is turned by
+    a random rotation first, so the decoder sees the grain of every direction, as a walk does."""
+    from scipy.spatial.transform import Rotation
+
+    B, Fr = c2w.shape[:2]
+    turn = np.tile(np.eye(4), (B, 1, 1))
+    turn[:, :3, :3] = Rotation.random(B, random_state=rng).as_matrix()
+    poses = np.einsum("bij,bfjk->bfik", turn, c2w)
+    n = len(vae.dec_grain)
+    maps = [[] for _ in range(n)]
+    for b in range(B):
+        for k, g in enumerate(vae.grain_maps(poses[b], intr[b], size)):
+            r = 2 ** (k + 1)  # the stage's pixels per latent cell
+            maps[k].append(g[:, :, ys[b] * r:(ys[b] * r + crop * r // vae.spatial_factor),
+                             xs[b] * r:(xs[b] * r + crop * r // vae.spatial_factor)])
+    return [torch.cat(m).to(device) for m in maps]
+
+
 def cmd_decoder_adv(a) -> int:
     if a.minutes is not None and not a.minutes > 0:
         raise ValueError(f"--minutes {a.minutes}: expected a positive time limit")
@@ -87,6 +122,10 @@ def cmd_decoder_adv(a) -> int:
             raise ValueError(f"--decoder-widths {a.decoder_widths!r}: expected widths like 64,64,48,24") from None
         if widths != vae.cfg.dec_widths:
             vae = widen_decoder(vae, widths)
+    if a.grain is not None and not vae.cfg.grain:
+        if not a.grain > 0:
+            raise ValueError(f"--grain {a.grain}: expected a positive starting scale such as 0.3")
+        vae = add_grain(vae, a.grain)
     vae = vae.to(dev)
     model = load_trained_world(a.world).to(dev)
     out = Path(a.out)
@@ -109,6 +148,7 @@ def cmd_decoder_adv(a) -> int:
     for lat in sets:  # what a step reads, where it runs
         lat["z"], lat["gen"] = lat["z"].to(dev), lat["gen"].to(dev)
     frames = {d: torch.from_numpy(c.frames).to(dev) for d, c in clips.items()}  # (n, F, H, W, 3) uint8
+    cams = {d: (c.c2w, c.intr) for d, c in clips.items()}
     disc = VideoDiscriminator(width=a.d_width).to(dev)
     params = [p for n, p in vae.named_parameters() if n.startswith("dec_")]
     for n, p in vae.named_parameters():
@@ -163,7 +203,12 @@ def cmd_decoder_adv(a) -> int:
         cache: dict = {}
         with torch.no_grad():
             vae.decode_time(zin[:, :, :st - st0], cache)
-        y = vae.decode_space(vae.decode_time(zin[:, :, st - st0:], cache))  # (B, 3, F, crop, crop)
+        grain = None
+        if vae.cfg.grain:
+            c2w, intr = cams[a.dir[k]]
+            grain = crop_grain(vae, np.stack([c2w[i][keep.cpu().numpy()] for i in idx]), intr[idx], (W, H), cy, cx,
+                               crop, rng, dev)
+        y = vae.decode_space(vae.decode_time(zin[:, :, st - st0:], cache), grain)  # (B, 3, F, crop, crop)
         if real:
             rec = a.l1 * (y - x).abs().mean() + (y - x).pow(2).mean()
         else:
