@@ -112,6 +112,8 @@ def crop_grain(vae: CausalVAE, c2w: np.ndarray, intr: np.ndarray, size: tuple[in
 def cmd_decoder_adv(a) -> int:
     if a.minutes is not None and not a.minutes > 0:
         raise ValueError(f"--minutes {a.minutes}: expected a positive time limit")
+    if a.grain is not None and not a.grain > 0:
+        raise ValueError(f"--grain {a.grain}: expected a positive starting scale such as 0.3")
     dev = train_device(a.device, Ranks())
     torch.manual_seed(a.seed)
     vae = load_any_vae(a.vae)
@@ -123,8 +125,6 @@ def cmd_decoder_adv(a) -> int:
         if widths != vae.cfg.dec_widths:
             vae = widen_decoder(vae, widths)
     if a.grain is not None and not vae.cfg.grain:
-        if not a.grain > 0:
-            raise ValueError(f"--grain {a.grain}: expected a positive starting scale such as 0.3")
         vae = add_grain(vae, a.grain)
     vae = vae.to(dev)
     model = load_trained_world(a.world).to(dev)
