@@ -74,14 +74,12 @@ def reconstruct(vae, frames_u8: np.ndarray, noise: float, seed: int, cameras=Non
         z = z + noise * torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
     cache, outs = vae.new_decode_cache(), []
     bounds = [0, 4] + list(range(7, z.shape[2] + 1, 3))
-    grain, f0 = cameras is not None and getattr(getattr(vae, "cfg", None), "grain", False), 0
+    f0 = 0
     for b, e in zip(bounds[:-1], bounds[1:]):
-        if grain:
-            n = (e - b) * vae.temporal_stride - (vae.temporal_stride - 1 if b == 0 else 0)
-            outs.append(vae.decode_chunk(z[:, :, b:e], cache, cameras=(cameras[0][f0:f0 + n], cameras[1])))
-            f0 += n
-        else:
-            outs.append(vae.decode_chunk(z[:, :, b:e], cache))
+        n = (e - b) * vae.temporal_stride - (vae.temporal_stride - 1 if b == 0 else 0)  # the chunk's frames
+        cams = None if cameras is None else (cameras[0][f0:f0 + n], cameras[1])
+        outs.append(vae.decode_chunk(z[:, :, b:e], cache, cameras=cams))
+        f0 += n
     y = torch.cat(outs, 2)[0].permute(1, 2, 3, 0)
     return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 

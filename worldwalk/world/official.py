@@ -281,8 +281,9 @@ class LTX2VAE(VideoVAE):
             return None
         return torch.zeros(z.shape[0], device=z.device, dtype=z.dtype)  # decode at t = 0 (clean latents)
 
-    def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
-        """Normalised latents (B, C, T, h, w) -> frames (B, 3, F, H, W) in [-1, 1], continuing the walk in `cache`."""
+    def decode_chunk(self, latents: torch.Tensor, cache: dict, cameras=None) -> torch.Tensor:
+        """Normalised latents (B, C, T, h, w) -> frames (B, 3, F, H, W) in [-1, 1], continuing the walk in `cache`
+        (cameras: not read; the interface's, for decoders with grain)."""
         z = self.denormalise(latents.to(self.ae.dtype))
         first = not cache.get("started", False)
         if self.causal:

@@ -201,7 +201,7 @@ class Session:
         with torch.inference_mode():
             z0 = self.vae.encode_image(x.to(self._vae_dtype())).float()  # (1, C, 1, h, w)
             dec_cache = self.vae.new_decode_cache()
-            first = self._decode(z0.to(self._vae_dtype()), dec_cache, np.eye(4)[None], intr)
+            first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache, cameras=(np.eye(4)[None], intr))
             colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
             memory = None
             if self.memory_settings is not None:
@@ -230,13 +230,6 @@ class Session:
         if memory is not None:
             return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H))))
         return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
-
-    def _decode(self, z: torch.Tensor, cache: dict, poses: np.ndarray, intrinsics) -> torch.Tensor:
-        """The VAE's decode of a chunk's latents; a decoder with grain (world/grain.py) is given the frames' cameras,
-        so its grain stays fixed to the world's directions."""
-        if getattr(getattr(self.vae, "cfg", None), "grain", False):
-            return self.vae.decode_chunk(z, cache, cameras=(poses, intrinsics))
-        return self.vae.decode_chunk(z, cache)
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
@@ -382,7 +375,8 @@ class Session:
                            frame_offset=f0, cache=self.cache, write_cache=True)
                 timing["cache_write"] = time.perf_counter() - t
             t = time.perf_counter()
-            frames = self._colour(self._decode(z.to(self._vae_dtype()), self.decode_cache, poses, self.intrinsics))
+            frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache,
+                                                        cameras=(poses, self.intrinsics)))  # (grain reads them)
             timing["decode"] = time.perf_counter() - t
             if view is not None:
                 t = time.perf_counter()

@@ -3,7 +3,9 @@
 The engine needs three things of a VAE:
     encode_image(img (B, 3, H, W) in [-1, 1])         -> latent frame 0, normalised, (B, C, 1, h, w)
     new_decode_cache()                                 -> an empty per-walk decode cache (a dict)
-    decode_chunk(latents (B, C, T, h, w), cache)       -> frames (B, 3, F, H, W) in [-1, 1], continuing the walk
+    decode_chunk(latents (B, C, T, h, w), cache, cameras=None)
+                                                       -> frames (B, 3, F, H, W) in [-1, 1], continuing the walk
+(cameras: (c2w (F, 4, 4), intrinsics (4,)) of the frames; only a decoder with grain reads them, the others ignore them)
 where F = 1 + stride·(T−1) for the very first chunk (latent 0 is the start frame alone, causal-first-frame) and
 stride·T afterwards, so consecutive chunks join without seams: decoding chunk by chunk equals decoding the whole clip.
 
@@ -22,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldwalk.controls.intrinsics import from_fov
 from worldwalk.world.grain import GrainField
 from worldwalk.world.layers import SiLU
 
@@ -39,7 +42,7 @@ class VideoVAE(nn.Module):
     def new_decode_cache(self) -> dict:
         raise NotImplementedError
 
-    def decode_chunk(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+    def decode_chunk(self, latents: torch.Tensor, cache: dict, cameras=None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -222,16 +225,15 @@ class CausalVAE(VideoVAE):
 
     def decode_space(self, x: torch.Tensor, grain: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Per-frame upsampling: features (B, F, widths[0], h, w) -> frames (B, 3, F, H, W) in [-1, 1].
-        grain (a decoder with grain only): [(B*F, 1, H_k, W_k)] per upsampling, added times the learnt scales."""
+        grain (a decoder with grain only): [(B*F or 1, 1, H_k, W_k)] per upsampling, added times the learnt scales."""
         B, Fr, _, h, w = x.shape
         y = x.reshape(B * Fr, -1, h, w).contiguous(memory_format=torch.channels_last)
         if not self.cfg.grain:
             y = self.dec_space(y)
         else:
-            if grain is None:  # a camera at the identity pose with a 60° field of view, fixed to the screen
-                H, W = h * self.spatial_factor, w * self.spatial_factor
-                f = W / (2 * math.tan(math.pi / 6))
-                grain = self.grain_maps(np.tile(np.eye(4), (B * Fr, 1, 1)), [f, f, W / 2, H / 2], (W, H), x.device)
+            if grain is None:  # a camera at the identity pose with a 60° field of view, fixed to the screen: one map
+                H, W = h * self.spatial_factor, w * self.spatial_factor  # per stage, broadcast over the frames
+                grain = self.grain_maps(np.eye(4)[None], from_fov(W, H, 60.0), (W, H), x.device)
             if len(grain) != len(self.dec_grain):
                 raise ValueError(f"decode_space: this decoder takes {len(self.dec_grain)} grain maps")
             k = 0

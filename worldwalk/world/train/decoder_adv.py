@@ -88,25 +88,22 @@ def add_grain(vae: CausalVAE, scale: float) -> CausalVAE:
     return out.to(next(vae.parameters()).device)
 
 
-def crop_grain(vae: CausalVAE, c2w: np.ndarray, intr: np.ndarray, size: tuple[int, int], ys, xs, crop: int,
-               rng: np.random.Generator, device) -> list[torch.Tensor]:
-    """The grain a batch of crops decodes with: c2w (B, F, 4, 4), intr (B, 4) of the whole frames of size (W, H),
-    crops at latent cells (ys, xs) of crop pixels -> [(B*F, 1, crop_k, crop_k)] per upsampling. Each clip is turned by
-    a random rotation first, so the decoder sees the grain of every direction, as a walk does."""
+def crop_grain(vae: CausalVAE, c2w: np.ndarray, intr: np.ndarray, ys, xs, crop: int, rng: np.random.Generator,
+               device) -> list[torch.Tensor]:
+    """The grain a batch of crops decodes with: c2w (B, F, 4, 4), intr (B, 4) of the whole frames, crops at latent
+    cells (ys, xs) of crop pixels -> [(B*F, 1, crop_k, crop_k)] per upsampling: each crop's own camera (the principal
+    point moved by the crop's corner) sees what the whole frame's grain holds there. Each clip is turned by a random
+    rotation first, so the decoder sees the grain of every direction, as a walk does."""
     from scipy.spatial.transform import Rotation
 
     B, Fr = c2w.shape[:2]
     turn = np.tile(np.eye(4), (B, 1, 1))
     turn[:, :3, :3] = Rotation.random(B, random_state=rng).as_matrix()
     poses = np.einsum("bij,bfjk->bfik", turn, c2w)
-    n = len(vae.dec_grain)
-    maps = [[] for _ in range(n)]
-    for b in range(B):
-        for k, g in enumerate(vae.grain_maps(poses[b], intr[b], size)):
-            r = 2 ** (k + 1)  # the stage's pixels per latent cell
-            maps[k].append(g[:, :, ys[b] * r:(ys[b] * r + crop * r // vae.spatial_factor),
-                             xs[b] * r:(xs[b] * r + crop * r // vae.spatial_factor)])
-    return [torch.cat(m).to(device) for m in maps]
+    f = vae.spatial_factor
+    per = [vae.grain_maps(poses[b], intr[b] - np.array([0, 0, xs[b] * f, ys[b] * f]), (crop, crop))
+           for b in range(B)]
+    return [torch.cat(m).to(device) for m in zip(*per)]
 
 
 def cmd_decoder_adv(a) -> int:
@@ -206,8 +203,8 @@ def cmd_decoder_adv(a) -> int:
         grain = None
         if vae.cfg.grain:
             c2w, intr = cams[a.dir[k]]
-            grain = crop_grain(vae, np.stack([c2w[i][keep.cpu().numpy()] for i in idx]), intr[idx], (W, H), cy, cx,
-                               crop, rng, dev)
+            grain = crop_grain(vae, np.stack([c2w[i][keep.cpu().numpy()] for i in idx]), intr[idx], cy, cx, crop,
+                               rng, dev)
         y = vae.decode_space(vae.decode_time(zin[:, :, st - st0:], cache), grain)  # (B, 3, F, crop, crop)
         if real:
             rec = a.l1 * (y - x).abs().mean() + (y - x).pow(2).mean()
