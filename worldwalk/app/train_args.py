@@ -8,6 +8,7 @@ from worldwalk.world.train.decoder_adv import cmd_decoder_adv
 from worldwalk.world.train.depth import cmd_depth, cmd_depth_data
 from worldwalk.world.train.vae import cmd_vae
 from worldwalk.world.train.world import cmd_world
+from worldwalk.world.train.world_adv import cmd_world_adv
 
 
 def add_parser(sub) -> None:
@@ -133,6 +134,42 @@ def add_parser(sub) -> None:
     ta.add_argument("--seed", type=int, default=0)
     ta.add_argument("--save-every", type=int, default=100)
     ta.set_defaults(func=cmd_decoder_adv)
+    wa = tsub.add_parser("world-adv", help="adversarial post-training of the one-step generator on its own streamed "
+                                           "rollouts (world/train/world_adv.py)")
+    wa.add_argument("--dir", required=True, action="append", help="clip shards (repeat for several sets)")
+    wa.add_argument("--vae", required=True, help="the VAE (run or bundle) that encodes the clips")
+    wa.add_argument("--world", required=True, help="the one-forward-per-chunk world run or bundle to start from")
+    wa.add_argument("--out", required=True)
+    wa.add_argument("--steps", type=int, default=600)
+    wa.add_argument("--batch", type=int, default=4)
+    wa.add_argument("--chunks", type=int, default=3, help="chunks streamed per clip")
+    wa.add_argument("--adv-weight", type=float, default=0.05, help="x the hinge generator loss")
+    wa.add_argument("--reg-weight", type=float, default=0.25,
+                    help="x the squared error of the predicted latents against the clip's")
+    wa.add_argument("--lowpass-weight", type=float, default=1.0,
+                    help="x the same at 4 x 4 latent cells (layout and colour)")
+    wa.add_argument("--sigma-one", type=float, default=0.5,
+                    help="share of chunks started from pure noise (the others from the clip's latents noised at a "
+                         "level in [--sigma-min, 1), as the world memory's guess)")
+    wa.add_argument("--sigma-min", type=float, default=0.5)
+    wa.add_argument("--adv-unseen-only", action="store_true",
+                    help="the adversarial term on chunks started from pure noise only (those from a guess follow it)")
+    wa.add_argument("--d-warmup", type=int, default=50, help="steps the discriminator trains alone first")
+    wa.add_argument("--d-width", type=int, default=64)
+    wa.add_argument("--r1", type=float, default=0.1, help="R1 gamma (0: off)")
+    wa.add_argument("--r1-every", type=int, default=4)
+    wa.add_argument("--lr", type=float, default=2e-5)
+    wa.add_argument("--d-lr", type=float, default=2e-4)
+    wa.add_argument("--ema", type=float, default=0.99, help="decay of the weight average saved as the result (0: off)")
+    wa.add_argument("--minutes", type=float, default=None,
+                    help="stop after this much training time, saving the state (resumable) and the weights")
+    wa.add_argument("--bf16", action="store_true", help="the model's forward in bfloat16 (a CPU with native bf16, or a GPU)")
+    wa.add_argument("--device", default="cpu", help="cpu, or cuda (one process)")
+    wa.add_argument("--seed", type=int, default=0)
+    wa.add_argument("--save-every", type=int, default=25)
+    wa.add_argument("--snapshot-every", type=int, default=0,
+                    help="also keep the (averaged) model every N steps (<out>/snapshot_<step>/world_final.pt)")
+    wa.set_defaults(func=cmd_world_adv)
     b = tsub.add_parser("bundle", help="pack the trained VAE and model into one file")
     b.add_argument("--vae", required=True)
     b.add_argument("--world", required=True)

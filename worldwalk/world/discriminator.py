@@ -1,4 +1,6 @@
-"""Patch discriminators for the VAE decoder's adversarial fine-tune (train decoder --adversarial).
+"""Discriminators: patch discriminators over decoded video for the VAE decoder's adversarial fine-tune
+(train decoder-adv), and a latent-space one over generated chunks for the generator's (train world-adv,
+LatentDiscriminator at the end of this file).
 
 A decoder trained for pixel error alone returns the average of what could be there: fog. A discriminator that judges
 small patches (PatchGAN) asks it for detail that looks real at the scale of a patch, without asking it to guess exact
@@ -82,4 +84,40 @@ def r1_penalty(d: VideoDiscriminator, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     logits, _ = d(real)
     (g,) = torch.autograd.grad(sum(lg.flatten(1).mean(1).sum() for lg in logits), real, create_graph=True)
+    return g.pow(2).flatten(1).sum(1).mean()
+
+
+class LatentDiscriminator(nn.Module):
+    """Judges a generated chunk of latents against the camera that asked for it (world-adv, world/train/world_adv.py).
+
+    Input per latent frame of the chunk: its latents, the start latent (the same scene), and its Plücker rays (where
+    each cell looks from), all at the latent grid; 3-D convolutions over (frames, h, w). Fog (latents smoother than
+    real ones) and content that does not follow the camera both look fake to it.
+
+        d = LatentDiscriminator(latent_channels=16, plucker_channels=24)
+        logits = d(x, z0, pl)   # x (B, C, k, h, w), z0 (B, C, 1, h, w), pl (B, P, k, h, w) -> (B, 1, k, h/4, w/4)
+    """
+
+    def __init__(self, latent_channels: int, plucker_channels: int, width: int = 64):
+        super().__init__()
+        w, c_in = width, 2 * latent_channels + plucker_channels
+        self.blocks = nn.ModuleList([
+            nn.Conv3d(c_in, w, 3, padding=1),
+            nn.Conv3d(w, 2 * w, (3, 4, 4), stride=(1, 2, 2), padding=1),      # h/2
+            nn.Conv3d(2 * w, 2 * w, (3, 4, 4), stride=(1, 2, 2), padding=1),  # h/4
+            nn.Conv3d(2 * w, 2 * w, 3, padding=1),
+        ])
+        self.head = nn.Conv3d(2 * w, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, z0: torch.Tensor, pl: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x, z0.expand(-1, -1, x.shape[2], -1, -1), pl], 1)
+        for conv in self.blocks:
+            h = F.leaky_relu(conv(h), 0.2)
+        return self.head(h)
+
+
+def latent_r1(d: LatentDiscriminator, x: torch.Tensor, z0: torch.Tensor, pl: torch.Tensor) -> torch.Tensor:
+    """R1 on real chunks: the squared gradient norm of each sample's mean logit with respect to its latents."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(d(x, z0, pl).flatten(1).mean(1).sum(), x, create_graph=True)
     return g.pow(2).flatten(1).sum(1).mean()

@@ -20,6 +20,8 @@
     vae.py       `vae`: the causal VAE
     world.py     `world`: the world model on VAE latents (chunk objective or streamed rollouts)
     decoder.py   `decoder`: the VAE decoder fine-tuned on the world model's own generations
+    decoder_adv.py `decoder-adv`: the decoder against discriminators, a per-tile spectrum term, world-anchored grain
+    world_adv.py `world-adv`: adversarial post-training of the one-step generator on its own streamed rollouts
     depth.py     `depth-data`, `depth`: the world memory's depth network on views with exact depth
     bundle.py    `bundle`: VAE + world model (+ depth network) into one .safetensors file
 
