@@ -115,6 +115,20 @@ def load_trained_world(path: str | Path) -> WorldModel:
     return model.eval()
 
 
+def save_trained_world(model: WorldModel, d: Path, raw: WorldModel | None = None) -> None:
+    """<d>/world_final.pt, what load_trained_world (and so `train bundle --world d`) reads: the model's weights on the
+    CPU (they load anywhere), its config, and with `raw` the last raw weights beside an average's. Written to a
+    temporary name first, so a stopped run never leaves half a file."""
+    cpu = lambda m: {k: v.cpu() for k, v in m.state_dict().items()}  # noqa: E731
+    final = {"model": cpu(model), "cfg": model.cfg.to_dict()}
+    if raw is not None:
+        final["model_raw"] = cpu(raw)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / "world_final.pt.tmp"
+    torch.save(final, tmp)
+    tmp.replace(d / "world_final.pt")
+
+
 def load_any_vae(path: str | Path) -> CausalVAE:
     """A `train vae` / `train decoder` run's VAE (<path>/vae_final.pt), or a bundle's VAE."""
     if Path(path).is_dir():

@@ -35,7 +35,8 @@ from worldwalk.world.model import WorldModel
 from worldwalk.world.presets import get_preset
 from worldwalk.world.train import dist as tdist
 from worldwalk.world.train.common import (DECODER_WARMUP, ClipData, _load_state, _log, _lr, _save_state, chunk_bounds,
-                                          latent_frames, load_any_vae, load_latents, load_trained_world, to_unit)
+                                          latent_frames, load_any_vae, load_latents, load_trained_world,
+                                          save_trained_world, to_unit)
 
 
 def sample_sigma(n: int, shift: float, gen: torch.Generator) -> torch.Tensor:
@@ -370,12 +371,8 @@ def _train_world(a, ranks: tdist.Ranks) -> int:
         if late:
             print(f"--minutes {a.minutes}: stopped after step {step + 1} of {a.steps} (resumable)")
             break
-    cpu = lambda m: {k: v.cpu() for k, v in m.state_dict().items()}  # noqa: E731  (loads anywhere)
-    final = {"model": cpu(model), "cfg": cfg.to_dict()}
-    if a.ema:  # the averaged weights are the result; the last raw weights stay beside them
-        final = {"model": cpu(modules["ema"].module), "model_raw": cpu(model), "cfg": cfg.to_dict()}
-    if ranks.main:
-        torch.save(final, out / "world_final.pt")
+    if ranks.main:  # with --ema the averaged weights are the result; the last raw weights stay beside them
+        save_trained_world(modules["ema"].module if a.ema else model, out, raw=model if a.ema else None)
         print(f"world model saved to {out / 'world_final.pt'}" + (f" ({ranks.world} processes)" if ranks.distributed
                                                                   else ""))
     ranks.barrier()

@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from worldwalk.world.cache import StreamCache
 from worldwalk.world.discriminator import LatentDiscriminator, latent_r1
-from worldwalk.world.train.common import _log, _lr, chunk_bounds, load_latents, load_trained_world
+from worldwalk.world.train.common import (_load_state, _log, _lr, _save_state, chunk_bounds, load_latents,
+                                          load_trained_world, save_trained_world)
 from worldwalk.world.train import dist as tdist
 from worldwalk.world.train.world import chunk_velocity, train_device
 
@@ -95,17 +96,11 @@ def cmd_world_adv(a) -> int:
     opt_d = torch.optim.Adam(disc.parameters(), lr=a.d_lr, betas=(0.5, 0.99))
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(a.ema)) if a.ema else None
-    step = 0
-    if (out / "state.pt").exists():
-        st = torch.load(out / "state.pt", weights_only=False, map_location="cpu")  # may resume on another device
-        model.load_state_dict(st["model"])
-        disc.load_state_dict(st["disc"])
-        opt_g.load_state_dict(st["opt_g"])
-        opt_d.load_state_dict(st["opt_d"])
-        if ema is not None:
-            ema.load_state_dict(st["ema"])
-        torch.set_rng_state(st["rng"])
-        step = st["step"]
+    # what state.pt holds beside the generator's optimiser (the discriminator's is saved and loaded like a module)
+    modules = {"model": model, "disc": disc, "opt_d": opt_d, **({"ema": ema} if ema is not None else {})}
+    step = _load_state(out, modules, opt_g)
+    result = ema.module if ema is not None else model  # what world_final.pt and the snapshots hold
+    low = lambda t: F.avg_pool3d(t, (1, 4, 4))  # noqa: E731  (4 x 4 latent cells: layout and colour)
     gen = torch.Generator().manual_seed(a.seed + 17 * step)
     model.train()
     weights = torch.tensor([float(len(s["z"])) for s in sets])
@@ -126,7 +121,6 @@ def cmd_world_adv(a) -> int:
                 p.requires_grad_(False)
             for x_hat, x0, p_, sig in chunks:
                 reg = reg + a.reg_weight * (x_hat - x0).pow(2).mean()
-                low = lambda t: F.avg_pool3d(t, (1, 4, 4))  # noqa: E731
                 reg = reg + a.lowpass_weight * (low(x_hat) - low(x0)).pow(2).mean()
                 # --adv-unseen-only: only the chunks started from pure noise are asked to look real
                 w = (sig >= 1).float() if a.adv_unseen_only else torch.ones_like(sig)
@@ -163,30 +157,13 @@ def cmd_world_adv(a) -> int:
                        "grad_norm": float(gn), "detail_ratio": ratio, "x0_psnr": 10 * math.log10(1 / max(mse, 1e-10)),
                        "time": time.time() - t0})
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps or late:
-            _save(out, step + 1, model, disc, opt_g, opt_d, ema)
+            _save_state(out, step + 1, modules, opt_g)
         if a.snapshot_every and (step + 1) % a.snapshot_every == 0:
-            _save_world(out / f"snapshot_{step + 1:06d}", ema.module if ema is not None else model, cfg)
+            save_trained_world(result, out / f"snapshot_{step + 1:06d}")
         if late:
             print(f"--minutes {a.minutes}: stopped after step {step + 1} of {a.steps} (resumable)")
             break
-    _save_world(out, ema.module if ema is not None else model, cfg)
+    save_trained_world(result, out)
     print(f"adversarially post-trained world model saved to {out / 'world_final.pt'}")
     return 0
 
-
-def _save_world(d: Path, model, cfg) -> None:
-    """<d>/world_final.pt, what load_trained_world (and so `train bundle --world d`) reads."""
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / "world_final.pt.tmp"
-    torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "cfg": cfg.to_dict()}, tmp)
-    tmp.replace(d / "world_final.pt")
-
-
-def _save(out: Path, step: int, model, disc, opt_g, opt_d, ema) -> None:
-    st = {"step": step, "model": model.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-          "opt_d": opt_d.state_dict(), "rng": torch.get_rng_state()}
-    if ema is not None:
-        st["ema"] = ema.state_dict()
-    tmp = out / "state.pt.tmp"
-    torch.save(st, tmp)
-    tmp.replace(out / "state.pt")
