@@ -47,6 +47,7 @@ MOVING = ("walk_forward", "orbit", "look_around", "strafe", "random")
 
 
 EXACT_CACHE: Path | None = None  # --exact-cache: exact renders kept on disk between runs (they cost the most here)
+START_SCALE = 1.0  # --start-scale: the start image the session is given, rendered at this x the frame's resolution
 
 
 def exact_frames(scene: Scene, c2w: np.ndarray, intr, size) -> np.ndarray:
@@ -68,7 +69,15 @@ def walk(session: Session, scene: Scene, c2w: np.ndarray):
     W, H = session.size_wh
     intr = from_fov(W, H, DEFAULT_FOV)
     exact = exact_frames(scene, c2w, intr, (W, H))
-    session.start(exact[0], frame_intrinsics=intr)
+    start = exact[0]
+    if START_SCALE != 1:  # a larger picture of the same view, as a photograph is larger than the frame
+        s = START_SCALE
+        Ws, Hs = int(round(W * s)), int(round(H * s))
+        fx, fy, cx, cy = intr
+        # the same pixel-centre grid: frame pixel u covers big pixels s(u + 0.5) - 0.5 +- s/2
+        intr_s = np.array([fx * Ws / W, fy * Hs / H, (cx + 0.5) * Ws / W - 0.5, (cy + 0.5) * Hs / H - 0.5])
+        start = exact_frames(scene, c2w[:1], intr_s, (Ws, Hs))[0]
+    session.start(start, frame_intrinsics=intr)
     n = session.frames_per_step
     gen = [exact[:1]]
     t0 = time.perf_counter()
@@ -165,9 +174,18 @@ def main():
                          "embedded default's, as the app runs)")
     ap.add_argument("--sheet", default="benchmarks/world_quality_sheet.jpg")
     ap.add_argument("--exact-cache", default=None, help="a folder keeping the exact renders between runs")
+    ap.add_argument("--start-view", choices=("on", "off"), default="on",
+                    help="the memory's start view (world/start_view.py: the start image itself where a move magnifies "
+                         "it); default on, as the app")
+    ap.add_argument("--start-scale", type=float, default=1.0,
+                    help="give the session the start view rendered at this many times the frame's resolution, as a "
+                         "photograph is larger than the frame (default 1: the exact frame itself)")
     a = ap.parse_args()
-    global EXACT_CACHE
+    global EXACT_CACHE, START_SCALE
     EXACT_CACHE = Path(a.exact_cache) if a.exact_cache else None
+    if not 1 <= a.start_scale <= 8:
+        sys.exit(f"error: --start-scale {a.start_scale}: expected a scale from 1 to 8")
+    START_SCALE = a.start_scale
     depth, mem_settings = None, None
     try:
         if a.random_weights:
@@ -187,6 +205,8 @@ def main():
     sam = with_reproject(sam, a.reproject)
     if a.memory == "on" and depth is not None:
         mem_settings = MemorySettings.from_dict(extra.get("memory", {}))
+        if a.start_view == "off":
+            mem_settings = MemorySettings.from_dict({**mem_settings.to_dict(), "start_scale": 0})
         if a.reproject is not None:
             mem_settings = MemorySettings.from_dict({**mem_settings.to_dict(),
                                                      "guess": None if a.reproject == "off" else a.reproject})
@@ -200,8 +220,8 @@ def main():
     print(f"world quality: {a.weights or ('random' if a.random_weights else 'default')} | sampler {sam} | "
           f"memory {'on' if mem_settings else 'off'}"
           f"{f' (guess {mem_settings.guess})' if mem_settings else ''} | window {a.window} | "
-          f"colour match {a.colour_match} | start overlay {a.start_overlay} | "
-          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}{cpu_header()} | {torch.get_num_threads()} "
+          f"colour match {a.colour_match} | start overlay {a.start_overlay} | start view {a.start_view} | "
+          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}{cpu_header()} | {torch.get_num_threads()} "
           f"threads | {time.strftime('%Y-%m-%d')}")
     names = list(MOVING[:4]) + ["out_and_back", "random"]
     if a.seconds:  # the loop's return is not reached

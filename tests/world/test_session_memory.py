@@ -3,6 +3,7 @@ stays the same size, snapshots replay exactly, and bad combinations are refused 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from worldwalk.world.depth import DepthConfig, DepthNet
 from worldwalk.world.memory import MemoryConfig, MemorySettings
@@ -73,6 +74,34 @@ def test_snapshots_replay_exactly_with_the_memory(parts, tmp_path):
     again = [s.step(walk(k, n, yaw=0.1)) for k in (1, 2, 3)]
     assert all(np.array_equal(a, b) for a, b in zip(on, again))
     assert "memory" in Snapshot.load(path).meta
+
+
+def test_a_picture_larger_than_the_frame_keeps_its_detail_and_replays(parts, tmp_path):
+    """The start view (world/start_view.py) is kept for a picture larger than the frame only, is part of the state
+    and of snapshots (a walk restored replays exactly), and a snapshot from before it restores without one."""
+    small = image(hw=(64, 96))
+    big = np.asarray(Image.fromarray(small).resize((192 * 2, 128 * 2), Image.BICUBIC))
+    s = session(parts)
+    s.start(small, seed=1)
+    assert s.start_view is None
+    plain = s.state_nbytes()
+    s.start(big, seed=1)
+    assert s.start_view is not None and s.start_view.scale == 4
+    assert s.state_nbytes() >= plain + big.nbytes
+    n = s.frames_per_step
+    s.step(walk(0, n, speed=0.1))
+    snap = s.snapshot()
+    on = [s.step(walk(k, n, speed=0.1)) for k in (1, 2)]
+    s.restore(snap)
+    assert s.start_view is not None
+    assert all(np.array_equal(a, b) for a, b in zip(on, [s.step(walk(k, n, speed=0.1)) for k in (1, 2)]))
+    old = Snapshot({k: v for k, v in snap.tensors.items() if not k.startswith("start_view.")}, snap.meta)
+    s.restore(old)
+    assert s.start_view is None
+    s.step(walk(1, n, speed=0.1))
+    off = session(parts, start_scale=0)
+    off.start(big, seed=1)
+    assert off.start_view is None
 
 
 def test_bad_combinations_are_refused(parts, tmp_path):

@@ -67,3 +67,15 @@ def fit_to_model(img: Image.Image, size_wh: tuple[int, int], intrinsics=None):
     if intrinsics is not None:
         intrinsics = adjust_for_resize_crop(np.asarray(intrinsics, dtype=np.float64), img.size, size_wh)
     return np.array(out), intrinsics
+
+
+def fit_to_model_hires(img: Image.Image, size_wh: tuple[int, int], max_scale: float) -> np.ndarray:
+    """The crop fit_to_model takes, at up to max_scale times size_wh's resolution, as far as the image has pixels for
+    it (at least 1x). -> uint8 (h, w, 3) with h / H = w / W."""
+    (rw, rh), (left, top) = resize_crop_geometry(img.size, size_wh)
+    W, H = size_wh
+    kx, ky = img.size[0] / rw, img.size[1] / rh  # source pixels per resized pixel
+    s = max(1.0, min(float(max_scale), kx, ky))
+    out = (max(W, int(round(W * s))), max(H, int(round(H * s))))
+    box = (left * kx, top * ky, (left + W) * kx, (top + H) * ky)
+    return np.array(img.resize(out, Image.LANCZOS, box=box))

@@ -85,11 +85,15 @@ class MemorySettings:
     generated_margin: int = 12  # pixels along a generated frame's border that are not lifted (the decoder's edges)
     guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
+    start_scale: float = 4.0  # a start picture larger than the frame is kept at up to this x the frame's resolution
+    # for the views that magnify it (world/start_view.py; 0 or 1: not kept)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
         if self.guess is not None and not 0 < self.guess <= 1:
             raise ValueError(f"memory settings: guess {self.guess}: expected a noise level in (0, 1] or None")
+        if not (self.start_scale == 0 or self.start_scale >= 1):
+            raise ValueError(f"memory settings: start_scale {self.start_scale}: expected 0 (off) or >= 1")
         if self.feather < 0 or not 0 <= self.strength <= 1 or not 0 < self.generated_conf <= 1:
             raise ValueError(f"memory settings: feather {self.feather}, strength {self.strength}, generated_conf "
                              f"{self.generated_conf}: expected feather >= 0, strength in [0, 1], conf in (0, 1]")
@@ -104,7 +108,7 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin", "guess",
-                 "guess_min_coverage"}
+                 "guess_min_coverage", "start_scale"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

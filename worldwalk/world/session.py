@@ -29,6 +29,10 @@ smooth extension of its colours fills the rest), and it is laid over the decoded
 so what the walk has seen stays put and sharp. After the chunk, the pixels of each latent's own raw frame that the
 memory does not see yet are lifted into it with their predicted depth: coming back shows the same world. The memory
 takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
+When the picture given is larger than the frame, the memory keeps it at up to `start_scale` x the frame's resolution
+(world/start_view.py): where a later camera magnifies what the start image saw, walking towards it, the frame shows
+the picture's own detail there, found along each pixel's ray through the start depth, instead of the memory's
+magnified points.
 """
 from __future__ import annotations
 
@@ -49,8 +53,9 @@ from worldwalk.world.cache import StreamCache
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
-from worldwalk.world.images import fit_to_model, image_hash, load_image
+from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
+from worldwalk.world.start_view import StartView, StartViewConfig
 from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
@@ -125,6 +130,7 @@ class Session:
         # channels-last convolutions: the depth network a third faster on the CPU (oneDNN), the same depth to 1e-5
         self.depth = depth.eval().to(memory_format=torch.channels_last) if memory is not None else None
         self.memory: WorldMemory | None = None
+        self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -203,14 +209,20 @@ class Session:
             dec_cache = self.vae.new_decode_cache()
             first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache, cameras=(np.eye(4)[None], intr))
             colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
-            memory = None
+            memory, start_view = None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
                 z = self.depth.predict(x, intr, np.eye(4)[None])[0]
                 memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
+                hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale or 1)
+                if hires.shape[0] > H:  # a picture larger than the frame: its detail for magnified views
+                    start_view = StartView(torch.from_numpy(np.ascontiguousarray(pixels)),
+                                           torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr,
+                                           self._start_view_config())
         # commit (nothing above changed the session)
         self.colour_map = colour_map
         self.memory = memory
+        self.start_view = start_view
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -228,8 +240,11 @@ class Session:
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
         first = self._colour(first)
         if memory is not None:
-            return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H))))
+            return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None]))
         return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
+
+    def _start_view_config(self) -> StartViewConfig:
+        return StartViewConfig(max_scale=max(1.0, self.memory_settings.start_scale))
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
@@ -245,11 +260,15 @@ class Session:
         over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
         return over.transpose(0, 1)[None]
 
-    def _blend(self, frames: torch.Tensor, view: MemoryView) -> torch.Tensor:
-        """frames (1, 3, N, H, W) in [-1, 1] -> the same with the memory's render laid over them where it sees."""
+    def _blend(self, frames: torch.Tensor, view: MemoryView, poses: np.ndarray) -> torch.Tensor:
+        """frames (1, 3, N, H, W) in [-1, 1] at poses (N, 4, 4) -> the same with the memory's render laid over them
+        where it sees, and where that render magnifies the start image, the start image itself (world/start_view.py)."""
         ms = self.memory_settings
         w = feathered(view.coverage[:, None].float(), ms.feather) * ms.strength  # (N, 1, H, W)
         out = torch.lerp(frames[0].float().transpose(0, 1), view.rgb.to(frames.device), w.to(frames.device))
+        if self.start_view is not None:
+            rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
+            out = torch.lerp(out, rgb.to(out.device), (ws * ms.strength).to(out.device))
         return out.transpose(0, 1)[None]
 
     def _remember(self, frames: np.ndarray, poses: np.ndarray, view: MemoryView) -> None:
@@ -380,7 +399,7 @@ class Session:
             timing["decode"] = time.perf_counter() - t
             if view is not None:
                 t = time.perf_counter()
-                frames = self._blend(frames, view)
+                frames = self._blend(frames, view, poses)
                 timing["memory_blend"] = time.perf_counter() - t
             elif self.start_overlay and self.start_pixels is not None:
                 t = time.perf_counter()
@@ -467,6 +486,8 @@ class Session:
             t["colour_map"] = self.colour_map
         if self.memory is not None:
             t.update({f"memory.{k}": v for k, v in self.memory.state_dict().items()})
+        if self.start_view is not None:
+            t.update({f"start_view.{k}": v for k, v in self.start_view.state_dict().items()})
         meta = {"model": _model_id(self.model, self.vae), "cache": self.cache.meta(), "raw_frames": self._raw_frames,
                 "seed": self.seed, "sampler": self.sampler.to_dict(), "image_sha256": self.image_sha256,
                 "image": self.image_label,
@@ -517,6 +538,11 @@ class Session:
                                      "memory off")
                 memory = WorldMemory(self.memory_settings.config, self.device)
                 memory.load_state_dict(mem)
+            start_view = None
+            sv = {k[11:]: v for k, v in tens.items() if k.startswith("start_view.")}
+            if memory is not None and sv and self.memory_settings.start_scale > 0:  # (none in snapshots from before
+                # the start view: their walks go on without it)
+                start_view = StartView.from_state(sv, self._start_view_config())
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh
@@ -525,6 +551,7 @@ class Session:
         self.recycled = recycled
         self.start_pixels, self.shown_frame = start_px, shown_frame
         self.memory = memory
+        self.start_view = start_view
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

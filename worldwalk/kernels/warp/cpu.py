@@ -1,0 +1,139 @@
+"""The start view's backward warp on the CPU, compiled with numba: the same maths as kernels/warp/naive.py.
+
+The reference makes ~80 whole-array PyTorch passes and seven grid_samples over every pixel of a chunk's cameras; here
+one compiled pass per row follows each pixel's ray to the start surface (its bilinear reads inlined), and a second
+reads the colours where the first found the pixel valid. Rows of every camera in parallel. Compiled on first use and
+cached on disk by numba.
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+import torch
+
+
+@nb.njit(inline="always", cache=True)
+def _coord(q, n_out, n_in):  # pragma: no cover - compiled; frame coordinate -> clamped image coordinate
+    x = (q + 0.5) * (n_in / n_out) - 0.5
+    return min(max(x, 0.0), n_in - 1.0)
+
+
+@nb.njit(inline="always", cache=True)
+def _bilerp(a, c, x, y):  # pragma: no cover - compiled; a (C, h, w), x / y image coordinates inside it
+    h, w = a.shape[1], a.shape[2]
+    x0, y0 = int(math.floor(x)), int(math.floor(y))
+    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+    top = a[c, y0, x0] * (1 - fx) + a[c, y0, x1] * fx
+    bot = a[c, y1, x0] * (1 - fx) + a[c, y1, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+@nb.njit(inline="always", cache=True, fastmath=True)
+def _at(z, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0):  # pragma: no cover - compiled
+    X, Y, Z = o0 + z * d0, o1 + z * d1, o2 + z * d2
+    Zc = max(Z, 1e-3)
+    qx, qy = f0x * X / Zc + c0x, f0y * Y / Zc + c0y
+    iv = _bilerp(inv, 0, _coord(qx, W0, inv.shape[2]), _coord(qy, H0, inv.shape[1]))
+    return qx, qy, Z, iv
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
+def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered, steps, tolerance, agree,
+           qx_out, qy_out, valid_out):  # pragma: no cover - compiled
+    N, H, W = depth.shape
+    H0, W0 = inv.shape[1], inv.shape[2]
+    for r in nb.prange(N * H):
+        n, i = r // H, r % H
+        rv = (i - cy) / fy
+        o0, o1, o2 = t[n, 0], t[n, 1], t[n, 2]
+        for j in range(W):
+            ru = (j - cx) / fx
+            d0 = R[n, 0, 0] * ru + R[n, 0, 1] * rv + R[n, 0, 2]
+            d1 = R[n, 1, 0] * ru + R[n, 1, 1] * rv + R[n, 1, 2]
+            d2 = R[n, 2, 0] * ru + R[n, 2, 1] * rv + R[n, 2, 2]
+            cov = covered[n, i, j]
+            dep = depth[n, i, j]
+            z_a = min(max(dep if cov else 1.0, 1e-2), 1e4)
+            qx, qy, Z, iv = _at(z_a, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
+            h_a = 1 / max(Z, 1e-3) - iv
+            dz = d2 if abs(d2) >= 1e-6 else 1e-6
+            z_b = (1 / max(iv, 1e-4) - o2) / dz
+            if not z_b > 1e-2:
+                z_b = z_a * 1.01
+            for _ in range(steps):
+                qx, qy, Z, iv = _at(z_b, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
+                h_b = 1 / max(Z, 1e-3) - iv
+                den = h_b - h_a
+                z_c = z_b - h_b * (z_b - z_a) / den if abs(den) > 1e-9 else z_b
+                z_a, h_a, z_b = z_b, h_b, min(max(z_c, z_b * 0.5), z_b * 2.0)
+            qx, qy, Z, iv = _at(z_b, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
+            Zs = 1 / max(iv, 1e-4)
+            ok = (cov and Z > 1e-2 and abs(Z - Zs) <= tolerance * Zs and abs(z_b - dep) <= agree * max(dep, 1e-3)
+                  and -0.5 <= qx <= W0 - 0.5 and -0.5 <= qy <= H0 - 0.5)
+            if ok:
+                ok = _bilerp(edges, 0, _coord(qx, W0, W0), _coord(qy, H0, H0)) <= 0
+            qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, ok
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _colour(qx, qy, valid, img, hi, scale, full_at, H0, W0, rgb, weight):  # pragma: no cover - compiled
+    N, H, W = qx.shape
+    for r in nb.prange(N * H):
+        n, i = r // H, r % H
+        for j in range(W):
+            # forward differences (the last column / row: the one before), as the reference
+            ja, jb = (j, j + 1) if j + 1 < W else (j - 1, j)
+            ia, ib = (i, i + 1) if i + 1 < H else (i - 1, i)
+            gx = gy = 0.0
+            if W > 1:
+                gx = math.sqrt((qx[n, i, jb] - qx[n, i, ja]) ** 2 + (qy[n, i, jb] - qy[n, i, ja]) ** 2)
+            if H > 1:
+                gy = math.sqrt((qx[n, ib, j] - qx[n, ia, j]) ** 2 + (qy[n, ib, j] - qy[n, ia, j]) ** 2)
+            mag = 1 / max(max(gx, gy), 1e-4)
+            if not valid[n, i, j] or mag <= 1:  # (weight 0)
+                weight[n, i, j] = 0.0
+                for c in range(3):
+                    rgb[n, c, i, j] = 0.0
+                continue
+            x, y = qx[n, i, j], qy[n, i, j]
+            cx, cy = _coord(x, W0, img.shape[2]), _coord(y, H0, img.shape[1])
+            a = min(max((mag - 1) / (scale - 1), 0.0), 1.0) if scale > 1 else 0.0
+            if a > 0:
+                hx, hy = _coord(x, W0, hi.shape[2]), _coord(y, H0, hi.shape[1])
+            for c in range(3):
+                v = _bilerp(img, c, cx, cy)
+                if a > 0:
+                    v = v + a * (_bilerp(hi, c, hx, hy) - v)
+                rgb[n, c, i, j] = v
+            weight[n, i, j] = min(max((mag - 1) / (full_at - 1), 0.0), 1.0)
+
+
+def _np32(x):
+    return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+
+
+def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
+              tolerance: float = 0.02, agree: float = 0.08):
+    N, H, W = depth.shape
+    qx, qy = np.empty((N, H, W), np.float32), np.empty((N, H, W), np.float32)
+    valid = np.empty((N, H, W), np.bool_)
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    f0x, f0y, c0x, c0y = (float(v) for v in start_intrinsics)
+    _solve(_np32(R), _np32(t), fx, fy, cx, cy, f0x, f0y, c0x, c0y, _np32(inv)[None], _np32(edges)[None],
+           _np32(depth), np.ascontiguousarray(covered.cpu().numpy(), dtype=np.bool_), int(steps), float(tolerance),
+           float(agree), qx, qy, valid)
+    return torch.from_numpy(qx), torch.from_numpy(qy), torch.from_numpy(valid)
+
+
+def colour_cpu(qx, qy, valid, img, hi, full_at: float = 1.5):
+    N, H, W = qx.shape
+    H0, W0 = img.shape[1:]
+    hi_a = _np32(hi) if hi is not None else np.zeros((3, 1, 1), np.float32)
+    scale = min(hi_a.shape[1] / H0, hi_a.shape[2] / W0) if hi is not None else 1.0
+    rgb, weight = np.empty((N, 3, H, W), np.float32), np.empty((N, H, W), np.float32)
+    _colour(_np32(qx), _np32(qy), np.ascontiguousarray(valid.cpu().numpy(), dtype=np.bool_), _np32(img), hi_a,
+            float(scale), float(full_at), H0, W0, rgb, weight)
+    return torch.from_numpy(rgb), torch.from_numpy(weight)

@@ -1,0 +1,94 @@
+"""The start view's backward warp in PyTorch (the reference; kernels/warp/cpu.py is its compiled twin).
+
+    qx, qy, valid = solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered,
+                              steps=3, tolerance=0.02, agree=0.08)
+    rgb, weight = colour_ref(qx, qy, valid, img, hi, full_at=1.5)
+
+For every pixel (u, v) of camera n (R (N, 3, 3), t (N, 3): camera to start camera; intrinsics [fx, fy, cx, cy] of
+depth's (N, H, W) pixels) its ray X(z) = t + z·R·((u − cx)/fx, (v − cy)/fy, 1) is followed to the start camera's
+surface: inverse depth inv (H0, W0) (start_intrinsics; bilinear, border-clamped like grid_sample) where the point
+projects. From z_a = depth (the world memory's render; 1 where not covered), z_b solves Z(z) = 1/inv(q(z_a)); then
+`steps` secant steps on h(z) = 1/Z(z) − inv(q(z)), each new z clamped to [z/2, 2z]. At the last z: the start pixel
+q = (qx, qy), the point's start depth Z and the surface's Zs = 1/inv(q). Valid: covered, Z > 0.01,
+|Z − Zs| <= tolerance·Zs, |z − depth| <= agree·depth, q inside the start frame (±0.5 px), and no start depth edge
+(edges (H0, W0) > 0, bilinear) at q. That is `solve`; `colour` reads the colours at q (at any resolution: the
+start view solves at half the frame's and reads at the full one).
+Magnification: 1 / the larger of |q(u+1) − q(u)| and |q(v+1) − q(v)| (forward differences; the last column / row
+uses the one before). Colour (rgb (N, 3, H, W)): img (3, H0, W0) at q, bilinear, mixed towards hi (3, h, w; the same
+view at scale s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1), 0, 1). weight (N, H, W) = valid ·
+clamp((mag − 1) / (full_at − 1), 0, 1); rgb is 0 where the weight is.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def sample_ref(img: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor, W: int, H: int) -> torch.Tensor:
+    """img (C, h, w) covering W x H frame pixels; qx, qy (N, H', W') frame pixel coordinates (integer centres)
+    -> (N, C, H', W') bilinear, coordinates clamped to the image (grid_sample, border, align_corners=False)."""
+    g = torch.stack([(qx + 0.5) * (2 / W) - 1, (qy + 0.5) * (2 / H) - 1], -1)
+    return F.grid_sample(img[None].expand(qx.shape[0], -1, -1, -1), g, mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
+              tolerance: float = 0.02, agree: float = 0.08):
+    """-> qx, qy (N, H, W) float32 start pixel coordinates, valid (N, H, W) bool"""
+    N, H, W = depth.shape
+    H0, W0 = inv.shape
+    dev = depth.device
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    f0x, f0y, c0x, c0y = (float(v) for v in start_intrinsics)
+    u = torch.arange(W, dtype=torch.float32, device=dev)
+    v = torch.arange(H, dtype=torch.float32, device=dev)
+    ru, rv = ((u - cx) / fx).view(1, 1, W), ((v - cy) / fy).view(1, H, 1)
+    d = [R[:, i, 0].view(N, 1, 1) * ru + R[:, i, 1].view(N, 1, 1) * rv + R[:, i, 2].view(N, 1, 1) for i in range(3)]
+    o = [t[:, i].view(N, 1, 1) for i in range(3)]
+    inv_ = inv[None]
+
+    def at(z):  # -> start pixel (qx, qy), the point's start depth Z, the start surface's inverse depth there
+        X, Y, Z = (o[i] + z * d[i] for i in range(3))
+        Zc = Z.clamp_min(1e-3)
+        qx, qy = f0x * X / Zc + c0x, f0y * Y / Zc + c0y
+        return qx, qy, Z, sample_ref(inv_, qx, qy, W0, H0)[:, 0]
+
+    z_a = torch.where(covered, depth, torch.ones_like(depth)).clamp(1e-2, 1e4)
+    qx, qy, Z, iv = at(z_a)
+    h_a = 1 / Z.clamp_min(1e-3) - iv
+    dz = torch.where(d[2].abs() < 1e-6, torch.full_like(d[2], 1e-6), d[2])
+    z_b = (1 / iv.clamp_min(1e-4) - o[2]) / dz
+    z_b = torch.where(z_b > 1e-2, z_b, z_a * 1.01)
+    for _ in range(steps):
+        qx, qy, Z, iv = at(z_b)
+        h_b = 1 / Z.clamp_min(1e-3) - iv
+        den = h_b - h_a
+        ok = den.abs() > 1e-9
+        z_c = torch.where(ok, z_b - h_b * (z_b - z_a) / torch.where(ok, den, torch.ones_like(den)), z_b)
+        z_a, h_a, z_b = z_b, h_b, torch.minimum(torch.maximum(z_c, z_b * 0.5), z_b * 2.0)
+    qx, qy, Z, iv = at(z_b)
+    Zs = 1 / iv.clamp_min(1e-4)
+    valid = (covered & (Z > 1e-2) & ((Z - Zs).abs() <= tolerance * Zs)
+             & ((z_b - depth).abs() <= agree * depth.clamp_min(1e-3))
+             & (qx >= -0.5) & (qx <= W0 - 0.5) & (qy >= -0.5) & (qy <= H0 - 0.5))
+    valid &= sample_ref(edges[None], qx, qy, W0, H0)[:, 0] <= 0
+    return qx, qy, valid
+
+
+def colour_ref(qx, qy, valid, img, hi, full_at: float = 1.5):
+    """-> rgb (N, 3, H, W), weight (N, H, W); 0 in both where not valid or not magnified"""
+    H0, W0 = img.shape[1:]
+    H, W = qx.shape[1:]
+    gx = torch.stack([qx[:, :, 1:] - qx[:, :, :-1], qy[:, :, 1:] - qy[:, :, :-1]]).norm(dim=0)
+    gy = torch.stack([qx[:, 1:] - qx[:, :-1], qy[:, 1:] - qy[:, :-1]]).norm(dim=0)
+    gx = torch.cat([gx, gx[:, :, -1:]], 2) if W > 1 else torch.zeros_like(qx)
+    gy = torch.cat([gy, gy[:, -1:]], 1) if H > 1 else torch.zeros_like(qx)
+    mag = 1 / torch.maximum(gx, gy).clamp_min(1e-4)
+    rgb = sample_ref(img, qx, qy, W0, H0)
+    if hi is not None:
+        s = min(hi.shape[1] / H0, hi.shape[2] / W0)
+        if s > 1:
+            a = ((mag - 1) / (s - 1)).clamp(0, 1)[:, None]
+            rgb = torch.lerp(rgb, sample_ref(hi, qx, qy, W0, H0), a)
+    weight = valid.float() * ((mag - 1) / (full_at - 1)).clamp(0, 1)
+    return rgb * (weight > 0)[:, None], weight
