@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--memory", choices=("on", "off"), default="on",
                     help="the world memory (default on when a depth network is at hand: the weights' own or the "
                          "embedded default's, as the app runs)")
+    ap.add_argument("--start-view", choices=("on", "off"), default="on",
+                    help="the memory's start view (the start picture here is 400x300, larger than the frame)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -103,6 +105,8 @@ def main():
         if a.reproject is not None:
             memory = MemorySettings.from_dict({**memory.to_dict(),
                                                "guess": None if a.reproject == "off" else a.reproject})
+        if a.start_view == "off":
+            memory = MemorySettings.from_dict({**memory.to_dict(), "start_scale": 0})
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
                 start_overlay=a.start_overlay == "on", memory=memory, depth=depth)
     img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
@@ -121,7 +125,8 @@ def main():
     print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} "
           f"{cpu_header()} | torch {torch.__version__} | {W}x{H} | {sam['steps']} steps | reproject "
           f"{sam.get('reproject') or 'off'} | memory "
-          f"{'off' if memory is None else f'on (guess {memory.guess})'} | {a.walk} | window {a.window} | "
+          f"{'off' if memory is None else f'on (guess {memory.guess})'} | start view "
+          f"{'on' if s.start_view is not None else 'off'} | {a.walk} | window {a.window} | "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up

@@ -61,8 +61,15 @@ def test_kernels_match_their_pytorch_twins_on_odd_shapes(world):
     assert ok.any() and (ok == ok2).float().mean() > 0.995
     both = ok & ok2
     assert rel_rms(qx2[both], qx[both]) < 1e-4 and rel_rms(qy2[both], qy[both]) < 1e-4
-    rgb, w = colour_ref(qx, qy, ok, sv._img, sv._hi)
-    rgb2, w2 = colour_cpu(qx, qy, ok, sv._img, sv._hi)
+    for min_mag in (0.0, 0.55):  # (0.55 on this grid: some pixels are not followed)
+        q_ref, q_cpu = solve_ref(*args, min_mag=min_mag), solve_cpu(*args, min_mag=min_mag)
+        assert (q_ref[2] == q_cpu[2]).float().mean() > 0.995
+    assert 0 < int(q_ref[2].sum()) < int(ok.sum())
+    full = torch.ones(z.shape[0], 2 * z.shape[1] - 1, 2 * z.shape[2], dtype=torch.bool)  # odd rows, even columns
+    full[:, :, -3:] = False
+    rgb, w = colour_ref(qx, qy, ok, full, sv._img, sv._hi, from_mag=1.1)
+    rgb2, w2 = colour_cpu(qx, qy, ok, full, sv._img, sv._hi, from_mag=1.1)
+    assert float(w.max()) == 1 and float(w[:, :, -3:].max()) == 0
     assert torch.isfinite(rgb2).all() and torch.isfinite(w2).all()
     assert rel_rms(rgb2, rgb) < 1e-4 and rel_rms(w2, w) < 1e-4
 

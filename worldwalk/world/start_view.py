@@ -13,10 +13,11 @@ But the picture a person gives is usually larger than the model's frame (a photo
 depth the memory's render gives there, it finds the surface of the start depth map (secant steps on inverse depth,
 which is affine in the image for a plane), and reads the start image where that point was seen (bilinear), from the
 level that matches how far the move magnifies it: the frame-size image at 1x, the full one at `max_scale` and more,
-a mix between. Weight 0 where the start image does not see the surface the memory shows there: outside its frame,
-on one of its depth edges (the depth between a foreground and a background is neither), where the steps do not
-converge, or where the memory shows something nearer or farther (another surface, drawn later). The weight rises
-from 0 where the start image is not magnified (the memory's own render is exact there) to 1 at `full_at` x.
+a mix between. Pixels the memory's depth alone says are not magnified are not followed. Weight 0 where the start
+image does not see the surface the memory shows there: outside its frame, on one of its depth edges (the depth
+between a foreground and a background is neither), where the steps do not converge, or where the memory shows
+something nearer or farther (another surface, drawn later). The weight rises from 0 at `from_mag` x (the memory's own
+render is exact where the start image is not magnified) to 1 at `full_at` x.
 """
 from __future__ import annotations
 
@@ -36,17 +37,19 @@ __all__ = ["StartViewConfig", "StartView"]
 @dataclass(frozen=True)
 class StartViewConfig:
     max_scale: float = 4.0  # the start image is kept at up to this many times the frame's resolution (1: off)
-    full_at: float = 1.5  # magnification at which the start view replaces the memory's render fully
-    steps: int = 3  # secant steps along each ray
+    from_mag: float = 1.1  # the start view's weight rises from 0 at this magnification (frame pixels per start
+    # pixel; the memory's own render is exact up to about 1) ...
+    full_at: float = 1.5  # ... to 1 at this one
+    steps: int = 2  # secant steps along each ray
     tolerance: float = 0.02  # relative depth: the ray meets the start surface within this
     agree: float = 0.08  # relative depth: ... and the memory's render shows that surface (not a nearer/farther one)
     feather: int = 2  # pixels: the weight fades in over this much from where the start view does not see
 
     def validate(self) -> "StartViewConfig":
-        if not (self.max_scale >= 1 and self.full_at > 1 and self.steps >= 1 and self.tolerance > 0
+        if not (self.max_scale >= 1 and self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0
                 and self.agree > 0 and self.feather >= 0):
-            raise ValueError(f"start view: {asdict(self)}; expected max_scale >= 1, full_at > 1, steps >= 1, "
-                             f"tolerance > 0, agree > 0, feather >= 0")
+            raise ValueError(f"start view: {asdict(self)}; expected max_scale >= 1, full_at > from_mag >= 1, "
+                             f"steps >= 1, tolerance > 0, agree > 0, feather >= 0")
         return self
 
 
@@ -97,22 +100,14 @@ class StartView:
         poses = torch.as_tensor(np.asarray(c2w, dtype=np.float64), dtype=torch.float32).reshape(-1, 4, 4)
         dev = depth.device
         # the rays are followed for every other pixel (the even rows and columns: intrinsics halved), the start
-        # coordinates between them interpolated (exact on planes, where inverse depth is affine in the image); a
-        # pixel is valid where the solved pixels around it all are
+        # coordinates between them interpolated (kernels/warp)
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         qx, qy, ok = solve(poses[:, :3, :3].to(dev), poses[:, :3, 3].to(dev), (fx / 2, fy / 2, cx / 2, cy / 2),
                            self.intrinsics, self._inv.to(dev), self._edges.to(dev), depth[:, ::2, ::2].float(),
-                           covered[:, ::2, ::2], steps=cfg.steps, tolerance=cfg.tolerance, agree=cfg.agree)
-        q = torch.stack([qx, qy, ok.float()], 1).to(dev)  # (N, 3, ceil(H / 2), ceil(W / 2))
-        h2, w2 = q.shape[2:]
-        q = F.interpolate(q, size=(2 * h2 - 1, 2 * w2 - 1), mode="bilinear", align_corners=True)
-        if H > q.shape[2]:  # an even height: the last row extrapolated (replicated for validity)
-            q = torch.cat([q, torch.cat([2 * q[:, :2, -1:] - q[:, :2, -2:-1], q[:, 2:, -1:]], 1)], 2)
-        if W > q.shape[3]:
-            q = torch.cat([q, torch.cat([2 * q[:, :2, :, -1:] - q[:, :2, :, -2:-1], q[:, 2:, :, -1:]], 1)], 3)
-        valid = (q[:, 2] >= 1 - 1e-4) & covered
-        rgb, weight = colour(q[:, 0].contiguous(), q[:, 1].contiguous(), valid, self._img.to(dev),
-                             None if self._hi is None else self._hi.to(dev), full_at=cfg.full_at)
+                           covered[:, ::2, ::2], steps=cfg.steps, tolerance=cfg.tolerance, agree=cfg.agree,
+                           min_mag=0.95 * cfg.from_mag / 2)  # (on the half grid: grid pixels per start pixel)
+        rgb, weight = colour(qx.to(dev), qy.to(dev), ok.to(dev), covered, self._img.to(dev),
+                             None if self._hi is None else self._hi.to(dev), from_mag=cfg.from_mag, full_at=cfg.full_at)
         rgb, weight = rgb.to(dev), weight.to(dev)[:, None]
         if cfg.feather:  # fade in from where the start view does not see (the ramp inside stays as it is)
             weight = weight * feather((weight > 0).float(), cfg.feather)

@@ -18,10 +18,11 @@ def solve(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, **kw):
     return solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, **kw)
 
 
-def colour(qx, qy, valid, img, hi, **kw):
-    """-> rgb (N, 3, H, W), weight (N, H, W) (naive.colour_ref)"""
+def colour(qx, qy, valid, covered, img, hi, **kw):
+    """solve's output on every other pixel of covered's (N, H, W) -> rgb (N, 3, H, W), weight (N, H, W)
+    (naive.colour_ref)"""
     if splat_backend(qx.device) == "numba":
         from worldwalk.kernels.warp.cpu import colour_cpu
 
-        return colour_cpu(qx, qy, valid, img, hi, **kw)
-    return colour_ref(qx, qy, valid, img, hi, **kw)
+        return colour_cpu(qx, qy, valid, covered, img, hi, **kw)
+    return colour_ref(qx, qy, valid, covered, img, hi, **kw)

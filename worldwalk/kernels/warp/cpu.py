@@ -40,8 +40,19 @@ def _at(z, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0):  # pragma: 
     return qx, qy, Z, iv
 
 
+@nb.njit(inline="always", cache=True, fastmath=True)
+def _first(R, t, n, i, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered):  # pragma: no cover - compiled
+    """pixel (i, j)'s start coordinates at the memory's depth (1 where it has none)"""
+    ru, rv = (j - cx) / fx, (i - cy) / fy
+    z = min(max(depth[n, i, j] if covered[n, i, j] else 1.0, 1e-2), 1e4)
+    X = t[n, 0] + z * (R[n, 0, 0] * ru + R[n, 0, 1] * rv + R[n, 0, 2])
+    Y = t[n, 1] + z * (R[n, 1, 0] * ru + R[n, 1, 1] * rv + R[n, 1, 2])
+    Z = max(t[n, 2] + z * (R[n, 2, 0] * ru + R[n, 2, 1] * rv + R[n, 2, 2]), 1e-3)
+    return f0x * X / Z + c0x, f0y * Y / Z + c0y
+
+
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
-def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered, steps, tolerance, agree,
+def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered, steps, tolerance, agree, min_mag,
            qx_out, qy_out, valid_out):  # pragma: no cover - compiled
     N, H, W = depth.shape
     H0, W0 = inv.shape[1], inv.shape[2]
@@ -58,6 +69,21 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
             dep = depth[n, i, j]
             z_a = min(max(dep if cov else 1.0, 1e-2), 1e4)
             qx, qy, Z, iv = _at(z_a, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
+            if min_mag > 0:  # naive.grid_step of the first coordinates: too little magnified is not followed
+                gx = gy = 0.0
+                if W > 1:
+                    ja, jb = (j, j + 1) if j + 1 < W else (j - 1, j)
+                    ax, ay = _first(R, t, n, i, ja, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
+                    bx, by = _first(R, t, n, i, jb, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
+                    gx = math.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+                if H > 1:
+                    ia, ib = (i, i + 1) if i + 1 < H else (i - 1, i)
+                    ax, ay = _first(R, t, n, ia, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
+                    bx, by = _first(R, t, n, ib, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
+                    gy = math.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+                if 1 / max(max(gx, gy), 1e-4) < min_mag:
+                    qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, False
+                    continue
             h_a = 1 / max(Z, 1e-3) - iv
             dz = d2 if abs(d2) >= 1e-6 else 1e-6
             z_b = (1 / max(iv, 1e-4) - o2) / dz
@@ -78,37 +104,63 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
             qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, ok
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy")
-def _colour(qx, qy, valid, img, hi, scale, full_at, H0, W0, rgb, weight):  # pragma: no cover - compiled
-    N, H, W = qx.shape
+@nb.njit(inline="always", cache=True)
+def _up(i, n2):  # pragma: no cover - compiled; naive.upsample_index for one row / column
+    a = i // 2
+    if i % 2 == 0 or n2 == 1:
+        a = min(a, n2 - 1)
+        return a, a, 0.0
+    if a + 1 < n2:
+        return a, a + 1, 0.5
+    return a - 1, a, 1.5
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
+def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, rgb,
+            weight):  # pragma: no cover - compiled
+    N, H, W = covered.shape
+    h2, w2 = qx.shape[1], qx.shape[2]
     for r in nb.prange(N * H):
         n, i = r // H, r % H
+        r0, r1, rt = _up(i, h2)
+        a = i // 2
         for j in range(W):
-            # forward differences (the last column / row: the one before), as the reference
-            ja, jb = (j, j + 1) if j + 1 < W else (j - 1, j)
-            ia, ib = (i, i + 1) if i + 1 < H else (i - 1, i)
-            gx = gy = 0.0
-            if W > 1:
-                gx = math.sqrt((qx[n, i, jb] - qx[n, i, ja]) ** 2 + (qy[n, i, jb] - qy[n, i, ja]) ** 2)
-            if H > 1:
-                gy = math.sqrt((qx[n, ib, j] - qx[n, ia, j]) ** 2 + (qy[n, ib, j] - qy[n, ia, j]) ** 2)
-            mag = 1 / max(max(gx, gy), 1e-4)
-            if not valid[n, i, j] or mag <= 1:  # (weight 0)
+            c0, c1, ct = _up(j, w2)
+            ok = covered[n, i, j] and valid[n, r0, c0]
+            if ok and rt != 0:
+                ok = valid[n, r1, c0]
+            if ok and ct != 0:
+                ok = valid[n, r0, c1] and (rt == 0 or valid[n, r1, c1])
+            mag = 0.0
+            if ok:
+                b = j // 2
+                gx = gy = 0.0
+                if w2 > 1:
+                    b0, b1 = (b, b + 1) if b + 1 < w2 else (b - 1, b)
+                    gx = 0.5 * math.sqrt((qx[n, a, b1] - qx[n, a, b0]) ** 2 + (qy[n, a, b1] - qy[n, a, b0]) ** 2)
+                if h2 > 1:
+                    a0, a1 = (a, a + 1) if a + 1 < h2 else (a - 1, a)
+                    gy = 0.5 * math.sqrt((qx[n, a1, b] - qx[n, a0, b]) ** 2 + (qy[n, a1, b] - qy[n, a0, b]) ** 2)
+                mag = 1 / max(max(gx, gy), 1e-4)
+            if not ok or mag <= from_mag:  # (weight 0)
                 weight[n, i, j] = 0.0
                 for c in range(3):
                     rgb[n, c, i, j] = 0.0
                 continue
-            x, y = qx[n, i, j], qy[n, i, j]
+            xa = qx[n, r0, c0] + ct * (qx[n, r0, c1] - qx[n, r0, c0])
+            xb = qx[n, r1, c0] + ct * (qx[n, r1, c1] - qx[n, r1, c0])
+            ya = qy[n, r0, c0] + ct * (qy[n, r0, c1] - qy[n, r0, c0])
+            yb = qy[n, r1, c0] + ct * (qy[n, r1, c1] - qy[n, r1, c0])
+            x, y = xa + rt * (xb - xa), ya + rt * (yb - ya)
             cx, cy = _coord(x, W0, img.shape[2]), _coord(y, H0, img.shape[1])
-            a = min(max((mag - 1) / (scale - 1), 0.0), 1.0) if scale > 1 else 0.0
-            if a > 0:
-                hx, hy = _coord(x, W0, hi.shape[2]), _coord(y, H0, hi.shape[1])
+            al = min(max((mag - 1) / (scale - 1), 0.0), 1.0) if scale > 1 else 0.0
+            hx, hy = _coord(x, W0, hi.shape[2]), _coord(y, H0, hi.shape[1])
             for c in range(3):
                 v = _bilerp(img, c, cx, cy)
-                if a > 0:
-                    v = v + a * (_bilerp(hi, c, hx, hy) - v)
+                if al > 0:
+                    v = v + al * (_bilerp(hi, c, hx, hy) - v)
                 rgb[n, c, i, j] = v
-            weight[n, i, j] = min(max((mag - 1) / (full_at - 1), 0.0), 1.0)
+            weight[n, i, j] = min(max((mag - from_mag) / (full_at - from_mag), 0.0), 1.0)
 
 
 def _np32(x):
@@ -116,7 +168,7 @@ def _np32(x):
 
 
 def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
-              tolerance: float = 0.02, agree: float = 0.08):
+              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0):
     N, H, W = depth.shape
     qx, qy = np.empty((N, H, W), np.float32), np.empty((N, H, W), np.float32)
     valid = np.empty((N, H, W), np.bool_)
@@ -124,16 +176,17 @@ def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     f0x, f0y, c0x, c0y = (float(v) for v in start_intrinsics)
     _solve(_np32(R), _np32(t), fx, fy, cx, cy, f0x, f0y, c0x, c0y, _np32(inv)[None], _np32(edges)[None],
            _np32(depth), np.ascontiguousarray(covered.cpu().numpy(), dtype=np.bool_), int(steps), float(tolerance),
-           float(agree), qx, qy, valid)
+           float(agree), float(min_mag), qx, qy, valid)
     return torch.from_numpy(qx), torch.from_numpy(qy), torch.from_numpy(valid)
 
 
-def colour_cpu(qx, qy, valid, img, hi, full_at: float = 1.5):
-    N, H, W = qx.shape
+def colour_cpu(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5):
+    N, H, W = covered.shape
     H0, W0 = img.shape[1:]
     hi_a = _np32(hi) if hi is not None else np.zeros((3, 1, 1), np.float32)
     scale = min(hi_a.shape[1] / H0, hi_a.shape[2] / W0) if hi is not None else 1.0
     rgb, weight = np.empty((N, 3, H, W), np.float32), np.empty((N, H, W), np.float32)
-    _colour(_np32(qx), _np32(qy), np.ascontiguousarray(valid.cpu().numpy(), dtype=np.bool_), _np32(img), hi_a,
-            float(scale), float(full_at), H0, W0, rgb, weight)
+    _colour(_np32(qx), _np32(qy), np.ascontiguousarray(valid.cpu().numpy(), dtype=np.bool_),
+            np.ascontiguousarray(covered.cpu().numpy(), dtype=np.bool_), _np32(img), hi_a, float(scale),
+            float(from_mag), float(full_at), H0, W0, rgb, weight)
     return torch.from_numpy(rgb), torch.from_numpy(weight)

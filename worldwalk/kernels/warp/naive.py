@@ -1,8 +1,8 @@
 """The start view's backward warp in PyTorch (the reference; kernels/warp/cpu.py is its compiled twin).
 
     qx, qy, valid = solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered,
-                              steps=3, tolerance=0.02, agree=0.08)
-    rgb, weight = colour_ref(qx, qy, valid, img, hi, full_at=1.5)
+                              steps=2, tolerance=0.02, agree=0.08)
+    rgb, weight = colour_ref(qx, qy, valid, covered_full, img, hi, from_mag=1.1, full_at=1.5)
 
 For every pixel (u, v) of camera n (R (N, 3, 3), t (N, 3): camera to start camera; intrinsics [fx, fy, cx, cy] of
 depth's (N, H, W) pixels) its ray X(z) = t + z·R·((u − cx)/fx, (v − cy)/fy, 1) is followed to the start camera's
@@ -11,12 +11,15 @@ projects. From z_a = depth (the world memory's render; 1 where not covered), z_b
 `steps` secant steps on h(z) = 1/Z(z) − inv(q(z)), each new z clamped to [z/2, 2z]. At the last z: the start pixel
 q = (qx, qy), the point's start depth Z and the surface's Zs = 1/inv(q). Valid: covered, Z > 0.01,
 |Z − Zs| <= tolerance·Zs, |z − depth| <= agree·depth, q inside the start frame (±0.5 px), and no start depth edge
-(edges (H0, W0) > 0, bilinear) at q. That is `solve`; `colour` reads the colours at q (at any resolution: the
-start view solves at half the frame's and reads at the full one).
-Magnification: 1 / the larger of |q(u+1) − q(u)| and |q(v+1) − q(v)| (forward differences; the last column / row
-uses the one before). Colour (rgb (N, 3, H, W)): img (3, H0, W0) at q, bilinear, mixed towards hi (3, h, w; the same
-view at scale s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1), 0, 1). weight (N, H, W) = valid ·
-clamp((mag − 1) / (full_at − 1), 0, 1); rgb is 0 where the weight is.
+(edges (H0, W0) > 0, bilinear) at q, and the move magnifies the pixel at least min_mag times, judged before the steps
+from the memory's depth alone (grid_step of the first q; a pixel below it is not followed). That is `solve`, run on
+every other pixel of the frame (the even rows and columns: intrinsics halved).
+
+`colour` brings that to full resolution: q interpolated between the samples (exact on planes, where inverse depth is
+affine in the image), valid where every sample read is (and covered_full), the magnification (frame pixels per start
+pixel) 1 / the larger of the samples' forward differences / 2, per 2 x 2 block. Colour: img (3, H0, W0) at q,
+bilinear, mixed towards hi (3, h, w; the same view at scale s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1),
+0, 1). weight = valid · clamp((mag − from_mag) / (full_at − from_mag), 0, 1); rgb is 0 where the weight is.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def sample_ref(img: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor, W: int, H:
 
 
 def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
-              tolerance: float = 0.02, agree: float = 0.08):
+              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0):
     """-> qx, qy (N, H, W) float32 start pixel coordinates, valid (N, H, W) bool"""
     N, H, W = depth.shape
     H0, W0 = inv.shape
@@ -55,6 +58,7 @@ def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
 
     z_a = torch.where(covered, depth, torch.ones_like(depth)).clamp(1e-2, 1e4)
     qx, qy, Z, iv = at(z_a)
+    est = 1 / grid_step(qx, qy).clamp_min(1e-4)  # how much the move magnifies, from the memory's depth alone
     h_a = 1 / Z.clamp_min(1e-3) - iv
     dz = torch.where(d[2].abs() < 1e-6, torch.full_like(d[2], 1e-6), d[2])
     z_b = (1 / iv.clamp_min(1e-4) - o[2]) / dz
@@ -71,24 +75,61 @@ def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     valid = (covered & (Z > 1e-2) & ((Z - Zs).abs() <= tolerance * Zs)
              & ((z_b - depth).abs() <= agree * depth.clamp_min(1e-3))
              & (qx >= -0.5) & (qx <= W0 - 0.5) & (qy >= -0.5) & (qy <= H0 - 0.5))
-    valid &= sample_ref(edges[None], qx, qy, W0, H0)[:, 0] <= 0
+    valid &= (sample_ref(edges[None], qx, qy, W0, H0)[:, 0] <= 0) & (est >= min_mag)
     return qx, qy, valid
 
 
-def colour_ref(qx, qy, valid, img, hi, full_at: float = 1.5):
-    """-> rgb (N, 3, H, W), weight (N, H, W); 0 in both where not valid or not magnified"""
-    H0, W0 = img.shape[1:]
-    H, W = qx.shape[1:]
+def grid_step(qx, qy):
+    """(N, h, w) start coordinates -> (N, h, w): the larger of the forward steps to the right and lower neighbour
+    (the last column / row: the one before)."""
     gx = torch.stack([qx[:, :, 1:] - qx[:, :, :-1], qy[:, :, 1:] - qy[:, :, :-1]]).norm(dim=0)
     gy = torch.stack([qx[:, 1:] - qx[:, :-1], qy[:, 1:] - qy[:, :-1]]).norm(dim=0)
-    gx = torch.cat([gx, gx[:, :, -1:]], 2) if W > 1 else torch.zeros_like(qx)
-    gy = torch.cat([gy, gy[:, -1:]], 1) if H > 1 else torch.zeros_like(qx)
-    mag = 1 / torch.maximum(gx, gy).clamp_min(1e-4)
-    rgb = sample_ref(img, qx, qy, W0, H0)
+    gx = torch.cat([gx, gx[:, :, -1:]], 2) if qx.shape[2] > 1 else torch.zeros_like(qx)
+    gy = torch.cat([gy, gy[:, -1:]], 1) if qx.shape[1] > 1 else torch.zeros_like(qx)
+    return torch.maximum(gx, gy)
+
+
+def upsample_index(n: int, n2: int):
+    """Full-resolution rows (or columns) 0..n-1 from every other one (n2 of them, at 0, 2, 4, ...): -> (a0, a1, t)
+    with value = v[a0] + t (v[a1] - v[a0]): even rows their own sample (t = 0), odd ones the mean of their two
+    neighbours, and a last odd row past the samples extrapolated from the two before it (t = 1.5)."""
+    a0, a1, t = [], [], []
+    for i in range(n):
+        a = i // 2
+        if i % 2 == 0 or n2 == 1:
+            a0.append(min(a, n2 - 1)), a1.append(min(a, n2 - 1)), t.append(0.0)
+        elif a + 1 < n2:
+            a0.append(a), a1.append(a + 1), t.append(0.5)
+        else:
+            a0.append(a - 1), a1.append(a), t.append(1.5)
+    return torch.tensor(a0), torch.tensor(a1), torch.tensor(t)
+
+
+def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5):
+    """qx, qy, valid (N, h2, w2): solved on every other pixel of covered's (N, H, W) (2 h2 - 1 <= H <= 2 h2, alike W)
+    -> rgb (N, 3, H, W), weight (N, H, W) at full resolution; 0 in both where not valid or not magnified.
+    The start coordinates in between are interpolated (upsample_index), a pixel is valid where every sample it reads
+    is valid and covered says so; the magnification is its 2 x 2 block's, from the samples' forward differences."""
+    N, H, W = covered.shape
+    h2, w2 = qx.shape[1:]
+    H0, W0 = img.shape[1:]
+    r0, r1, rt = upsample_index(H, h2)
+    c0, c1, ct = upsample_index(W, w2)
+    rt, ct = rt.to(qx).view(1, H, 1), ct.to(qx).view(1, 1, W)
+
+    def up(x):  # (N, h2, w2) -> (N, H, W)
+        x = x[:, r0] + rt * (x[:, r1] - x[:, r0])
+        return x[:, :, c0] + ct * (x[:, :, c1] - x[:, :, c0])
+    ok = valid[:, r0] & ((rt == 0) | valid[:, r1])
+    ok = ok[:, :, c0] & ((ct == 0) | ok[:, :, c1]) & covered
+    fx, fy = up(qx), up(qy)
+    mag = 1 / (grid_step(qx, qy) / 2).clamp_min(1e-4)
+    mag = mag[:, torch.arange(H) // 2][:, :, torch.arange(W) // 2]
+    rgb = sample_ref(img, fx, fy, W0, H0)
     if hi is not None:
         s = min(hi.shape[1] / H0, hi.shape[2] / W0)
         if s > 1:
             a = ((mag - 1) / (s - 1)).clamp(0, 1)[:, None]
-            rgb = torch.lerp(rgb, sample_ref(hi, qx, qy, W0, H0), a)
-    weight = valid.float() * ((mag - 1) / (full_at - 1)).clamp(0, 1)
+            rgb = torch.lerp(rgb, sample_ref(hi, fx, fy, W0, H0), a)
+    weight = ok.float() * ((mag - from_mag) / (full_at - from_mag)).clamp(0, 1)
     return rgb * (weight > 0)[:, None], weight
