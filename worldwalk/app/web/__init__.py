@@ -130,7 +130,12 @@ def create_server(args):
                 print(f"worldwalk web: Ray cluster: {args.max_walks} walk(s) at once "
                       f"({args.ray_cpus:g} CPU, {args.ray_gpus:g} GPU each)", flush=True)
         if args.max_walks is None:
-            cap = measure(probe, scenes[0].image)
+            # a visitor's picture larger than the frame also pays for the start view (world/start_view.py): measure
+            # with the first scene enlarged past the frame, the slower case
+            from PIL import Image
+
+            big = Image.fromarray(scenes[0].image).resize((4 * size_wh[0], 4 * size_wh[1]), Image.BICUBIC)
+            cap = measure(probe, big)
             args.max_walks = cap.max_walks
             print(f"worldwalk web: {cap.describe()}", flush=True)
         del probe
