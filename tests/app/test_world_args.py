@@ -105,6 +105,8 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": False}) == (None, None)
     rec = MemorySettings(guess=0.7, feather=3).to_dict()
     assert world_args.memory_from(parse(), {"memory": rec})[0] == MemorySettings(guess=0.7, feather=3)
+    old = {k: v for k, v in rec.items() if k != "start_scale"}  # recorded before the start view: replayed without
+    assert world_args.memory_from(parse(), {"memory": old})[0] == MemorySettings(guess=0.7, feather=3, start_scale=0)
     assert world_args.memory_from(parse("--memory", "on"), {"memory": False})[0] == MemorySettings()
     assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3
     assert world_args.memory_from(parse("--reproject", "off"))[0].guess is None

@@ -164,9 +164,9 @@ def load_world(args, recorded: dict | None = None):
 
 def memory_from(args, recorded: dict | None = None):
     """-> (MemorySettings or None, DepthNet or None) for a Session: --memory, else a recording's (its settings as
-    recorded; off for one made before the memory existed), else on when a depth network is at hand. The depth network
-    is the weights' own (load_world sets args.depth_net), else the embedded default's. --reproject sets the memory's
-    starting-guess level ("off": chunks start from noise)."""
+    recorded; off for one made before the memory existed, and without the start view for one made before that), else
+    on when a depth network is at hand. The depth network is the weights' own (load_world sets args.depth_net), else
+    the embedded default's. --reproject sets the memory's starting-guess level ("off": chunks start from noise)."""
     from worldwalk.world.memory import MemorySettings
 
     flag = getattr(args, "memory", None)
@@ -175,7 +175,8 @@ def memory_from(args, recorded: dict | None = None):
         rec = recorded.get("memory")
         if not rec:
             return None, None
-        settings = rec
+        # a recording made before the start view (world/start_view.py) replays without one
+        settings = rec if not isinstance(rec, dict) or "start_scale" in rec else {**rec, "start_scale": 0}
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)
