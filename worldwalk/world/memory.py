@@ -85,8 +85,8 @@ class MemorySettings:
     generated_margin: int = 12  # pixels along a generated frame's border that are not lifted (the decoder's edges)
     guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
-    start_scale: float = 4.0  # a start picture larger than the frame is kept at up to this x the frame's resolution
-    # for the views that magnify it (world/start_view.py; 0 or 1: not kept)
+    start_scale: float = 4.0  # the start picture is kept at its own resolution, up to this x the frame's, for the
+    # views that magnify it (world/start_view.py; 1: at the frame's; 0: not kept)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()

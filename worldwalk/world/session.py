@@ -29,10 +29,10 @@ smooth extension of its colours fills the rest), and it is laid over the decoded
 so what the walk has seen stays put and sharp. After the chunk, the pixels of each latent's own raw frame that the
 memory does not see yet are lifted into it with their predicted depth: coming back shows the same world. The memory
 takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
-When the picture given is larger than the frame, the memory keeps it at up to `start_scale` x the frame's resolution
-(world/start_view.py): where a later camera magnifies what the start image saw, walking towards it, the frame shows
-the picture's own detail there, found along each pixel's ray through the start depth, instead of the memory's
-magnified points.
+The memory also keeps the picture itself, at its own resolution up to `start_scale` x the frame's (world/start_view.py):
+where a later camera magnifies what the start image saw, walking towards it, the frame shows the picture there, found
+along each pixel's ray through the start depth and read bicubically (with the picture's own detail when it is larger
+than the frame), instead of the memory's magnified points.
 """
 from __future__ import annotations
 
@@ -214,8 +214,8 @@ class Session:
                 memory = WorldMemory(self.memory_settings.config, self.device)
                 z = self.depth.predict(x, intr, np.eye(4)[None])[0]
                 memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
-                hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale or 1)
-                if hires.shape[0] > H:  # a picture larger than the frame: its detail for magnified views
+                if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
+                    hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale)
                     start_view = StartView(torch.from_numpy(np.ascontiguousarray(pixels)),
                                            torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr,
                                            self._start_view_config())

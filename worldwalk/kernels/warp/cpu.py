@@ -31,6 +31,34 @@ def _bilerp(a, c, x, y):  # pragma: no cover - compiled; a (C, h, w), x / y imag
     return top * (1 - fy) + bot * fy
 
 
+@nb.njit(inline="always", cache=True)
+def _cubic(t):  # pragma: no cover - compiled; the 4 tap weights of cubic convolution (A = -0.75) at fraction t
+    A = -0.75
+    x0, x3 = t + 1.0, 2.0 - t
+    w0 = ((A * x0 - 5 * A) * x0 + 8 * A) * x0 - 4 * A
+    w1 = ((A + 2) * t - (A + 3)) * t * t + 1
+    u = 1.0 - t
+    w2 = ((A + 2) * u - (A + 3)) * u * u + 1
+    w3 = ((A * x3 - 5 * A) * x3 + 8 * A) * x3 - 4 * A
+    return w0, w1, w2, w3
+
+
+@nb.njit(inline="always", cache=True)
+def _bicubic(a, c, x, y):  # pragma: no cover - compiled; a (C, h, w), x / y image coordinates, each tap clamped
+    h, w = a.shape[1], a.shape[2]
+    x0, y0 = int(math.floor(x)), int(math.floor(y))
+    wx, wy = _cubic(x - x0), _cubic(y - y0)
+    out = 0.0
+    for m in range(4):
+        yy = min(max(y0 - 1 + m, 0), h - 1)
+        row = 0.0
+        for k in range(4):
+            xx = min(max(x0 - 1 + k, 0), w - 1)
+            row += wx[k] * a[c, yy, xx]
+        out += wy[m] * row
+    return out
+
+
 @nb.njit(inline="always", cache=True, fastmath=True)
 def _at(z, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0):  # pragma: no cover - compiled
     X, Y, Z = o0 + z * d0, o1 + z * d1, o2 + z * d2
@@ -152,13 +180,13 @@ def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, r
             ya = qy[n, r0, c0] + ct * (qy[n, r0, c1] - qy[n, r0, c0])
             yb = qy[n, r1, c0] + ct * (qy[n, r1, c1] - qy[n, r1, c0])
             x, y = xa + rt * (xb - xa), ya + rt * (yb - ya)
-            cx, cy = _coord(x, W0, img.shape[2]), _coord(y, H0, img.shape[1])
+            cx, cy = (x + 0.5) * (img.shape[2] / W0) - 0.5, (y + 0.5) * (img.shape[1] / H0) - 0.5
             al = min(max((mag - 1) / (scale - 1), 0.0), 1.0) if scale > 1 else 0.0
-            hx, hy = _coord(x, W0, hi.shape[2]), _coord(y, H0, hi.shape[1])
+            hx, hy = (x + 0.5) * (hi.shape[2] / W0) - 0.5, (y + 0.5) * (hi.shape[1] / H0) - 0.5
             for c in range(3):
-                v = _bilerp(img, c, cx, cy)
+                v = _bicubic(img, c, cx, cy)
                 if al > 0:
-                    v = v + al * (_bilerp(hi, c, hx, hy) - v)
+                    v = v + al * (_bicubic(hi, c, hx, hy) - v)
                 rgb[n, c, i, j] = v
             weight[n, i, j] = min(max((mag - from_mag) / (full_at - from_mag), 0.0), 1.0)
 
