@@ -221,8 +221,9 @@ def main():
           f"memory {'on' if mem_settings else 'off'}"
           f"{f' (guess {mem_settings.guess})' if mem_settings else ''} | window {a.window} | "
           f"colour match {a.colour_match} | start overlay {a.start_overlay} | start view {a.start_view} | "
-          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}{cpu_header()} | {torch.get_num_threads()} "
-          f"threads | {time.strftime('%Y-%m-%d')}")
+          f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
+          f"{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}"
+          f"{cpu_header()} | {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     names = list(MOVING[:4]) + ["out_and_back", "random"]
     if a.seconds:  # the loop's return is not reached
         names.remove("out_and_back")

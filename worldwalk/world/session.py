@@ -55,7 +55,7 @@ from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
-from worldwalk.world.start_view import StartView, StartViewConfig
+from worldwalk.world.start_view import StartView
 from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
@@ -217,8 +217,7 @@ class Session:
                 if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
                     hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale)
                     start_view = StartView(torch.from_numpy(np.ascontiguousarray(pixels)),
-                                           torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr,
-                                           self._start_view_config())
+                                           torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr)
         # commit (nothing above changed the session)
         self.colour_map = colour_map
         self.memory = memory
@@ -242,9 +241,6 @@ class Session:
         if memory is not None:
             return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None]))
         return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
-
-    def _start_view_config(self) -> StartViewConfig:
-        return StartViewConfig(max_scale=max(1.0, self.memory_settings.start_scale))
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.colour_map is None else apply_colour_map(frames, self.colour_map)
@@ -540,9 +536,9 @@ class Session:
                 memory.load_state_dict(mem)
             start_view = None
             sv = {k[11:]: v for k, v in tens.items() if k.startswith("start_view.")}
-            if memory is not None and sv and self.memory_settings.start_scale > 0:  # (none in snapshots from before
-                # the start view: their walks go on without it)
-                start_view = StartView.from_state(sv, self._start_view_config())
+            if memory is not None and sv and self.memory_settings.start_scale >= 1:  # (none in snapshots from
+                # before the start view: their walks go on without it)
+                start_view = StartView.from_state(sv)
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh

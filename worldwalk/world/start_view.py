@@ -1,19 +1,20 @@
 """world.start_view: the start image seen from another camera through its own depth, at the resolution it was given.
 
-    sv = StartView.build(image_hi (h, w, 3) uint8, image (H, W, 3) uint8, depth (H, W) metres, intrinsics, cfg)
+    sv = StartView(image (H, W, 3) uint8, hires (h, w, 3) uint8, depth (H, W) metres, intrinsics, cfg)
     rgb, weight = sv.warp(c2w (N, 4, 4), intrinsics, (W, H), depth (N, H, W), covered (N, H, W))
 
 The world memory holds the start image as one point per frame pixel. Walking towards a surface magnifies those
 points, and the memory fills the gaps between them from its coarser levels: the nearer the surface, the blurrier.
 But the picture a person gives is usually larger than the model's frame (a photograph of 500-4000 pixels against
-256), and the frame throws that detail away. The start view keeps it: the start image cropped as the frame, at up to
-`max_scale` times the frame's resolution, and the start depth (the memory's, frame resolution).
+256), and the frame throws that detail away. The start view keeps it: the start image cropped as the frame, at its
+own resolution up to the memory settings' `start_scale` times the frame's (world/images.fit_to_model_hires; the session
+makes it), and the start depth (the memory's, frame resolution).
 
 `warp` looks the start image up backwards for every pixel of the cameras: along the pixel's ray, starting at the
 depth the memory's render gives there, it finds the surface of the start depth map (secant steps on inverse depth,
-which is affine in the image for a plane), and reads the start image where that point was seen (bilinear), from the
-level that matches how far the move magnifies it: the frame-size image at 1x, the full one at `max_scale` and more,
-a mix between. Pixels the memory's depth alone says are not magnified are not followed. Weight 0 where the start
+which is affine in the image for a plane), and reads the start image where that point was seen (bicubic), from the
+level that matches how far the move magnifies it: the frame-size image at 1x, the kept one at its scale and more, a
+mix between. Pixels the memory's depth alone says are not magnified are not followed. Weight 0 where the start
 image does not see the surface the memory shows there: outside its frame, on one of its depth edges (the depth
 between a foreground and a background is neither), where the steps do not converge, or where the memory shows
 something nearer or farther (another surface, drawn later). The weight rises from 0 at `from_mag` x (the memory's own
@@ -36,7 +37,6 @@ __all__ = ["StartViewConfig", "StartView"]
 
 @dataclass(frozen=True)
 class StartViewConfig:
-    max_scale: float = 4.0  # the start image is kept at up to this many times the frame's resolution (1: off)
     from_mag: float = 1.1  # the start view's weight rises from 0 at this magnification (frame pixels per start
     # pixel; the memory's own render is exact up to about 1) ...
     full_at: float = 1.5  # ... to 1 at this one
@@ -46,10 +46,10 @@ class StartViewConfig:
     feather: int = 2  # pixels: the weight fades in over this much from where the start view does not see
 
     def validate(self) -> "StartViewConfig":
-        if not (self.max_scale >= 1 and self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0
-                and self.agree > 0 and self.feather >= 0):
-            raise ValueError(f"start view: {asdict(self)}; expected max_scale >= 1, full_at > from_mag >= 1, "
-                             f"steps >= 1, tolerance > 0, agree > 0, feather >= 0")
+        if not (self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0 and self.agree > 0
+                and self.feather >= 0):
+            raise ValueError(f"start view: {asdict(self)}; expected full_at > from_mag >= 1, steps >= 1, "
+                             f"tolerance > 0, agree > 0, feather >= 0")
         return self
 
 

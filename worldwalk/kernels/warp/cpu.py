@@ -1,8 +1,9 @@
 """The start view's backward warp on the CPU, compiled with numba: the same maths as kernels/warp/naive.py.
 
-The reference makes ~80 whole-array PyTorch passes and seven grid_samples over every pixel of a chunk's cameras; here
-one compiled pass per row follows each pixel's ray to the start surface (its bilinear reads inlined), and a second
-reads the colours where the first found the pixel valid. Rows of every camera in parallel. Compiled on first use and
+The reference makes many whole-array PyTorch passes and grid_samples over every pixel of a chunk's cameras; here one
+compiled pass per row follows each solved pixel's ray to the start surface (its bilinear depth reads inlined), and a
+second, at full resolution, interpolates between the solved pixels and reads the colours (bicubic) where they are
+valid and magnified. Rows of every camera in parallel. Compiled on first use and
 cached on disk by numba.
 """
 from __future__ import annotations
@@ -98,17 +99,17 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
             z_a = min(max(dep if cov else 1.0, 1e-2), 1e4)
             qx, qy, Z, iv = _at(z_a, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
             if min_mag > 0:  # naive.grid_step of the first coordinates: too little magnified is not followed
+                # (the pixel's own are (qx, qy); its right / lower neighbour's, or at the last column / row the one
+                # before, are projected the same way)
                 gx = gy = 0.0
                 if W > 1:
-                    ja, jb = (j, j + 1) if j + 1 < W else (j - 1, j)
-                    ax, ay = _first(R, t, n, i, ja, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
-                    bx, by = _first(R, t, n, i, jb, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
-                    gx = math.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+                    bx, by = _first(R, t, n, i, j + 1 if j + 1 < W else j - 1, fx, fy, cx, cy, f0x, f0y, c0x, c0y,
+                                    depth, covered)
+                    gx = math.sqrt((bx - qx) ** 2 + (by - qy) ** 2)
                 if H > 1:
-                    ia, ib = (i, i + 1) if i + 1 < H else (i - 1, i)
-                    ax, ay = _first(R, t, n, ia, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
-                    bx, by = _first(R, t, n, ib, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
-                    gy = math.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+                    bx, by = _first(R, t, n, i + 1 if i + 1 < H else i - 1, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y,
+                                    depth, covered)
+                    gy = math.sqrt((bx - qx) ** 2 + (by - qy) ** 2)
                 if 1 / max(max(gx, gy), 1e-4) < min_mag:
                     qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, False
                     continue

@@ -18,8 +18,9 @@ every other pixel of the frame (the even rows and columns: intrinsics halved).
 `colour` brings that to full resolution: q interpolated between the samples (exact on planes, where inverse depth is
 affine in the image), valid where every sample read is (and covered_full), the magnification (frame pixels per start
 pixel) 1 / the larger of the samples' forward differences / 2, per 2 x 2 block. Colour: img (3, H0, W0) at q,
-bicubic (sharper than bilinear where a pixel is magnified), mixed towards hi (3, h, w; the same view at scale s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1),
-0, 1). weight = valid · clamp((mag − from_mag) / (full_at − from_mag), 0, 1); rgb is 0 where the weight is.
+bicubic (sharper than bilinear where a pixel is magnified), mixed towards hi (3, h, w; the same view at scale
+s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1), 0, 1). weight = valid · clamp((mag − from_mag) /
+(full_at − from_mag), 0, 1); rgb is 0 where the weight is.
 """
 from __future__ import annotations
 
