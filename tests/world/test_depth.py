@@ -64,3 +64,74 @@ def test_bundle_round_trip(tmp_path):
     assert load_depth(save_bundle(model, vae, tmp_path / "plain.safetensors")) is None
     with pytest.raises(CheckpointError):
         load_depth(tmp_path / "missing.safetensors")
+
+
+def test_the_fine_stage_starts_as_the_half_resolution_result_and_learns():
+    """cfg.fine: a full-resolution stage whose zero-initialised head leaves the half-resolution result as it was; its
+    own weights then get the gradient of a full-resolution loss."""
+    torch.manual_seed(0)
+    base = DepthNet(DepthConfig(widths=(4, 6, 8)))
+    fine = DepthNet(DepthConfig(widths=(4, 6, 8), fine=5))
+    missing, unexpected = fine.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.split(".")[0] in ("stem", "fine", "fine_head") for k in missing)
+    torch.nn.init.normal_(base.head.weight, std=0.3)
+    fine.head.weight.data.copy_(base.head.weight)
+    intr = from_fov(40, 24, 60.0)
+    x = torch.rand(1, 3, 24, 40) * 2 - 1
+    z0 = base.eval().predict(x, intr, np.eye(4)[None])
+    assert torch.equal(fine.eval().predict(x, intr, np.eye(4)[None]), z0)
+    # a step edge in the target: training the fine stage alone brings the loss down
+    rays, prior = ray_inputs(intr, torch.eye(4)[None], (64, 64), 1.6, 0.2, 200.0)
+    target = torch.where(torch.arange(64) < 31, 1.0, 3.0).expand(1, 1, 64, 64)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    x[..., :31] = -0.8
+    opt = torch.optim.Adam([p for n, p in fine.named_parameters() if n.split(".")[0] in ("stem", "fine", "fine_head")],
+                           lr=1e-2)
+    fine.train()
+    losses = []
+    for _ in range(60):
+        loss = (fine(x, rays, prior) - target).abs().mean()
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_a_fine_network_round_trips_through_a_bundle(tmp_path):
+    model, vae = random_world("test")
+    net = DepthNet(DepthConfig(widths=(4, 6), fine=3))
+    torch.nn.init.normal_(net.fine_head.weight)
+    back = load_depth(save_bundle(model, vae, tmp_path / "w.safetensors", depth=net))
+    assert back.cfg == net.cfg and back.cfg.fine == 3
+    for k, v in net.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v)
+    with pytest.raises(ValueError, match="fine"):
+        DepthConfig(fine=-1).validate()
+
+
+def test_the_median_takes_out_speckle_and_keeps_edges():
+    """cfg.median: predict()'s k x k median of the log depth (scipy's, edges replicated); a lone pixel goes, a step
+    edge stays where it was."""
+    from scipy import ndimage
+
+    from worldwalk.world.depth import median_filter
+
+    x = torch.randn(2, 1, 9, 11)
+    ref = ndimage.median_filter(x.numpy(), size=(1, 1, 3, 3), mode="nearest")
+    assert np.array_equal(median_filter(x, 3).numpy(), ref)
+    step = torch.where(torch.arange(20) < 9, 1.0, 3.0).expand(1, 1, 16, 20).clone()
+    step[0, 0, 5, 4] = 2.0  # a speckle
+    out = median_filter(step, 5)
+    assert torch.equal(out, torch.where(torch.arange(20) < 9, 1.0, 3.0).expand(1, 1, 16, 20))
+    for bad in (2, -3):
+        with pytest.raises(ValueError, match="median"):
+            DepthConfig(median=bad).validate()
+    # through predict(): the untrained network's prior, filtered
+    net = DepthNet(DepthConfig(widths=(4, 6), median=3)).eval()
+    intr = from_fov(24, 16, 60.0)
+    z = net.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None])
+    plain = DepthNet(DepthConfig(widths=(4, 6))).eval()
+    plain.load_state_dict(net.state_dict())
+    z0 = plain.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None])
+    assert torch.allclose(z, median_filter(z0.log()[:, None], 3)[:, 0].exp())

@@ -178,6 +178,8 @@ def add_parser(sub) -> None:
     b.add_argument("--depth", default=None, help="a depth run (depth_final.pt) or a bundle (.safetensors): the world memory's depth "
                         "network")
     b.add_argument("--memory", default="{}", help="with --depth: the world memory's settings (JSON, world/memory.py)")
+    b.add_argument("--depth-median", type=int, default=None, help="with --depth: the depth network's median filter "
+                                                                  "size (odd; 0: none; default: the network's own)")
     b.set_defaults(func=cmd_bundle)
     dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
                                             "generates them (world/train/depth.py)")
@@ -187,6 +189,8 @@ def add_parser(sub) -> None:
     dd.add_argument("--seed", type=int, default=0)
     dd.add_argument("--held-out", action="store_true", help="scenes the training data never uses (for evaluation)")
     dd.add_argument("--shard-size", type=int, default=20)
+    dd.add_argument("--chunks", type=int, default=2, help="chunks of each walk (1 + chunks x frames a chunk frames, "
+                                                          "every other one kept); fewer: more scenes for the time")
     dd.set_defaults(func=cmd_depth_data)
     de = tsub.add_parser("depth", help="train the world memory's depth network (world/train/depth.py)")
     de.add_argument("--dir", required=True)
@@ -198,4 +202,9 @@ def add_parser(sub) -> None:
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--save-every", type=int, default=200)
     de.add_argument("--eval", default=None, help="a held-out depth-data folder: AbsRel and delta<1.25 at the end")
+    de.add_argument("--widths", default=None, help="encoder channels per level, comma-separated (default: "
+                                                   "world/depth.py's DepthConfig)")
+    de.add_argument("--fine", type=int, default=0, help="channels of a full-resolution refinement stage (0: none)")
+    de.add_argument("--median", type=int, default=0, help="a median filter of this odd size on the predicted log "
+                                                          "depth (0: none; used by the evaluation and the app)")
     de.set_defaults(func=cmd_depth)

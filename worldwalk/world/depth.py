@@ -14,6 +14,9 @@ log depth. Sky and anything beyond `max_depth` come out as `max_depth`.
     encoder  (6, H, W) -> 1/2 -> 1/4 -> 1/8 -> 1/16 -> 1/32    widths (16, 32, 48, 64, 96), two 3x3 convs per level
     decoder  1/32 -> 1/16 -> 1/8 -> 1/4 -> 1/2, each: 2x upsample, concat the encoder's skip, two 3x3 convs
     head     1/2: 3x3 conv -> log-depth correction;  bilinear x2 in log depth -> (H, W)
+    fine     (only with cfg.fine > 0) full resolution: the 1/2 features brought up (nearest) beside a 3x3 conv of the
+             input, two 3x3 convs, a 3x3 conv -> a correction to the bilinear result (depth edges a pixel wide
+             instead of a blend of the two surfaces over two pixels)
 
 The embedded default trains it on procedural worlds whose renderer gives exact depth (launch.py train depth) and
 ships it in the world bundle under `depth.*`.
@@ -38,10 +41,16 @@ class DepthConfig:
     eye_height: float = 1.6  # metres from the start camera down to the ground
     min_depth: float = 0.2
     max_depth: float = 200.0  # sky and anything beyond
+    fine: int = 0  # channels of a full-resolution refinement stage (0: none; the head's half-resolution result only)
+    median: int = 0  # predict(): a k x k median of the log depth (odd k; 0: none) takes out speckle, keeps edges
 
     def validate(self) -> "DepthConfig":
         if len(self.widths) < 2 or any(w < 1 for w in self.widths):
             raise ValueError(f"DepthConfig {self.name!r}: widths {self.widths}: expected at least two positive widths")
+        if self.fine < 0:
+            raise ValueError(f"DepthConfig {self.name!r}: fine {self.fine}: expected 0 (none) or a channel count")
+        if self.median < 0 or (self.median and self.median % 2 == 0):
+            raise ValueError(f"DepthConfig {self.name!r}: median {self.median}: expected 0 (none) or an odd size")
         if not 0 < self.min_depth < self.max_depth or self.eye_height <= 0:
             raise ValueError(f"DepthConfig {self.name!r}: expected 0 < min_depth < max_depth and eye_height > 0")
         return self
@@ -98,12 +107,19 @@ class DepthNet(nn.Module):
         self.head = nn.Conv2d(w[0], 1, 3, 1, 1)
         nn.init.zeros_(self.head.weight)  # starts as the ground-plane prior
         nn.init.zeros_(self.head.bias)
+        if cfg.fine:
+            self.stem = nn.Sequential(nn.Conv2d(6, cfg.fine, 3, 1, 1), SiLU())
+            self.fine = _block(w[0] + cfg.fine, cfg.fine)
+            self.fine_head = nn.Conv2d(cfg.fine, 1, 3, 1, 1)
+            nn.init.zeros_(self.fine_head.weight)  # starts as the half-resolution result
+            nn.init.zeros_(self.fine_head.bias)
+        self.to(memory_format=torch.channels_last)  # the CPU's convolutions at these few channels run faster so
 
     def forward(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
         H and W must be multiples of cfg.factor (predict() pads)."""
         lo, hi = math.log(self.cfg.min_depth), math.log(self.cfg.max_depth)
-        x = torch.cat([frames, rays, (prior - 2.0) / 2.0], 1)  # prior roughly centred (log 7.4 m) and scaled
+        inp = x = torch.cat([frames, rays, (prior - 2.0) / 2.0], 1)  # prior roughly centred (log 7.4 m) and scaled
         skips = []
         for blk in self.down:
             x = blk(x)
@@ -113,7 +129,11 @@ class DepthNet(nn.Module):
             s = skips.pop()
             x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1))
         half = F.avg_pool2d(prior, 2) + self.head(x)  # (N, 1, H/2, W/2)
-        return F.interpolate(half, size=frames.shape[-2:], mode="bilinear", align_corners=False).clamp(lo, hi)
+        out = F.interpolate(half, size=frames.shape[-2:], mode="bilinear", align_corners=False)  # (N, 1, H, W)
+        if self.cfg.fine:
+            up = F.interpolate(x, size=frames.shape[-2:], mode="nearest")  # (N, w0, H, W)
+            out = out + self.fine_head(self.fine(torch.cat([up, self.stem(inp)], 1)))
+        return out.clamp(lo, hi)
 
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, intrinsics, c2w, downscale: int = 1) -> torch.Tensor:
@@ -135,12 +155,22 @@ class DepthNet(nn.Module):
         rays, prior = ray_inputs(intrinsics, c2w, (W, H), cfg.eye_height, cfg.min_depth, cfg.max_depth)
         f = cfg.factor
         ph, pw = (-H) % f, (-W) % f
-        x = torch.cat([frames.float(), rays, prior], 1)
+        x = torch.cat([frames.float(), rays, prior], 1).contiguous(memory_format=torch.channels_last)
         if ph or pw:  # replicate the edges up to a multiple of the network's factor, cut back after
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         dt = next(self.parameters()).dtype
-        logz = self(x[:, :3].to(dt), x[:, 3:5].to(dt), x[:, 5:].to(dt)).float()
-        return logz[:, 0, :H, :W].exp()
+        logz = self(x[:, :3].to(dt), x[:, 3:5].to(dt), x[:, 5:].to(dt)).float()[:, :, :H, :W]
+        if cfg.median > 1:
+            logz = median_filter(logz, cfg.median)
+        return logz[:, 0].exp()
+
+
+def median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, 1, H, W) -> the median of each pixel's k x k neighbourhood (edges replicated)."""
+    r = k // 2
+    N, _, H, W = x.shape
+    cols = F.pad(x, (r, r, r, r), mode="replicate")[:, 0].unfold(1, k, 1).unfold(2, k, 1)  # (N, H, W, k, k) view
+    return cols.reshape(N, H, W, k * k).median(-1).values[:, None]
 
 
 def depth_metrics(pred: np.ndarray, true: np.ndarray, max_depth: float) -> dict:

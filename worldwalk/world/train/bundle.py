@@ -3,6 +3,7 @@ world memory's depth network and settings, into one world bundle (.safetensors, 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import torch
@@ -28,6 +29,11 @@ def cmd_bundle(a) -> int:
             from worldwalk.world.train.depth import load_trained_depth
 
             depth = load_trained_depth(a.depth)
+        if a.depth_median is not None:
+            try:
+                depth.cfg = dataclasses.replace(depth.cfg, median=a.depth_median).validate()
+            except ValueError as e:
+                raise ValueError(f"--depth-median {a.depth_median}: {e}") from None
         extra["memory"] = json.loads(a.memory)
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")

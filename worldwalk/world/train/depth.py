@@ -218,14 +218,26 @@ def write_eval(out: str | Path, res: dict) -> None:
 
 # ====================================================================== stages
 def cmd_depth_data(a) -> int:
-    out = depth_data(a.out, a.clips, a.world, seed=a.seed, shard_size=a.shard_size, held_out=a.held_out)
+    if a.clips < 1 or a.shard_size < 1 or a.chunks < 1:
+        raise ValueError(f"--clips {a.clips}, --shard-size {a.shard_size}, --chunks {a.chunks}: expected each >= 1")
+    out = depth_data(a.out, a.clips, a.world, seed=a.seed, shard_size=a.shard_size, chunks=a.chunks,
+                     held_out=a.held_out)
     print(f"{out}: {len(list(out.glob('shard_*.npz')))} shards")
     return 0
 
 
 def cmd_depth(a) -> int:
+    try:
+        widths = DepthConfig().widths if a.widths is None else tuple(int(w) for w in a.widths.split(","))
+    except ValueError:
+        raise ValueError(f"--widths {a.widths!r}: expected channel counts separated by commas, e.g. 16,32,48,64,96")
+    cfg = DepthConfig(widths=widths, fine=a.fine, median=a.median)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ValueError(f"--widths/--fine/--median: {e}") from None
     final = train_depth(a.dir, a.out, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, seed=a.seed,
-                        save_every=a.save_every)
+                        save_every=a.save_every, cfg=cfg)
     print(f"depth network saved to {final}")
     if a.eval:
         res = evaluate_depth(load_trained_depth(final), a.eval)

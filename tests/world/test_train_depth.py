@@ -1,0 +1,48 @@
+"""The depth network's stages at test size: depth-data (views exact, through the VAE and generated, with exact depth)
+-> depth (with the full-resolution stage) -> its held-out figures -> a bundle whose session walks with the memory."""
+import json
+
+import numpy as np
+
+from worldwalk.app.cli import main
+from worldwalk.world.bundle import load_depth, random_world, save_bundle
+from worldwalk.world.depth import DepthConfig
+
+
+def run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def test_depth_stages_end_to_end(tmp_path, capsys):
+    model, vae = random_world("test")
+    world = save_bundle(model, vae, tmp_path / "w.safetensors",
+                        extra={"sampler": {"steps": 1, "shift": 8.0, "kind": "renoise"}})
+    d = tmp_path / "dd"
+    assert run("train", "depth-data", "--out", d, "--clips", 3, "--shard-size", 2, "--chunks", 1, "--world", world) == 0
+    shards = sorted(d.glob("shard_*.npz"))
+    assert len(shards) == 2
+    s = np.load(shards[0])
+    n = 2 * (1 + model.cfg.chunk_frames * model.cfg.temporal_stride // 2)  # 2 clips, every other frame of 1 chunk
+    assert all(s[k].shape[0] == n for k in ("exact", "vae", "model", "depth", "c2w", "intrinsics"))
+    assert s["exact"].shape[1:] == s["model"].shape[1:] and s["exact"].dtype == np.uint8
+    assert np.isinf(s["depth"]).any() and (np.isfinite(s["depth"]) & (s["depth"] > 0)).any()  # sky and ground
+    out = tmp_path / "depth"
+    assert run("train", "depth", "--dir", d, "--out", out, "--steps", 3, "--batch", 2, "--crop", 32,
+               "--widths", "4,6", "--fine", 3, "--eval", d) == 0
+    res = json.loads((out / "eval.json").read_text())
+    assert set(res) == {"exact", "vae", "model"} and all(np.isfinite(m["absrel"]) for m in res.values())
+    assert run("train", "bundle", "--vae", world, "--world", world, "--depth", out / "depth_final.pt",
+               "--out", tmp_path / "b.safetensors", "--sampler", '{"steps": 1, "shift": 8.0, "kind": "renoise"}') == 0
+    assert load_depth(tmp_path / "b.safetensors").cfg == DepthConfig(widths=(4, 6), fine=3)
+    assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
+               "--depth-median", 5, "--out", tmp_path / "m.safetensors") == 0
+    assert load_depth(tmp_path / "m.safetensors").cfg == DepthConfig(widths=(4, 6), fine=3, median=5)
+    # bad flags: one line each, exit 2
+    capsys.readouterr()
+    assert run("train", "depth-data", "--out", tmp_path / "x", "--chunks", 0, "--world", world) == 2
+    assert run("train", "depth", "--dir", d, "--out", tmp_path / "y", "--widths", "4,six") == 2
+    assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
+               "--depth-median", 4, "--out", tmp_path / "n.safetensors") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
+    assert not (tmp_path / "n.safetensors").exists()
