@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the embedded default world from nothing on a 2-core CPU: about 2.5 h for the world (issue 6), 80 min more for
+# Train the embedded default world from nothing on a 2-core CPU: about 2.5 h for the world (issue 6), 55 min more for
 # the world memory's depth network (issue 24), the decoder's grain (issue 25, 14 min) and, where there is a GPU, the
 # one-forward-per-chunk stage (issue 25):
 #   bash scripts/train_default_world.sh [OUT]        # OUT defaults to runs/recipe; the bundle is OUT/default_world.safetensors
@@ -7,8 +7,8 @@
 # again. OUT/times.tsv gets one line per stage run (stage, seconds, exit status): summing the seconds column gives the
 # training time spent, over any number of runs. Measured on the 2-core VM (2026-12-03, benchmarks/RESULTS.md): data
 # 10.4 + 9.1 min, VAE 8.1, world 29.5, world2 64.3, roll 22.1, decoder 6.7: 150.1 minutes in all. The world memory's
-# depth network (issue 24) adds about 80 min: its data (the views exact, through the VAE and as the model just trained
-# generates them, with exact depth: ~11 min per 20-clip shard, 6 shards) and 3000 steps (~10 min).
+# depth network (issue 24) adds about 55 min: its data (the views exact, through the VAE and as the model just trained
+# generates them, with exact depth: 16 min for 800 one-chunk walks) and 8000 steps (38 min; both on the AVX-512 VM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/recipe}
@@ -48,9 +48,11 @@ stage bundle "$OUT/world_only.safetensors" train bundle --vae "$OUT/decoder" --w
   --out "$OUT/world_only.safetensors" --sampler "$SAMPLER"
 # the world memory's depth network: views of new walks with their exact depth, as the picture, through the VAE and as
 # that bundle generates them; then the bundle again, with it (the world memory on, its default settings)
-stage depth-data "$OUT/depth_data/shard_0005.npz" train depth-data --out "$OUT/depth_data" --clips 120 \
-  --world "$OUT/world_only.safetensors"
-stage depth "$OUT/depth/depth_final.pt" train depth --dir "$OUT/depth_data" --out "$OUT/depth" --steps 3000
+# (800 short walks, one chunk each: 800 scenes, 7 views of each; 40-clip shards, ~50 s each on the AVX-512 VM)
+stage depth-data "$OUT/depth_data/shard_0019.npz" train depth-data --out "$OUT/depth_data" --clips 800 \
+  --shard-size 40 --chunks 1 --seed 11 --world "$OUT/world_only.safetensors"
+stage depth "$OUT/depth/depth_final.pt" train depth --dir "$OUT/depth_data" --out "$OUT/depth" --steps 8000 \
+  --fine 16 --median 5
 # one forward per chunk (issue 25, the sixth default): the model reads the previous chunk's latents beside its noise
 # and its one forward writes the cache; streamed 6-chunk clips, 3 in 4 fed their own predictions. It needs a GPU to be
 # practical: RECYCLE=auto (default) runs it on CUDA when there is one and skips it otherwise (the bundle is then the
@@ -78,4 +80,4 @@ stage grain "$OUT/grain/vae_final.pt" train decoder-adv --dir "$OUT/long" --vae 
   --spectral-weight 3 --l1 0 --lr 3e-4 --grain 0.3
 stage bundle-depth "$OUT/default_world.safetensors" train bundle --vae "$OUT/grain" --world "$WORLD" \
   --depth "$OUT/depth/depth_final.pt" --out "$OUT/default_world.safetensors" --sampler "$SAMPLER"
-awk -F'\t' '{s += $2} END {printf "training time over all runs: %.1f min (world 150 min, depth about 80)\n", s / 60}' "$OUT/times.tsv"
+awk -F'\t' '{s += $2} END {printf "training time over all runs: %.1f min (world 150 min, depth about 55)\n", s / 60}' "$OUT/times.tsv"
