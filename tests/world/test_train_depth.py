@@ -1,5 +1,5 @@
 """The depth network's stages at test size: depth-data (views exact, through the VAE and generated, with exact depth)
--> depth (with the full-resolution stage) -> its held-out figures -> a bundle whose session walks with the memory."""
+-> depth (with the full-resolution stage) -> its held-out figures -> a bundle carrying it (and a median)."""
 import json
 
 import numpy as np
@@ -43,6 +43,12 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     assert run("train", "depth", "--dir", d, "--out", tmp_path / "y", "--widths", "4,six") == 2
     assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
                "--depth-median", 4, "--out", tmp_path / "n.safetensors") == 2
+    # resuming a run with other sizes: one line, the run's checkpoint left as it was
+    before = (out / "state.pt").read_bytes()
+    assert run("train", "depth", "--dir", d, "--out", out, "--steps", 5, "--batch", 2, "--crop", 32,
+               "--widths", "4,6", "--fine", 5) == 2
+    assert (out / "state.pt").read_bytes() == before
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
+    assert len(err) == 4 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
+    assert "state.pt: its depth does not fit this run's" in err[3]
     assert not (tmp_path / "n.safetensors").exists()

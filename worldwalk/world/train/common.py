@@ -67,7 +67,13 @@ def _load_state(out: Path, modules: dict, opt) -> int:
         return 0
     state = torch.load(p, weights_only=False, map_location="cpu")  # a run may resume on another device
     for k, m in modules.items():
-        m.load_state_dict(state[k])
+        try:
+            m.load_state_dict(state[k])
+        except (KeyError, RuntimeError) as e:  # another run's checkpoint (other sizes or stage) in this folder
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+            why = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]  # past torch's header line
+            raise ValueError(f"{p}: its {k} does not fit this run's ({why}); resume with the settings it was made "
+                             f"with, or give another --out") from None
     opt.load_state_dict(state["opt"])
     torch.set_rng_state(state["rng"])
     return int(state["step"])
