@@ -115,6 +115,13 @@ def cpu_header() -> str:
         pass
     keys = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"]
     shown = " ".join(f"{k}{'+' if k in flags else '-'}" for k in keys)
+    # kernels held below what the CPU has (to stand in for a smaller CPU of this kind): say so, with what torch uses
+    limits = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+              if os.environ.get(k)]
+    if limits:
+        import torch
+
+        shown += f"; kernels limited: {' '.join(limits)}, torch uses {torch.backends.cpu.get_cpu_capability()}"
     return f"{model} ({os.cpu_count()} cores; {shown})"
 
 

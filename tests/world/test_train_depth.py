@@ -1,12 +1,15 @@
 """The depth network's stages at test size: depth-data (views exact, through the VAE and generated, with exact depth)
--> depth (with the full-resolution stage) -> its held-out figures -> a bundle carrying it (and a median)."""
+-> depth (with the full-resolution stage) -> its held-out figures -> a bundle carrying it (and a median); a fine stage
+added to a trained run (--init)."""
 import json
 
 import numpy as np
+import torch
 
 from worldwalk.app.cli import main
 from worldwalk.world.bundle import load_depth, random_world, save_bundle
 from worldwalk.world.depth import DepthConfig
+from worldwalk.world.train.depth import load_trained_depth
 
 
 def run(*args) -> int:
@@ -37,18 +40,32 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
                "--depth-median", 5, "--out", tmp_path / "m.safetensors") == 0
     assert load_depth(tmp_path / "m.safetensors").cfg == DepthConfig(widths=(4, 6), fine=3, median=5)
+    # a fine stage added to a trained run (--init): with nothing learnt yet it predicts as that run did
+    three = tmp_path / "three"
+    assert run("train", "depth", "--dir", d, "--out", three, "--steps", 2, "--batch", 2, "--crop", 32,
+               "--widths", "4,6,8") == 0
+    sc = tmp_path / "fine"
+    assert run("train", "depth", "--dir", d, "--out", sc, "--steps", 1, "--batch", 2, "--crop", 32, "--lr", 0,
+               "--widths", "4,6,8", "--fine", 3, "--init", three) == 0
+    a, b = load_trained_depth(three), load_trained_depth(sc)
+    assert b.cfg.fine == 3 and a.cfg.fine == 0
+    x = torch.from_numpy(s["exact"][:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.equal(a.predict(x, s["intrinsics"][0], s["c2w"][:1]), b.predict(x, s["intrinsics"][0], s["c2w"][:1]))
     # bad flags: one line each, exit 2
     capsys.readouterr()
     assert run("train", "depth-data", "--out", tmp_path / "x", "--chunks", 0, "--world", world) == 2
     assert run("train", "depth", "--dir", d, "--out", tmp_path / "y", "--widths", "4,six") == 2
     assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
                "--depth-median", 4, "--out", tmp_path / "n.safetensors") == 2
+    assert run("train", "depth", "--dir", d, "--out", tmp_path / "z", "--widths", "4,6", "--init", three) == 2
+    assert run("train", "depth", "--dir", d, "--out", tmp_path / "z", "--init", tmp_path / "nowhere") == 2
     # resuming a run with other sizes: one line, the run's checkpoint left as it was
     before = (out / "state.pt").read_bytes()
     assert run("train", "depth", "--dir", d, "--out", out, "--steps", 5, "--batch", 2, "--crop", 32,
                "--widths", "4,6", "--fine", 5) == 2
     assert (out / "state.pt").read_bytes() == before
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
-    assert "state.pt: its depth does not fit this run's" in err[3]
+    assert len(err) == 6 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
+    assert "--init" in err[3] and "does not fit" in err[3] and "--init" in err[4] and "nowhere" in err[4]
+    assert "state.pt: its depth does not fit this run's" in err[5]
     assert not (tmp_path / "n.safetensors").exists()

@@ -207,4 +207,6 @@ def add_parser(sub) -> None:
     de.add_argument("--fine", type=int, default=0, help="channels of a full-resolution refinement stage (0: none)")
     de.add_argument("--median", type=int, default=0, help="a median filter of this odd size on the predicted log "
                                                           "depth (0: none; used by the evaluation and the app)")
+    de.add_argument("--init", default=None, help="start from this depth run or bundle's network (a fresh --out "
+                                                 "only; its --widths and --fine must match)")
     de.set_defaults(func=cmd_depth)

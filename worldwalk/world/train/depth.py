@@ -132,9 +132,11 @@ def batch_tensors(net: DepthNet, frames: np.ndarray, depth: np.ndarray, c2w: np.
 
 def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch: int = 12, crop: int = 128,
                 lr: float = 2e-3, seed: int = 0, save_every: int = 200, cfg: DepthConfig | None = None,
-                log_every: int = 10, kind_p: tuple[float, ...] = (0.5, 0.25, 0.25)) -> Path:
+                log_every: int = 10, kind_p: tuple[float, ...] = (0.5, 0.25, 0.25),
+                init: str | Path | None = None) -> Path:
     """Train (or resume) a DepthNet; kind_p: how often a sample is the exact view, the VAE's, the model's (the start
-    image, which the memory keeps for good, is exact). -> the path of depth_final.pt."""
+    image, which the memory keeps for good, is exact). init: a depth run or bundle whose network this one starts from
+    (a fresh run only; parts it lacks, such as a new fine stage, keep their zero-initialised start). -> depth_final.pt."""
     torch.manual_seed(seed)
     data = DepthData(data_dir)
     net = DepthNet(cfg).train()
@@ -142,6 +144,8 @@ def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     step = _load_state(out, {"depth": net}, opt)
+    if init is not None and step == 0:
+        init_from(net, init)
     H, W = data.depth.shape[1:]
     f = net.cfg.factor
     crop = max(f, min(crop, H, W) // f * f)
@@ -195,6 +199,28 @@ def load_trained_depth(path: str | Path) -> DepthNet:
     return net.eval()
 
 
+def init_from(net: DepthNet, path: str | Path) -> None:
+    """Copy a depth run's or bundle's network into `net`, whose extra parts (absent there) stay as they are. Raises
+    ValueError (one line) when there is no depth network there or a shared tensor has another size."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from worldwalk.world.bundle import load_depth
+
+        src = load_depth(p)
+        if src is None:
+            raise ValueError(f"--init {path}: this bundle has no depth network")
+    elif (p / "depth_final.pt" if p.is_dir() else p).is_file():
+        src = load_trained_depth(p)
+    else:
+        raise ValueError(f"--init {path}: no such depth run (a folder with depth_final.pt, or that file) or bundle")
+    theirs, ours = src.state_dict(), net.state_dict()
+    for k, v in theirs.items():
+        if k not in ours or ours[k].shape != v.shape:
+            raise ValueError(f"--init {path}: its depth tensor {k} {tuple(v.shape)} does not fit this network's "
+                             f"({tuple(ours[k].shape) if k in ours else 'absent'}); give the same --widths/--fine")
+    net.load_state_dict(theirs, strict=False)
+
+
 def evaluate_depth(net: DepthNet, data_dir: str | Path, limit: int | None = None) -> dict:
     """AbsRel and δ < 1.25 per kind of view (exact, vae, model) over a (held-out) depth data folder."""
     data = DepthData(data_dir)
@@ -237,7 +263,7 @@ def cmd_depth(a) -> int:
     except ValueError as e:
         raise ValueError(f"--widths/--fine/--median: {e}") from None
     final = train_depth(a.dir, a.out, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr, seed=a.seed,
-                        save_every=a.save_every, cfg=cfg)
+                        save_every=a.save_every, cfg=cfg, init=a.init)
     print(f"depth network saved to {final}")
     if a.eval:
         res = evaluate_depth(load_trained_depth(final), a.eval)
