@@ -91,7 +91,8 @@ def test_bad_reproject_level_is_one_line(bad, capsys):
 
 def test_memory_from_flag_recording_and_depth(monkeypatch):
     """--memory, else the recording's setting (off for one made before the memory), else on when a depth network is
-    at hand; --reproject sets the memory's guess; --memory on without any depth network is one clear error."""
+    at hand; --reproject sets the memory's guess, --detail its ground detail; --memory on without any depth network is
+    one clear error."""
     from worldwalk.app import world_args
     from worldwalk.world.depth import DepthConfig, DepthNet
     from worldwalk.world.memory import MemorySettings
@@ -108,6 +109,11 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     old = {k: v for k, v in rec.items() if k != "start_scale"}  # recorded before the start view: replayed without
     assert world_args.memory_from(parse(), {"memory": old})[0] == MemorySettings(guess=0.7, feather=3, start_scale=0)
     assert world_args.memory_from(parse("--memory", "on"), {"memory": False})[0] == MemorySettings()
+    # the ground detail: --detail, else the recording's (off for one made before it), else on
+    before = {k: v for k, v in rec.items() if k != "detail"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, detail=0)
+    assert world_args.memory_from(parse("--detail", "on"), {"memory": before})[0].detail == 1
+    assert world_args.memory_from(parse("--detail", "off"))[0] == MemorySettings(detail=0)
     assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3
     assert world_args.memory_from(parse("--reproject", "off"))[0].guess is None
     monkeypatch.setattr(world_args, "_default_depth", lambda device: None)

@@ -42,6 +42,10 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                         "guess, so the world stays put (default on when a depth network is at hand: the weights' own "
                         "or the embedded default's; a replay keeps the recording's). With it on, --reproject sets "
                         "the memory's starting-guess level")
+    g.add_argument("--detail", choices=("on", "off"), default=None,
+                   help="with the memory: where the frame does not show the start picture, add the start picture's "
+                        "own ground texture, fixed to the world, for display (the model and the memory never see it; "
+                        "default on, or the recording's; a recording from before it replays without)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -175,8 +179,10 @@ def memory_from(args, recorded: dict | None = None):
         rec = recorded.get("memory")
         if not rec:
             return None, None
-        # a recording made before the start view (world/start_view.py) replays without one
+        # a recording made before the start view (world/start_view.py) replays without one, and one made before the
+        # ground detail (world/detail.py) without that
         settings = rec if not isinstance(rec, dict) or "start_scale" in rec else {**rec, "start_scale": 0}
+        settings = settings if not isinstance(settings, dict) or "detail" in settings else {**settings, "detail": 0}
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)
@@ -192,6 +198,9 @@ def memory_from(args, recorded: dict | None = None):
     level = getattr(args, "reproject", None)
     if level is not None:
         ms = dataclasses.replace(ms, guess=None if level == "off" else float(level))
+    detail = getattr(args, "detail", None)
+    if detail is not None:
+        ms = dataclasses.replace(ms, detail=1.0 if detail == "on" else 0.0)
     return ms, depth
 
 

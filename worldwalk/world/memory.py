@@ -87,11 +87,15 @@ class MemorySettings:
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
     start_scale: float = 4.0  # the start picture is kept at its own resolution, up to this x the frame's, for the
     # views that magnify it (world/start_view.py; 1: at the frame's; 0: not kept)
+    detail: float = 1.0  # where the frame does not show the start picture: this much of the start picture's ground
+    # texture, fixed to the world, added for display (world/detail.py; 0: none, the generated pixels as they are)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
         if self.guess is not None and not 0 < self.guess <= 1:
             raise ValueError(f"memory settings: guess {self.guess}: expected a noise level in (0, 1] or None")
+        if not 0 <= self.detail <= 2:
+            raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
             raise ValueError(f"memory settings: start_scale {self.start_scale}: expected 0 (off) or >= 1")
         if self.feather < 0 or not 0 <= self.strength <= 1 or not 0 < self.generated_conf <= 1:
@@ -108,7 +112,7 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin", "guess",
-                 "guess_min_coverage", "start_scale"}
+                 "guess_min_coverage", "start_scale", "detail"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")
@@ -124,6 +128,7 @@ class MemoryView:
     depth: torch.Tensor  # (N, H, W) z-depth in metres (inf where not covered)
     confidence: torch.Tensor  # (N, H, W) in [0, 1]
     level: torch.Tensor  # (N, H, W) int8: pyramid level the pixel came from (-1: not covered)
+    pinned: torch.Tensor | None = None  # (N, H, W) bool: drawn at full resolution from a pinned point (the start's)
 
     @property
     def coverage(self) -> torch.Tensor:
@@ -305,10 +310,11 @@ class WorldMemory:
         col, zl, cl, ll, owner = splat(*pts, poses[:, :3, :3], poses[:, :3, 3],
                                        (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
                                        occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
+        owner = owner.to(dev)
+        if only is not None and only.numel():  # owner holds positions in `only`
+            owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)
         if stamp:
-            owner = owner.to(dev)
-            if only is not None and only.numel():  # owner holds positions in `only`
-                owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)
             mark(self.seen, owner, self.clock)
+        pinned = (owner >= 0) & self.pinned[owner.clamp_min(0)]  # full-resolution pixels of pinned points
         col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
-        return MemoryView(col, zl, cl, ll)
+        return MemoryView(col, zl, cl, ll, pinned)

@@ -53,6 +53,7 @@ from worldwalk.world.cache import StreamCache
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
+from worldwalk.world.detail import GroundDetail
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
 from worldwalk.world.start_view import StartView
@@ -131,6 +132,7 @@ class Session:
         self.depth = depth.eval().to(memory_format=torch.channels_last) if memory is not None else None
         self.memory: WorldMemory | None = None
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
+        self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -222,6 +224,7 @@ class Session:
         self.colour_map = colour_map
         self.memory = memory
         self.start_view = start_view
+        self.ground_detail = None  # made from the start picture when a frame first needs it
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -232,14 +235,19 @@ class Session:
         self.seed = seed
         self.last_pose = np.eye(4)  # c2w of the last raw frame shown (the start camera)
         self.start_pixels = torch.from_numpy(np.ascontiguousarray(pixels))  # (H, W, 3) uint8, the cropped image
-        self.shown_frame = self.start_pixels  # (H, W, 3) uint8, the last frame shown (reprojection starts from it)
+        self.shown_frame = self.start_pixels  # (H, W, 3) uint8, the last frame shown (reprojection starts from it;
+        # without the ground detail, which only the display gets)
         self._raw_frames = 1
         self.image_label, self.image_sha256 = label, image_hash(img)
         self._started = True
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
         first = self._colour(first)
         if memory is not None:
-            return self._to_uint8(self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None]))
+            first, detail = self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None])
+            first = np.ascontiguousarray(self._to_uint8(first))
+            if detail is not None:
+                self._ground_detail().add_to(first, np.eye(4)[None], intr, detail)
+            return first
         return self._to_uint8(self._overlay(first, np.eye(4)[None]) if self.start_overlay else first)
 
     def _colour(self, frames: torch.Tensor) -> torch.Tensor:
@@ -256,16 +264,37 @@ class Session:
         over = overlay_start(frames[0].float().transpose(0, 1), start, poses, self.intrinsics)  # (N, 3, H, W)
         return over.transpose(0, 1)[None]
 
-    def _blend(self, frames: torch.Tensor, view: MemoryView, poses: np.ndarray) -> torch.Tensor:
-        """frames (1, 3, N, H, W) in [-1, 1] at poses (N, 4, 4) -> the same with the memory's render laid over them
-        where it sees, and where that render magnifies the start image, the start image itself (world/start_view.py)."""
+    def _blend(self, frames: torch.Tensor, view: MemoryView, poses: np.ndarray
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """frames (1, 3, N, H, W) in [-1, 1] at poses (N, 4, 4) -> (the same with the memory's render laid over them
+        where it sees, and where that render magnifies the start image the start image itself (world/start_view.py);
+        the weight (N, H, W) of the ground detail to add for display (world/detail.py), or None). The detail goes
+        wherever the frame does not show the start picture: over what the model drew, new and remembered. The memory
+        keeps the frames without it, so it is drawn afresh, the same for the same place, every time (never piling
+        up)."""
         ms = self.memory_settings
         w = feathered(view.coverage[:, None].float(), ms.feather) * ms.strength  # (N, 1, H, W)
         out = torch.lerp(frames[0].float().transpose(0, 1), view.rgb.to(frames.device), w.to(frames.device))
+        ws = None
         if self.start_view is not None:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
             out = torch.lerp(out, rgb.to(out.device), (ws * ms.strength).to(out.device))
-        return out.transpose(0, 1)[None]
+        detail = None  # how much of the ground detail to draw where (N, H, W)
+        if ms.detail > 0 and self.start_pixels is not None:
+            where = ~view.pinned if view.pinned is not None else ~view.coverage
+            detail = where.float() * ms.detail if ws is None else where * (ms.detail - ms.detail * ws[:, 0])
+        return out.transpose(0, 1)[None], detail
+
+    def _ground_detail(self) -> GroundDetail:
+        """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture
+        and its depth when first needed (a restored snapshot makes the same again)."""
+        if self.ground_detail is None:
+            if self.start_view is not None:
+                z = self.start_view.depth
+            else:
+                z = self.depth.predict(self._unit(self.start_pixels)[None], self.intrinsics, np.eye(4)[None])[0]
+            self.ground_detail = GroundDetail(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
+        return self.ground_detail
 
     def _remember(self, frames: np.ndarray, poses: np.ndarray, view: MemoryView) -> None:
         """Lift what the memory does not see yet of a chunk's shown frames at each latent's own raw frame ((N, H, W, 3)
@@ -393,9 +422,10 @@ class Session:
             frames = self._colour(self.vae.decode_chunk(z.to(self._vae_dtype()), self.decode_cache,
                                                         cameras=(poses, self.intrinsics)))  # (grain reads them)
             timing["decode"] = time.perf_counter() - t
+            detail = None
             if view is not None:
                 t = time.perf_counter()
-                frames = self._blend(frames, view, poses)
+                frames, detail = self._blend(frames, view, poses)
                 timing["memory_blend"] = time.perf_counter() - t
             elif self.start_overlay and self.start_pixels is not None:
                 t = time.perf_counter()
@@ -405,10 +435,14 @@ class Session:
         if view is not None:
             t = time.perf_counter()
             with torch.inference_mode():
-                self._remember(out, poses, view)
+                self._remember(out, poses, view)  # what the model drew, without the detail (drawn afresh each time)
             timing["memory_add"] = time.perf_counter() - t
         self.last_pose = poses[-1]
-        self.shown_frame = torch.from_numpy(out[-1].copy())
+        self.shown_frame = torch.from_numpy(out[-1].copy())  # (the next chunk's guess starts from it, without detail)
+        if detail is not None:  # for display only
+            t = time.perf_counter()
+            out = self._ground_detail().add_to(out.copy(), poses, self.intrinsics, detail)
+            timing["memory_blend"] += time.perf_counter() - t
         self._raw_frames += poses.shape[0]
         timing["total"] = sum(timing.values())
         self.last_timing = timing
@@ -548,6 +582,7 @@ class Session:
         self.start_pixels, self.shown_frame = start_px, shown_frame
         self.memory = memory
         self.start_view = start_view
+        self.ground_detail = None  # made again from the start picture when a frame needs it
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

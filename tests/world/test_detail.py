@@ -1,0 +1,133 @@
+"""world/detail.py: the start picture's ground texture tiled over the level ground. Inside its source rectangle a
+pixel reads its own high-pass; a ground point reads the same from any camera (fixed to the world); sky, objects and
+pixels not asked for get nothing; in a session, a turn gets texture where the frame does not show the start picture,
+for display only (test preset, untrained depth: level ground)."""
+import numpy as np
+import pytest
+import torch
+
+from worldwalk.controls.intrinsics import from_fov
+from worldwalk.world.depth import ray_inputs
+from worldwalk.world.detail import GroundDetail, box_mean, fold
+from worldwalk.world.memory import MemoryConfig, MemorySettings
+from worldwalk.world.sampler import SamplerConfig
+from worldwalk.world.session import Session
+
+from test_session_memory import parts  # noqa: F401  (the module's fixture)
+
+EYE = 1.6
+
+
+def test_fold_mirrors_an_interval_over_the_line():
+    x = torch.tensor([1.0, 2.5, 4.0, 4.5, 5.0, 7.0, 0.5, -2.0, 13.0])
+    assert fold(x, 1.0, 4.0).tolist() == pytest.approx([1.0, 2.5, 4.0, 3.5, 3.0, 1.0, 1.5, 4.0, 1.0])
+    y = torch.linspace(-30, 30, 10001)
+    f = fold(y, -2.0, 3.0)
+    assert f.min() >= -2.0 and f.max() <= 3.0 and (f[1:] - f[:-1]).abs().max() < 0.01  # no jumps: seamless
+
+
+def test_box_mean_is_a_replicated_box_filter():
+    x = torch.randn(2, 3, 7, 10)
+    ref = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    assert torch.allclose(box_mean(x, 5), ref, atol=1e-6)
+
+
+def start_picture(W=96, H=64, fov=70.0, obj=False):
+    intr = from_fov(W, H, fov)
+    rng = np.random.default_rng(0)
+    px = np.full((H, W, 3), 170, np.uint8)
+    px[H // 2 + 1:] = rng.integers(30, 220, (H - H // 2 - 1, W, 3))
+    _, prior = ray_inputs(intr, torch.eye(4)[None], (W, H), EYE, 0.2, 200.0)
+    depth = prior[0, 0].exp()
+    if obj:
+        depth[H // 2 + 1:, :20] = 1.5  # something standing in front of the ground on the left
+    return torch.from_numpy(px), depth, intr
+
+
+def project(K, c2w, p):
+    fx, fy, cx, cy = K
+    q = np.linalg.inv(c2w) @ np.append(p, 1.0)
+    return fx * q[0] / q[2] + cx, fy * q[1] / q[2] + cy
+
+
+def yaw_pose(a, t=(0.0, 0.0, 0.0)):
+    c2w = np.eye(4)
+    c2w[0, 0] = c2w[2, 2] = np.cos(a)
+    c2w[0, 2], c2w[2, 0] = np.sin(a), -np.sin(a)
+    c2w[:3, 3] = t
+    return c2w
+
+
+def test_ground_points_read_the_same_texture_from_any_camera():
+    px, depth, K = start_picture()
+    g = GroundDetail(px, depth, K, EYE, blur=5)
+    W, H = g.size_wh
+    assert g.usable and 0 < g.w and g.z0 < g.z1
+    # the start camera: inside the source rectangle each ground pixel reads its own high-pass; the sky reads nothing
+    d = g.render(np.eye(4)[None], K, (W, H), torch.ones(1, H, W, dtype=torch.bool))[0]
+    rows = [v for v in range(H) if g.z0 + 0.3 < EYE * K[1] / max(v - K[3], 1e-6) < g.z1 - 0.3]
+    assert rows and torch.allclose(d[:, rows, W // 2 - 5:W // 2 + 5], g.high[0][:, rows, W // 2 - 5:W // 2 + 5],
+                                   atol=1e-5)
+    assert d[:, rows].abs().mean() > 0.02 and d[:, :H // 2].abs().max() == 0
+    # a ground point well beyond the rectangle (folded into it), seen from two cameras no farther from it than the
+    # picture from its source: the same value from both (each camera's principal point shifted so that the point
+    # falls on a pixel centre)
+    for p in (np.array([0.7, EYE, 0.5 * (g.z0 + g.z1)]), np.array([2.9 * g.w, EYE, 1.7 * g.z1])):
+        vals = []
+        cams = (yaw_pose(0.0, (p[0] - 0.2, 0.0, p[2] - 1.2 * g.z0)), yaw_pose(0.1, (p[0] + 0.2, 0.0, p[2] - 1.1 * g.z0)))
+        for c2w in cams:
+            u, v = project(K, c2w, p)
+            K2 = np.array([K[0], K[1], K[2] + round(u) - u, K[3] + round(v) - v])
+            assert 0 <= round(u) < W and 0 <= round(v) < H
+            hole = torch.zeros(1, H, W, dtype=torch.bool)
+            hole[0, round(v), round(u)] = True
+            out = g.render(c2w[None], K2, (W, H), hole)[0]
+            assert out.abs().sum() == out[:, round(v), round(u)].abs().sum()  # only where asked
+            vals.append(out[:, round(v), round(u)])
+        assert torch.allclose(vals[0], vals[1], atol=1e-4) and vals[0].abs().sum() > 0
+
+
+def test_objects_in_the_start_picture_are_not_copied():
+    px, depth, K = start_picture(obj=True)
+    g = GroundDetail(px, depth, K, EYE, blur=5)
+    H = depth.shape[0]
+    assert g.high[0, :, H // 2 + 1:, :20 + 3].abs().max() == 0  # the object and the pixels its edge reaches
+    assert g.high[0, :, H // 2 + 4:, 40:].abs().mean() > 0.02
+    flat = GroundDetail(torch.full((64, 96, 3), 90, dtype=torch.uint8), depth, K, EYE)
+    assert flat.high.abs().max() < 1e-6  # a picture without texture gives none
+
+
+def test_a_turn_gets_texture_where_the_frame_does_not_show_the_start_picture(parts, tmp_path):  # noqa: F811
+    """The same turn with detail on and off: the frames differ only where the memory does not draw the start picture's
+    own points, and there the frames with detail have more fine structure; the memory and the next chunk are the same
+    either way (display only); a restored snapshot draws the same texture again."""
+    model, vae, depth = parts
+    img = start_picture()[0].numpy()  # the test model's own size
+    outs = {}
+    for gain in (0.0, 1.0):
+        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), detail=gain)
+        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
+        s.start(img, seed=1)
+        n = s.frames_per_step
+        poses = np.stack([yaw_pose(a) for a in np.linspace(0.1, 0.7, n)])
+        snap = s.snapshot()
+        view = s.memory.render(poses, s.intrinsics, s.size_wh)
+        first = s.step(poses)
+        s.step(poses[::-1].copy())
+        outs[gain] = (first.astype(np.float64), view.pinned.numpy(), view.coverage.numpy(), None,
+                      s.memory.rgb.clone(), s.state_nbytes())
+        s.restore(snap)
+        assert np.array_equal(s.step(poses), first)
+    off, on = outs[0.0], outs[1.0]
+    pinned, cov = off[1], off[2]
+    changed = np.abs(on[0] - off[0]).max(-1) > 0
+    assert changed.any() and not (changed & pinned).any()  # never over the start picture's own points
+    unseen = ~cov[:, 40:, 1:] & ~cov[:, 40:, :-1]  # ground rows, pairs of neighbours the memory did not see
+    assert unseen.mean() > 0.1
+    fine = lambda f: np.abs(np.diff(f[:, 40:], axis=2)).max(-1)[unseen].mean()  # noqa: E731
+    assert fine(on[0]) > 1.5 * fine(off[0])
+    # display only: after a second chunk the memory (what the model drew in both, lifted) and the state are the same
+    assert torch.equal(on[4], off[4]) and on[5] == off[5]
+    with pytest.raises(ValueError, match="detail"):
+        MemorySettings(detail=-1).validate()
+    assert MemorySettings.from_dict({"detail": 0.5}).detail == 0.5

@@ -1,0 +1,91 @@
+"""Ground detail where the frame does not show the start picture: the start picture's own ground texture, tiled over
+the level ground of the world.
+
+What the generator draws, where a turn or a step reveals ground no frame has shown and where it drew before, is the
+smooth average of what could be there: fog over the right colours. Open ground (grass, gravel, sand: the procedural
+worlds' and most outdoor photographs') looks alike all over, and the start picture shows a patch of it. So this keeps
+the fine detail (a high-pass) of the start picture's near ground, with its objects and sky left out, and tiles it over
+the whole level ground plane the rig stands on, mirrored at the tile's edges so that it runs on without a seam:
+
+    ground plane (metres, the start camera's frame: x right, z forward, the ground eye_height below)
+        x in [-w, w], z in [z0, z1]: a rectangle the start picture sees whole, near enough to show its texture
+        any other (x, z): folded into it (a mirror at each edge), so every ground point has a source, the same one
+        every time: the texture is fixed to the world
+
+A pixel to draw whose ray meets the ground reads the high-pass there, faded where the current view sees the ground
+from farther than the start picture saw its source (the texture would alias). The session adds it for display only
+(world/session.py): the memory and the model never see it, so it is drawn afresh, the same for the same place, every
+time.
+
+    g = GroundDetail(pixels (H, W, 3) uint8, depth (H, W), intrinsics, eye_height)    # once, at the walk's start
+    d = g.render(c2w (N, 4, 4), intrinsics, (W, H), weight (N, H, W))   # (N, 3, H, W) in [-1, 1] units, 0 off weight
+    g.add_to(frames (N, H, W, 3) uint8, c2w, intrinsics, weight)         # the same, added in place, rounded, clipped
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worldwalk.kernels.ground import add_u8, draw, fold  # noqa: F401  (fold: the tiling, for readers and tests)
+
+
+def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, C, H, W) -> the mean over each pixel's k x k box (odd k), edges replicated; two 1-D passes."""
+    r = k // 2
+    x = F.avg_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, k), 1)
+    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (k, 1), 1)
+
+
+class GroundDetail:
+    def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, eye_height: float, blur: int = 9,
+                 clamp: float = 0.2, object_ratio: float = 0.7):
+        """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres);
+        intrinsics [fx, fy, cx, cy] in its pixels; eye_height: metres from the start camera down to the ground.
+        blur: the box (odd, pixels) whose mean the high-pass takes out; clamp: the largest change of a channel (in
+        [-1, 1] units); object_ratio: a pixel nearer than this share of the ground plane's depth along its ray is an
+        object (not copied, nor the pixels its edge reaches through the box)."""
+        H, W = depth.shape
+        fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
+        self.intrinsics, self.eye_height, self.size_wh = (fx, fy, cx, cy), float(eye_height), (W, H)
+        img = pixels.permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, H, W)
+        high = (img - box_mean(img, blur)).clamp(-clamp, clamp)
+        rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+        below = rows - cy > 0.5  # rays that meet the ground plane
+        ground = torch.where(below, eye_height * fy / (rows - cy).clamp_min(0.5), torch.inf)  # its z-depth
+        obj = below & (depth.float().cpu() < object_ratio * ground)
+        k = blur + 2
+        near_obj = F.max_pool2d(F.max_pool2d(obj[None, None].float(), (1, k), 1, (0, k // 2)), (k, 1), 1,
+                                (k // 2, 0))[0, 0] > 0
+        keep = below & ~near_obj & (rows > cy + 2)  # not the last rows before the horizon (sub-pixel texture)
+        self.high = (high * keep).contiguous()  # (1, 3, H, W)
+        # the source rectangle: from a little beyond the nearest ground the picture shows, as wide as the picture is
+        # there, 2.5 times as deep
+        z_bottom = eye_height * fy / max(H - 1 - cy, 0.5)
+        self.z0 = max(1.05 * z_bottom, 1.0)
+        self.z1 = 2.5 * self.z0
+        self.w = 0.95 * self.z0 * min(cx, W - 1 - cx) / fx
+        self.usable = bool(H - 1 - cy > 4 and self.w > 0 and keep.any())
+
+    def render(self, c2w, intrinsics, size: tuple[int, int], weight: torch.Tensor) -> torch.Tensor:
+        """c2w (N, 4, 4) in the start camera's frame; intrinsics [fx, fy, cx, cy] in pixels of size = (W, H);
+        weight (N, H, W) in [0, 1] (or bool): how much to draw where. -> (N, 3, H, W) float32 detail (0 where the
+        weight is 0, above the horizon and where the texture would alias)."""
+        W, H = int(size[0]), int(size[1])
+        c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
+        weight = weight.cpu().float().reshape(-1, H, W)
+        if not self.usable or not bool((weight > 0).any()):
+            return torch.zeros((c2w.shape[0], 3, H, W))
+        return draw(self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
+                    np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
+
+    def add_to(self, frames: np.ndarray, c2w, intrinsics, weight: torch.Tensor) -> np.ndarray:
+        """frames (N, H, W, 3) uint8 (changed in place) at c2w (N, 4, 4) with intrinsics in their pixels: + the detail
+        (render) in [0, 255] units, rounded and clipped. -> frames."""
+        N, H, W, _ = frames.shape
+        weight = weight.cpu().float().reshape(N, H, W)
+        if self.usable and bool((weight > 0).any()):
+            c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
+            add_u8(frames, self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
+                   np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
+        return frames
