@@ -73,6 +73,8 @@ def main():
     ap.add_argument("--memory", choices=("on", "off"), default="on")
     ap.add_argument("--start-view", choices=("on", "off"), default="on",
                     help="the memory's start view: the photograph at its own resolution where a move magnifies it")
+    ap.add_argument("--detail", choices=("on", "off"), default="on",
+                    help="the memory's ground detail (world/detail.py); default on, as the app")
     ap.add_argument("--photos", default=",".join(PHOTOS))
     ap.add_argument("--sheet", default="benchmarks/photo_walks_sheet.jpg")
     a = ap.parse_args()
@@ -87,11 +89,13 @@ def main():
     memory = MemorySettings.from_dict(extra.get("memory", {})) if a.memory == "on" and depth is not None else None
     if memory is not None and a.start_view == "off":
         memory = MemorySettings.from_dict({**memory.to_dict(), "start_scale": 0})
+    if memory is not None and a.detail == "off":
+        memory = MemorySettings.from_dict({**memory.to_dict(), "detail": 0})
     session = Session(model, vae, SamplerConfig(**extra.get("sampler", {})), memory=memory, depth=depth)
     fps = model.cfg.fps
     W = session.size_wh[0]
     print(f"photo walks: {path} | memory {'on' if memory else 'off'} | start view "
-          f"{a.start_view if memory else 'off'} | {cpu_header()} | {torch.get_num_threads()} threads | "
+          f"{a.start_view if memory else 'off'} | detail {a.detail if memory else 'off'} | {cpu_header()} | {torch.get_num_threads()} threads | "
           f"{time.strftime('%Y-%m-%d')}")
     print("\n| photograph | walk 2 m: sharpness s1-4 vs start (foggy frames) | sharpness at 2 m | 60° turn: revealed "
           "part vs start | turned frame vs start |\n|---|---:|---:|---:|---:|")
