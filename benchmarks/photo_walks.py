@@ -95,8 +95,8 @@ def main():
     fps = model.cfg.fps
     W = session.size_wh[0]
     print(f"photo walks: {path} | memory {'on' if memory else 'off'} | start view "
-          f"{a.start_view if memory else 'off'} | detail {a.detail if memory else 'off'} | {cpu_header()} | {torch.get_num_threads()} threads | "
-          f"{time.strftime('%Y-%m-%d')}")
+          f"{a.start_view if memory else 'off'} | detail {a.detail if memory else 'off'} | {cpu_header()} | "
+          f"{torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     print("\n| photograph | walk 2 m: sharpness s1-4 vs start (foggy frames) | sharpness at 2 m | 60° turn: revealed "
           "part vs start | turned frame vs start |\n|---|---:|---:|---:|---:|")
     rows, sheet = [], []

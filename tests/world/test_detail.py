@@ -74,7 +74,8 @@ def test_ground_points_read_the_same_texture_from_any_camera():
     # falls on a pixel centre)
     for p in (np.array([0.7, EYE, 0.5 * (g.z0 + g.z1)]), np.array([2.9 * g.w, EYE, 1.7 * g.z1])):
         vals = []
-        cams = (yaw_pose(0.0, (p[0] - 0.2, 0.0, p[2] - 1.2 * g.z0)), yaw_pose(0.1, (p[0] + 0.2, 0.0, p[2] - 1.1 * g.z0)))
+        cams = (yaw_pose(0.0, (p[0] - 0.2, 0.0, p[2] - 1.2 * g.z0)),
+                yaw_pose(0.1, (p[0] + 0.2, 0.0, p[2] - 1.1 * g.z0)))
         for c2w in cams:
             u, v = project(K, c2w, p)
             K2 = np.array([K[0], K[1], K[2] + round(u) - u, K[3] + round(v) - v])
