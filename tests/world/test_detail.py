@@ -36,7 +36,7 @@ def start_picture(W=96, H=64, fov=70.0, obj=False):
     intr = from_fov(W, H, fov)
     rng = np.random.default_rng(0)
     px = np.full((H, W, 3), 170, np.uint8)
-    px[H // 2 + 1:] = rng.integers(30, 220, (H - H // 2 - 1, W, 3))
+    px[H // 2 + 1:] = rng.integers(90, 150, (H - H // 2 - 1, W, 3))  # grass-like: no edges in its box means
     _, prior = ray_inputs(intr, torch.eye(4)[None], (W, H), EYE, 0.2, 200.0)
     depth = prior[0, 0].exp()
     if obj:
@@ -132,3 +132,23 @@ def test_a_turn_gets_texture_where_the_frame_does_not_show_the_start_picture(par
     with pytest.raises(ValueError, match="detail"):
         MemorySettings(detail=-1).validate()
     assert MemorySettings.from_dict({"detail": 0.5}).detail == 0.5
+
+
+def test_edges_on_the_ground_leave_no_lines():
+    """A shadow's border across the ground (a step of 60 levels along a diagonal): its high-pass would be a band of
+    one sign on each side, which the tiling would repeat as a lattice of lines; it is left out and filled with the
+    texture of other rows, so the band holds texture with no sign of the step."""
+    px, depth, K = start_picture(W=96, H=96)
+    H, W = depth.shape
+    v, u = np.mgrid[0:H, 0:W]
+    dark = (u < v - 30) & (v > H // 2)
+    img = px.numpy().astype(int)
+    img[dark] -= 60
+    g = GroundDetail(torch.from_numpy(img.clip(0, 255).astype(np.uint8)), depth, K, EYE, blur=5)
+    near = (np.abs(u - (v - 30)) <= 2) & (v > H // 2 + 8) & (v < H - 3)  # the step's band
+    hp = g.high[0].numpy()
+    assert np.abs(hp[:, near & dark].mean()) < 0.02 and np.abs(hp[:, near & ~dark].mean()) < 0.02
+    assert np.abs(hp[:, near]).mean() > 0.02  # texture there, not a bare band
+    # without the edge test the band is the step's response: dark below it, bright above
+    raw = GroundDetail(torch.from_numpy(img.clip(0, 255).astype(np.uint8)), depth, K, EYE, blur=5, edge=10.0)
+    assert raw.high[0].numpy()[:, near & dark].mean() < -0.05

@@ -39,12 +39,13 @@ def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
 
 class GroundDetail:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, eye_height: float, blur: int = 9,
-                 clamp: float = 0.2, object_ratio: float = 0.7):
+                 clamp: float = 0.2, object_ratio: float = 0.7, edge: float = 0.12):
         """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres);
         intrinsics [fx, fy, cx, cy] in its pixels; eye_height: metres from the start camera down to the ground.
         blur: the box (odd, pixels) whose mean the high-pass takes out; clamp: the largest change of a channel (in
         [-1, 1] units); object_ratio: a pixel nearer than this share of the ground plane's depth along its ray is an
-        object (not copied, nor the pixels its edge reaches through the box)."""
+        object (not copied, nor the pixels its edge reaches through the box); edge: a step of the box mean this large
+        (in [-1, 1] units, across one box width) is an edge on the ground (a shadow's border), left out likewise."""
         H, W = depth.shape
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         self.intrinsics, self.eye_height, self.size_wh = (fx, fy, cx, cy), float(eye_height), (W, H)
@@ -54,11 +55,32 @@ class GroundDetail:
         below = rows - cy > 0.5  # rays that meet the ground plane
         ground = torch.where(below, eye_height * fy / (rows - cy).clamp_min(0.5), torch.inf)  # its z-depth
         obj = below & (depth.float().cpu() < object_ratio * ground)
+        # edges in the ground's own colours (a shadow's border, a path): the box mean steps across them, and tiled, a
+        # step's high-pass would draw a lattice of lines over the world; they are left out like the objects
+        low = box_mean(img, blur)[0]  # (3, H, W)
+        r = blur // 2
+        step = torch.zeros(H, W)
+        step[:, r:-r] = (low[:, :, 2 * r:] - low[:, :, :-2 * r]).abs().amax(0)
+        step[r:-r, :] = torch.maximum(step[r:-r, :], (low[:, 2 * r:, :] - low[:, :-2 * r, :]).abs().amax(0))
         k = blur + 2
-        near_obj = F.max_pool2d(F.max_pool2d(obj[None, None].float(), (1, k), 1, (0, k // 2)), (k, 1), 1,
-                                (k // 2, 0))[0, 0] > 0
+        near_obj = F.max_pool2d(F.max_pool2d((obj | (step > edge))[None, None].float(), (1, k), 1, (0, k // 2)),
+                                (k, 1), 1, (k // 2, 0))[0, 0] > 0
         keep = below & ~near_obj & (rows > cy + 2)  # not the last rows before the horizon (sub-pixel texture)
-        self.high = (high * keep).contiguous()  # (1, 3, H, W)
+        high = high * keep
+        # what was left out inside the ground is filled with the texture three boxes above or below it (six, nine),
+        # so that the tiling has no bare bands where an edge was
+        filled = keep.clone()
+        for dv in (3 * blur, -3 * blur, 6 * blur, -6 * blur, 9 * blur, -9 * blur):
+            if abs(dv) >= H or bool(filled[below].all()):
+                break
+            take = below & ~filled & torch.roll(keep, -dv, 0)
+            if dv > 0:
+                take[H - dv:] = False
+            else:
+                take[:-dv] = False
+            high = torch.where(take, torch.roll(high, -dv, 2), high)
+            filled = filled | take
+        self.high = high.contiguous()  # (1, 3, H, W)
         # the source rectangle: from a little beyond the nearest ground the picture shows, as wide as the picture is
         # there, 2.5 times as deep
         z_bottom = eye_height * fy / max(H - 1 - cy, 0.5)
