@@ -181,8 +181,7 @@ def memory_from(args, recorded: dict | None = None):
             return None, None
         # a recording made before the start view (world/start_view.py) replays without one, and one made before the
         # ground detail (world/detail.py) without that
-        settings = rec if not isinstance(rec, dict) or "start_scale" in rec else {**rec, "start_scale": 0}
-        settings = settings if not isinstance(settings, dict) or "detail" in settings else {**settings, "detail": 0}
+        settings = {"start_scale": 0, "detail": 0, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)

@@ -50,14 +50,15 @@ class GroundDetail:
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         self.intrinsics, self.eye_height, self.size_wh = (fx, fy, cx, cy), float(eye_height), (W, H)
         img = pixels.permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, H, W)
-        high = (img - box_mean(img, blur)).clamp(-clamp, clamp)
+        low = box_mean(img, blur)
+        high = (img - low).clamp(-clamp, clamp)
+        low = low[0]  # (3, H, W)
         rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
         below = rows - cy > 0.5  # rays that meet the ground plane
         ground = torch.where(below, eye_height * fy / (rows - cy).clamp_min(0.5), torch.inf)  # its z-depth
         obj = below & (depth.float().cpu() < object_ratio * ground)
         # edges in the ground's own colours (a shadow's border, a path): the box mean steps across them, and tiled, a
         # step's high-pass would draw a lattice of lines over the world; they are left out like the objects
-        low = box_mean(img, blur)[0]  # (3, H, W)
         r = blur // 2
         step = torch.zeros(H, W)
         step[:, r:-r] = (low[:, :, 2 * r:] - low[:, :, :-2 * r]).abs().amax(0)
@@ -80,7 +81,7 @@ class GroundDetail:
                 take[:-dv] = False
             high = torch.where(take, torch.roll(high, -dv, 2), high)
             filled = filled | take
-        self.high = high.contiguous()  # (1, 3, H, W)
+        self.high = high.contiguous(memory_format=torch.channels_last)  # (1, 3, H, W), stored as the kernel reads it
         # the source rectangle: from a little beyond the nearest ground the picture shows, as wide as the picture is
         # there, 2.5 times as deep
         z_bottom = eye_height * fy / max(H - 1 - cy, 0.5)
@@ -89,25 +90,26 @@ class GroundDetail:
         self.w = 0.95 * self.z0 * min(cx, W - 1 - cx) / fx
         self.usable = bool(H - 1 - cy > 4 and self.w > 0 and keep.any())
 
+    def _call(self, fn, c2w, intrinsics, weight: torch.Tensor, *front):
+        """fn(*front, high, source intrinsics, eye height, rectangle, c2w, intrinsics, weight), or None where there is
+        nothing to draw (no usable ground, or no weight)."""
+        if not self.usable or not bool((weight > 0).any()):
+            return None
+        c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
+        return fn(*front, self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
+                  np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
+
     def render(self, c2w, intrinsics, size: tuple[int, int], weight: torch.Tensor) -> torch.Tensor:
         """c2w (N, 4, 4) in the start camera's frame; intrinsics [fx, fy, cx, cy] in pixels of size = (W, H);
         weight (N, H, W) in [0, 1] (or bool): how much to draw where. -> (N, 3, H, W) float32 detail (0 where the
         weight is 0, above the horizon and where the texture would alias)."""
         W, H = int(size[0]), int(size[1])
-        c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
         weight = weight.cpu().float().reshape(-1, H, W)
-        if not self.usable or not bool((weight > 0).any()):
-            return torch.zeros((c2w.shape[0], 3, H, W))
-        return draw(self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
-                    np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
+        out = self._call(draw, c2w, intrinsics, weight)
+        return torch.zeros((weight.shape[0], 3, H, W)) if out is None else out
 
     def add_to(self, frames: np.ndarray, c2w, intrinsics, weight: torch.Tensor) -> np.ndarray:
         """frames (N, H, W, 3) uint8 (changed in place) at c2w (N, 4, 4) with intrinsics in their pixels: + the detail
         (render) in [0, 255] units, rounded and clipped. -> frames."""
-        N, H, W, _ = frames.shape
-        weight = weight.cpu().float().reshape(N, H, W)
-        if self.usable and bool((weight > 0).any()):
-            c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
-            add_u8(frames, self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
-                   np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
+        self._call(add_u8, c2w, intrinsics, weight.cpu().float().reshape(frames.shape[:3]), frames)
         return frames

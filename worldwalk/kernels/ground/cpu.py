@@ -59,6 +59,20 @@ def _bilinear(high, su, sv):  # pragma: no cover - compiled
     return r, g, b
 
 
+@nb.njit(inline="always")
+def _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, ry):  # pragma: no cover
+    """The detail of pixel (u, v) of camera i, weighted: (drawn, r, g, b); drawn False where there is none."""
+    wt = weight[i, v, u]
+    if wt <= 0.0:
+        return False, 0.0, 0.0, 0.0
+    su, sv, fade = _source(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, i, (u - cx) / fx, ry, fx)
+    if fade <= 0.0:
+        return False, 0.0, 0.0, 0.0
+    r, g, b = _bilinear(high, su, sv)
+    k = wt * fade
+    return True, k * r, k * g, k * b
+
+
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
 def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, out):  # pragma: no cover
     N, H, W = weight.shape
@@ -66,17 +80,11 @@ def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight,
         i, v = job // H, job % H
         ry = (v - cy) / fy
         for u in range(W):
-            wt = weight[i, v, u]
-            if wt <= 0.0:
-                continue
-            su, sv, fade = _source(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, i, (u - cx) / fx, ry, fx)
-            if fade <= 0.0:
-                continue
-            r, g, b = _bilinear(high, su, sv)
-            k = wt * fade
-            out[i, 0, v, u] = k * r
-            out[i, 1, v, u] = k * g
-            out[i, 2, v, u] = k * b
+            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, ry)
+            if drawn:
+                out[i, 0, v, u] = r
+                out[i, 1, v, u] = g
+                out[i, 2, v, u] = b
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
@@ -86,17 +94,11 @@ def _add_u8(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weigh
         i, v = job // H, job % H
         ry = (v - cy) / fy
         for u in range(W):
-            wt = weight[i, v, u]
-            if wt <= 0.0:
-                continue
-            su, sv, fade = _source(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, i, (u - cx) / fx, ry, fx)
-            if fade <= 0.0:
-                continue
-            r, g, b = _bilinear(high, su, sv)
-            k = 127.5 * wt * fade
-            for c in range(3):
-                x = frames[i, v, u, c] + k * (r if c == 0 else (g if c == 1 else b))
-                frames[i, v, u, c] = 0 if x <= 0.0 else (255 if x >= 255.0 else int(x + 0.5))
+            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, ry)
+            if drawn:
+                for c in range(3):
+                    x = frames[i, v, u, c] + 127.5 * (r if c == 0 else (g if c == 1 else b))
+                    frames[i, v, u, c] = 0 if x <= 0.0 else (255 if x >= 255.0 else int(x + 0.5))
 
 
 def _args(high, src, eye, rect, c2w, intr):

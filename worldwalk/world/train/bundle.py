@@ -19,16 +19,10 @@ def cmd_bundle(a) -> int:
     extra = {"trained_on": "procedural worlds (world/procedural)", "sampler": json.loads(a.sampler)}
     depth = None
     if a.depth:
-        if a.depth.endswith(".safetensors"):  # another bundle's depth network (e.g. a new VAE beside the same depth)
-            from worldwalk.world.bundle import load_depth
+        from worldwalk.world.train.depth import load_depth_source
 
-            depth = load_depth(a.depth)
-            if depth is None:
-                raise ValueError(f"--depth {a.depth}: this bundle has no depth network")
-        else:
-            from worldwalk.world.train.depth import load_trained_depth
-
-            depth = load_trained_depth(a.depth)
+        # a depth run, or another bundle's depth network (e.g. a new VAE beside the same depth)
+        depth = load_depth_source(a.depth, "--depth")
         if a.depth_median is not None:
             try:
                 depth.cfg = dataclasses.replace(depth.cfg, median=a.depth_median).validate()

@@ -136,7 +136,8 @@ def train_depth(data_dir: str | Path, out: str | Path, steps: int = 3000, batch:
                 init: str | Path | None = None) -> Path:
     """Train (or resume) a DepthNet; kind_p: how often a sample is the exact view, the VAE's, the model's (the start
     image, which the memory keeps for good, is exact). init: a depth run or bundle whose network this one starts from
-    (a fresh run only; parts it lacks, such as a new fine stage, keep their zero-initialised start). -> depth_final.pt."""
+    (a fresh run only; parts it lacks, such as a new fine stage, keep their zero-initialised start).
+    -> the path of depth_final.pt."""
     torch.manual_seed(seed)
     data = DepthData(data_dir)
     net = DepthNet(cfg).train()
@@ -199,21 +200,26 @@ def load_trained_depth(path: str | Path) -> DepthNet:
     return net.eval()
 
 
-def init_from(net: DepthNet, path: str | Path) -> None:
-    """Copy a depth run's or bundle's network into `net`, whose extra parts (absent there) stay as they are. Raises
-    ValueError (one line) when there is no depth network there or a shared tensor has another size."""
+def load_depth_source(path: str | Path, flag: str) -> DepthNet:
+    """The depth network of a bundle (.safetensors) or of a depth run (a folder with depth_final.pt, or that file).
+    Raises ValueError (one line, naming `flag`) when there is none there."""
     p = Path(path)
     if p.suffix == ".safetensors":
         from worldwalk.world.bundle import load_depth
 
-        src = load_depth(p)
-        if src is None:
-            raise ValueError(f"--init {path}: this bundle has no depth network")
-    elif (p / "depth_final.pt" if p.is_dir() else p).is_file():
-        src = load_trained_depth(p)
-    else:
-        raise ValueError(f"--init {path}: no such depth run (a folder with depth_final.pt, or that file) or bundle")
-    theirs, ours = src.state_dict(), net.state_dict()
+        net = load_depth(p)
+        if net is None:
+            raise ValueError(f"{flag} {path}: this bundle has no depth network")
+        return net
+    if not (p / "depth_final.pt" if p.is_dir() else p).is_file():
+        raise ValueError(f"{flag} {path}: no such depth run (a folder with depth_final.pt, or that file) or bundle")
+    return load_trained_depth(p)
+
+
+def init_from(net: DepthNet, path: str | Path) -> None:
+    """Copy a depth run's or bundle's network into `net`, whose extra parts (absent there) stay as they are. Raises
+    ValueError (one line) when there is no depth network there or a shared tensor has another size."""
+    theirs, ours = load_depth_source(path, "--init").state_dict(), net.state_dict()
     for k, v in theirs.items():
         if k not in ours or ours[k].shape != v.shape:
             raise ValueError(f"--init {path}: its depth tensor {k} {tuple(v.shape)} does not fit this network's "
