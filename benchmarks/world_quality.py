@@ -154,6 +154,25 @@ def window(m: dict, fps: int, lo: float, hi: float) -> dict[str, float]:
     return out
 
 
+def with_settings(settings: MemorySettings, items: list[str]) -> MemorySettings:
+    """settings with each KEY=VALUE of --memory-setting (VALUE a number) put in; exits 2 with one line when one does
+    not fit."""
+    d = settings.to_dict()
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or key not in d or key == "config":
+            sys.exit(f"error: --memory-setting {item!r}: expected KEY=VALUE with KEY one of "
+                     f"{sorted(k for k in d if k != 'config')}")
+        try:
+            d[key] = type(d[key])(float(value)) if isinstance(d[key], (int, float)) else float(value)
+        except ValueError:
+            sys.exit(f"error: --memory-setting {item!r}: {value!r} is not a number")
+    try:
+        return MemorySettings.from_dict(d)
+    except ValueError as e:
+        sys.exit(f"error: --memory-setting: {e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
@@ -192,6 +211,9 @@ def main():
     ap.add_argument("--start-scale", type=float, default=1.0,
                     help="give the session the start view rendered at this many times the frame's resolution, as a "
                          "photograph is larger than the frame (default 1: the exact frame itself)")
+    ap.add_argument("--memory-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a memory setting (world/memory.MemorySettings) other than the bundle's, as a number, for a "
+                         "probe (repeatable), e.g. generated_depth_scale=4")
     a = ap.parse_args()
     global EXACT_CACHE, START_SCALE
     EXACT_CACHE = Path(a.exact_cache) if a.exact_cache else None
@@ -226,6 +248,8 @@ def main():
         if a.reproject is not None:
             mem_settings = MemorySettings.from_dict({**mem_settings.to_dict(),
                                                      "guess": None if a.reproject == "off" else a.reproject})
+        if a.memory_setting:
+            mem_settings = with_settings(mem_settings, a.memory_setting)
 
     def make_session(overlay: bool) -> Session:
         return Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, colour_match=a.colour_match == "on",
@@ -238,6 +262,7 @@ def main():
           f"{f' (guess {mem_settings.guess})' if mem_settings else ''} | window {a.window} | "
           f"colour match {a.colour_match} | start overlay {a.start_overlay} | start view {a.start_view} | "
           f"detail {a.detail if mem_settings else 'off'} | "
+          f"{''.join(f'{m} | ' for m in a.memory_setting) if mem_settings else ''}"
           f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
           f"{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}"
           f"{cpu_header()} | {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")

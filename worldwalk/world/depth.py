@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldwalk.kernels.median import median
 from worldwalk.world.layers import SiLU
 
 
@@ -166,11 +167,8 @@ class DepthNet(nn.Module):
 
 
 def median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(N, 1, H, W) -> the median of each pixel's k x k neighbourhood (edges replicated)."""
-    r = k // 2
-    N, _, H, W = x.shape
-    cols = F.pad(x, (r, r, r, r), mode="replicate")[:, 0].unfold(1, k, 1).unfold(2, k, 1)  # (N, H, W, k, k) view
-    return cols.reshape(N, H, W, k * k).median(-1).values[:, None]
+    """(N, 1, H, W) -> the median of each pixel's k x k neighbourhood (edges replicated): kernels/median."""
+    return median(x, k)
 
 
 def depth_metrics(pred: np.ndarray, true: np.ndarray, max_depth: float) -> dict:

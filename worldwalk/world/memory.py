@@ -32,6 +32,7 @@ the render gives that view back. Confidence = the point's × the level's weight;
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -130,9 +131,9 @@ class MemoryView:
     level: torch.Tensor  # (N, H, W) int8: pyramid level the pixel came from (-1: not covered)
     pinned: torch.Tensor | None = None  # (N, H, W) bool: drawn at full resolution from a pinned point (the start's)
 
-    @property
+    @functools.cached_property
     def coverage(self) -> torch.Tensor:
-        """(N, H, W) bool"""
+        """(N, H, W) bool (worked out once: a view is not changed after it is made)"""
         return self.confidence > 0
 
 
