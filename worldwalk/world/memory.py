@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from worldwalk.kernels.lift import depth_edges, lift
 from worldwalk.kernels.splat import mark, pull_push, splat
 
 __all__ = ["MemoryConfig", "MemorySettings", "MemoryView", "WorldMemory", "depth_edges", "pull_push"]
@@ -112,8 +113,8 @@ class MemorySettings:
     @classmethod
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
-        known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin", "guess",
-                 "guess_min_coverage", "start_scale", "detail"}
+        known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
+                 "guess", "guess_min_coverage", "start_scale", "detail"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")
@@ -145,22 +146,6 @@ def _rotate(p: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
 def _as_pose(c2w, device) -> torch.Tensor:
     t = c2w if torch.is_tensor(c2w) else torch.from_numpy(np.asarray(c2w, dtype=np.float64))
     return t.to(device=device, dtype=torch.float32)
-
-
-def depth_edges(depth: torch.Tensor, rel: float, inv: float) -> torch.Tensor:
-    """(H, W) z-depth -> (H, W) bool: pixels on a depth edge, where the depth to a 4-neighbour changes by more than
-    `rel` in log depth and by more than `inv` (1/metres) in inverse depth. Inverse depth is what moving the camera
-    turns into pixels (parallax), so the far ground near the horizon, steep in log depth, is not an edge."""
-    z = depth.clamp_min(1e-6)
-    lz, iz = z.log(), 1 / z
-    e = torch.zeros_like(lz, dtype=torch.bool)
-    dx = ((lz[:, 1:] - lz[:, :-1]).abs() > rel) & ((iz[:, 1:] - iz[:, :-1]).abs() > inv)
-    dy = ((lz[1:] - lz[:-1]).abs() > rel) & ((iz[1:] - iz[:-1]).abs() > inv)
-    e[:, 1:] |= dx
-    e[:, :-1] |= dx
-    e[1:] |= dy
-    e[:-1] |= dy
-    return e
 
 
 MAGNIFIED = 1.5  # a point drawn this many pixels wide leaves gaps that show what lies behind it
@@ -223,50 +208,26 @@ class WorldMemory:
         all). -> the number of points added."""
         cfg, dev = self.cfg, self.device
         depth = depth.to(dev, torch.float32)
-        H, W = depth.shape
-        fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
-        keep = torch.isfinite(depth) & (depth > cfg.near) | (depth == float("inf"))
-        z = torch.where(torch.isfinite(depth), depth, torch.full_like(depth, cfg.far_store))
-        far = z >= cfg.far
-        z = torch.where(far, torch.full_like(z, cfg.far_store), z)
-        keep &= ~depth_edges(torch.where(far, torch.full_like(z, cfg.far), z), cfg.edge, cfg.edge_inv)
-        if mask is not None:
-            keep &= mask.to(dev)
-        idx = keep.flatten().nonzero()[:, 0]
+        # the pixels to lift, their points in the camera and their steps to the right / lower neighbour pixel on the
+        # same surface (kernels/lift: not across an edge; at the frame's edge or across one, a pixel's width)
+        idx, cam, steps = lift(depth, None if mask is None else mask.to(dev),
+                               np.asarray(intrinsics, dtype=np.float64).reshape(4), cfg.near, cfg.far, cfg.far_store,
+                               cfg.edge, cfg.edge_inv, cfg.max_step)
+        idx, cam, steps = idx.to(dev), cam.to(dev), steps.to(dev)
         n = int(idx.numel())
         if n == 0:
             return 0
         slots = self._slots(n)
         if slots.numel() < n:  # more than the memory can take: every k-th pixel, deterministically
-            idx = idx[torch.linspace(0, n - 1, slots.numel(), device=dev).round().long()]
+            pick = torch.linspace(0, n - 1, slots.numel(), device=dev).round().long()
+            idx, cam, steps = idx[pick], cam[pick], steps[pick]
             n = int(idx.numel())
-        # the chosen pixels in their camera, and their steps to the right / lower neighbour pixel on the same surface
-        # (not across an edge; at the frame's edge or across one, a pixel's width across the ray)
-        zf, edge, farf = z.reshape(-1), depth_edges(z, cfg.edge, cfg.edge_inv).reshape(-1), far.reshape(-1)
-        u, v = idx % W, idx // W
-
-        def point(i, du, dv):  # (k,) flat pixel indices -> (k, 3), each shifted by (du, dv) pixels
-            zi = zf[i]
-            return torch.stack([((u + du).float() - cx) / fx * zi, ((v + dv).float() - cy) / fy * zi, zi], -1)
-
-        cam = point(idx, 0, 0)
-        zi = cam[:, 2]
-        zero = torch.zeros_like(zi)
-        sx, sy = torch.stack([zi / fx, zero, zero], -1), torch.stack([zero, zi / fy, zero], -1)
-        for step, ok, nb, du, dv in ((sx, u < W - 1, idx + 1, 1, 0), (sy, v < H - 1, idx + W, 0, 1)):
-            nb = torch.where(ok, nb, idx)
-            ok = ok & ~(edge[nb] | farf[nb] | farf[idx])
-            step[ok] = (point(nb, du, dv) - cam)[ok]
-        if cfg.max_step > 0:  # a step longer than max_step pixel widths is shortened to that (grazing ground)
-            iso = (zi / fx)[:, None] * cfg.max_step
-            sx = sx * (iso / sx.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
-            sy = sy * (iso / sy.norm(dim=-1, keepdim=True).clamp_min(1e-9)).clamp(max=1.0)
         pose = _as_pose(c2w, dev)
         R = pose[:3, :3]
         self.xyz[slots] = _rotate(cam, R) + pose[:3, 3]
         self.rgb[slots] = rgb.to(dev).reshape(-1, 3)[idx]
         self.conf[slots] = float(conf)
-        self.steps[slots] = torch.stack([_rotate(sx, R), _rotate(sy, R)], 1).half()
+        self.steps[slots] = torch.stack([_rotate(steps[:, 0], R), _rotate(steps[:, 1], R)], 1).half()
         self.seen[slots] = self.clock
         self.pinned[slots] = bool(pinned)
         self.last_added = slots
