@@ -73,6 +73,9 @@ def main():
                          "embedded default's, as the app runs)")
     ap.add_argument("--start-view", choices=("on", "off"), default="on",
                     help="the memory's start view (the start picture here is 400x300, larger than the frame)")
+    ap.add_argument("--image", default=None,
+                    help="the start picture (default: the app's, the first of assets/scenes; noise: a random 400x300 "
+                         "picture, as the figures before 2026-12-05 were taken: no level ground, so no ground detail)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -109,8 +112,16 @@ def main():
             memory = MemorySettings.from_dict({**memory.to_dict(), "start_scale": 0})
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
                 start_overlay=a.start_overlay == "on", memory=memory, depth=depth)
-    img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
-    s.start(img)
+    scenes = sorted((Path(__file__).resolve().parents[1] / "assets" / "scenes").glob("*.png"))
+    image = a.image or (str(scenes[0]) if scenes else "noise")
+    if image == "noise":
+        img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
+    else:
+        img = image
+    try:
+        s.start(img)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     fps, n = model.cfg.fps, s.frames_per_step
     chunks = a.chunks if a.minutes is None else int(np.ceil(a.minutes * 60 * fps / n))
     timings, state = [], {}
@@ -127,6 +138,7 @@ def main():
           f"{sam.get('reproject') or 'off'} | memory "
           f"{'off' if memory is None else f'on (guess {memory.guess})'} | start view "
           f"{'on' if s.start_view is not None else 'off'} | {a.walk} | window {a.window} | "
+          f"image {image if image == 'noise' else Path(image).name} | "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up
