@@ -182,6 +182,9 @@ def main():
                     help="held-out scenes from this one on (default 0: the figures in RESULTS.md; others, such as 100, "
                          "check a setting on scenes it was not chosen on)")
     ap.add_argument("--long", type=float, default=60.0, help="seconds of the drift walk (0: skip)")
+    ap.add_argument("--long-scene", type=int, default=999,
+                    help="the drift walk's held-out scene and path (default 999: the figures in RESULTS.md; others "
+                         "check them on walks no setting was chosen on)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--kind", default=None)
     ap.add_argument("--shift", type=float, default=None)
@@ -219,6 +222,11 @@ def main():
     EXACT_CACHE = Path(a.exact_cache) if a.exact_cache else None
     if not 0 <= a.first_scene < 998 - a.scenes:  # scene 999 is the long walk's
         sys.exit(f"error: --first-scene {a.first_scene}: expected 0 to {997 - a.scenes} (scene 999 is the long walk's)")
+    if a.scenes < 0 or (a.scenes == 0 and a.long <= 0):
+        sys.exit(f"error: --scenes {a.scenes} --long {a.long:g}: expected scenes >= 0 and, with none, a long walk")
+    if not a.first_scene + a.scenes <= a.long_scene < 100_000:
+        sys.exit(f"error: --long-scene {a.long_scene}: expected {a.first_scene + a.scenes} to 99999 (not one of the "
+                 f"short walks' scenes)")
     if not 1 <= a.start_scale <= 8:
         sys.exit(f"error: --start-scale {a.start_scale}: expected a scale from 1 to 8")
     START_SCALE = a.start_scale
@@ -309,44 +317,47 @@ def main():
         replays.append((np.mean([psnr(gen[i], gen[j]) for i, j in pairs]),
                         np.mean([psnr(exact[i], exact[j]) for i, j in pairs])))
 
-    print("\n| trajectory | s1-4 PSNR (copy-first) | SSIM (copy-first) | sharpness full | sharpness 1/4 | foggy "
-          "frames |\n|---|---:|---:|---:|---:|---:|")
-    for name in names:
-        r = {k: np.mean([x[k] for x in results[name]]) for k in results[name][0]}
-        print(f"| {name} | {r['psnr']:.2f} ({r['base_psnr']:.2f}) | {r['ssim']:.3f} ({r['base_ssim']:.3f}) | "
-              f"{r['sharp']:.3f} | {r['sharp4']:.3f} | {100 * r['foggy']:.0f} % |")
-    mv = [x for n in MOVING if n in results for x in results[n]]
-    g = {k: np.mean([x[k] for x in mv]) for k in mv[0]}
-    print(f"\nturning-and-moving walks, seconds 1-4: model {g['psnr']:.2f} dB vs copy-first-frame "
-          f"{g['base_psnr']:.2f} dB ({g['psnr'] - g['base_psnr']:+.2f} dB); SSIM {g['ssim']:.3f} vs "
-          f"{g['base_ssim']:.3f}; sharpness {g['sharp']:.3f} full, {g['sharp4']:.3f} at 1/4; foggy frames "
-          f"{100 * g['foggy']:.0f} %; lattice {g['lattice']:+.2f} dB")
-    print(f"VAE round trip of the exact frames, same walks and seconds (what decoded pixels can reach): "
-          f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
-    if returns:
-        print(f"out-and-back: return frame vs the true start view {np.mean([r[0] for r in returns]):.2f} dB with the "
-              f"start overlay off (exact return view vs start: {np.mean([r[1] for r in returns]):.2f} dB; as shown, "
-              f"overlay {a.start_overlay}: {np.mean([r[2] for r in returns]):.2f} dB)")
-    print(f"revisit (look left, right, left again; start overlay off): frames at the same pose vs each other "
-          f"{np.mean([r[0] for r in revisits]):.2f} dB (vs the exact view {np.mean([r[1] for r in revisits]):.2f} dB; "
-          f"exact vs exact {np.mean([r[2] for r in revisits]):.1f} dB)")
-    print(f"revisit at exactly the same pose (look left, right, back, and left again through the first turn's poses; "
-          f"start overlay off): {np.mean([r[0] for r in replays]):.2f} dB (exact vs exact "
-          f"{np.mean([r[1] for r in replays]):.1f} dB)")
-    print(f"turn steadiness (the same walk: each frame vs the one before carried through the turn, where both see): "
-          f"{np.mean([r[0] for r in steadiness]):.2f} dB (exact frames: {np.mean([r[1] for r in steadiness]):.2f} dB)")
-    print(f"generation: {gen_frames} frames in {gen_time:.1f} s = {gen_frames / gen_time:.1f} fps "
-          f"({gen_frames / gen_time / fps:.2f}x real time)")
+    if a.scenes:  # (--scenes 0: only the long walk)
+        print("\n| trajectory | s1-4 PSNR (copy-first) | SSIM (copy-first) | sharpness full | sharpness 1/4 | foggy "
+              "frames |\n|---|---:|---:|---:|---:|---:|")
+        for name in names:
+            r = {k: np.mean([x[k] for x in results[name]]) for k in results[name][0]}
+            print(f"| {name} | {r['psnr']:.2f} ({r['base_psnr']:.2f}) | {r['ssim']:.3f} ({r['base_ssim']:.3f}) | "
+                  f"{r['sharp']:.3f} | {r['sharp4']:.3f} | {100 * r['foggy']:.0f} % |")
+        mv = [x for n in MOVING if n in results for x in results[n]]
+        g = {k: np.mean([x[k] for x in mv]) for k in mv[0]}
+        print(f"\nturning-and-moving walks, seconds 1-4: model {g['psnr']:.2f} dB vs copy-first-frame "
+              f"{g['base_psnr']:.2f} dB ({g['psnr'] - g['base_psnr']:+.2f} dB); SSIM {g['ssim']:.3f} vs "
+              f"{g['base_ssim']:.3f}; sharpness {g['sharp']:.3f} full, {g['sharp4']:.3f} at 1/4; foggy frames "
+              f"{100 * g['foggy']:.0f} %; lattice {g['lattice']:+.2f} dB")
+        print(f"VAE round trip of the exact frames, same walks and seconds (what decoded pixels can reach): "
+              f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
+        if returns:
+            print(f"out-and-back: return frame vs the true start view {np.mean([r[0] for r in returns]):.2f} dB "
+                  f"with the start overlay off (exact return view vs start: {np.mean([r[1] for r in returns]):.2f} "
+                  f"dB; as shown, overlay {a.start_overlay}: {np.mean([r[2] for r in returns]):.2f} dB)")
+        print(f"revisit (look left, right, left again; start overlay off): frames at the same pose vs each other "
+              f"{np.mean([r[0] for r in revisits]):.2f} dB (vs the exact view "
+              f"{np.mean([r[1] for r in revisits]):.2f} dB; exact vs exact {np.mean([r[2] for r in revisits]):.1f} dB)")
+        print(f"revisit at exactly the same pose (look left, right, back, and left again through the first turn's "
+              f"poses; start overlay off): {np.mean([r[0] for r in replays]):.2f} dB (exact vs exact "
+              f"{np.mean([r[1] for r in replays]):.1f} dB)")
+        print(f"turn steadiness (the same walk: each frame vs the one before carried through the turn, where both "
+              f"see): {np.mean([r[0] for r in steadiness]):.2f} dB (exact frames: "
+              f"{np.mean([r[1] for r in steadiness]):.2f} dB)")
+        print(f"generation: {gen_frames} frames in {gen_time:.1f} s = {gen_frames / gen_time:.1f} fps "
+              f"({gen_frames / gen_time / fps:.2f}x real time)")
     if a.long > 0:
-        scene = Scene(HELD_OUT + 999)
-        c2w = random_walk(int(a.long * fps) + 1, np.random.default_rng(HELD_OUT + 999))
+        scene = Scene(HELD_OUT + a.long_scene)
+        c2w = random_walk(int(a.long * fps) + 1, np.random.default_rng(HELD_OUT + a.long_scene))
         gen, exact, dt = walk(session, scene, c2w)
         m = per_frame(gen, exact)
         first, last = window(m, fps, 0, 10), window(m, fps, max(0.0, a.long - 10), a.long + 1)
         means, ex_means = channel_means(gen), channel_means(exact)
-        print(f"{a.long:.0f} s walk: PSNR first 10 s {first['psnr']:.2f} dB, last 10 s {last['psnr']:.2f} dB "
-              f"(difference {last['psnr'] - first['psnr']:+.2f} dB); sharpness first 10 s {first['sharp']:.3f}, last "
-              f"10 s {last['sharp']:.3f} (foggy {100 * last['foggy']:.0f} %); NaN-free {np.isfinite(gen).all()}; "
+        print(f"{a.long:.0f} s walk (scene {a.long_scene}): PSNR first 10 s {first['psnr']:.2f} dB, last 10 s "
+              f"{last['psnr']:.2f} dB (difference {last['psnr'] - first['psnr']:+.2f} dB); sharpness first 10 s "
+              f"{first['sharp']:.3f}, last 10 s {last['sharp']:.3f} (foggy {100 * last['foggy']:.0f} %); NaN-free "
+              f"{np.isfinite(gen).all()}; "
               f"frame std min {gen.reshape(len(gen), -1).std(1).min():.1f}; mean colour range generated "
               f"{means.min():.0f}-{means.max():.0f} vs exact {ex_means.min():.0f}-{ex_means.max():.0f}; "
               f"{(len(gen) - 1) / dt:.1f} generated fps")

@@ -52,15 +52,40 @@ def test_world_quality_on_random_weights(tmp_path):
     assert img.std() > 5
 
 
+def test_world_quality_long_walk_alone_on_another_scene():
+    r = bench("world_quality.py", "--random-weights", "--scenes", "0", "--long", "2", "--long-scene", "5",
+              "--sheet", "")
+    assert r.returncode == 0, r.stderr
+    assert "| walk_forward |" not in r.stdout and "turning-and-moving" not in r.stdout
+    long_walk = next(line for line in r.stdout.splitlines() if line.startswith("2 s walk (scene 5)"))
+    assert "NaN-free True" in long_walk
+
+
 @pytest.mark.parametrize("args, message", [
     (["--weights", "no/such.safetensors"], "no/such.safetensors: no such file"),
     (["--weights", "README.md"], "README.md: not a readable safetensors file"),
+    (["--scenes", "0", "--long", "0"], "--scenes 0 --long 0: expected"),
+    (["--long-scene", "1"], "--long-scene 1: expected 3 to 99999"),
+    (["--memory-setting", "colour=2"], "--memory-setting 'colour=2': expected KEY=VALUE with KEY one of"),
+    (["--memory-setting", "feather=wide"], "'wide' is not a number"),
+    (["--memory-setting", "feather=-3"], "--memory-setting: "),
 ])
-def test_world_quality_bad_weights_is_one_line(args, message):
+def test_world_quality_bad_input_is_one_line(args, message):
     r = bench("world_quality.py", *args, timeout=60)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_engine_starts_from_the_apps_picture_or_another():
+    r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1")
+    assert r.returncode == 0, r.stderr
+    assert "| image world_1.png |" in r.stdout.splitlines()[0]
+    r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1", "--image", "noise")
+    assert r.returncode == 0 and "| image noise |" in r.stdout.splitlines()[0], r.stderr
+    r = bench("engine.py", "--preset", "test", "--chunks", "3", "--image", "no/such.png", timeout=60)
+    assert r.returncode != 0
+    assert r.stderr.strip() == "error: image: no/such.png: no such file; expected a PNG/JPEG/WebP image"
 
 
 @pytest.mark.parametrize("reproject", ["0.5", "off"])
