@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FOGGY, contact_sheet, cpu_header, gradient_energy, sharpness  # noqa: E402
+from world_quality import with_settings  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
@@ -75,6 +76,9 @@ def main():
                     help="the memory's start view: the photograph at its own resolution where a move magnifies it")
     ap.add_argument("--detail", choices=("on", "off"), default="on",
                     help="the memory's ground detail (world/detail.py); default on, as the app")
+    ap.add_argument("--memory-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a memory setting other than the bundle's, as a number, for a probe (repeatable; as "
+                         "world_quality.py)")
     ap.add_argument("--photos", default=",".join(PHOTOS))
     ap.add_argument("--sheet", default="benchmarks/photo_walks_sheet.jpg")
     a = ap.parse_args()
@@ -91,11 +95,14 @@ def main():
         memory = MemorySettings.from_dict({**memory.to_dict(), "start_scale": 0})
     if memory is not None and a.detail == "off":
         memory = MemorySettings.from_dict({**memory.to_dict(), "detail": 0})
+    if memory is not None and a.memory_setting:
+        memory = with_settings(memory, a.memory_setting)
     session = Session(model, vae, SamplerConfig(**extra.get("sampler", {})), memory=memory, depth=depth)
     fps = model.cfg.fps
     W = session.size_wh[0]
     print(f"photo walks: {path} | memory {'on' if memory else 'off'} | start view "
-          f"{a.start_view if memory else 'off'} | detail {a.detail if memory else 'off'} | {cpu_header()} | "
+          f"{a.start_view if memory else 'off'} | detail {a.detail if memory else 'off'} | "
+          f"{''.join(f'{m} | ' for m in a.memory_setting) if memory else ''}{cpu_header()} | "
           f"{torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     print("\n| photograph | walk 2 m: sharpness s1-4 vs start (foggy frames) | sharpness at 2 m | 60° turn: revealed "
           "part vs start | turned frame vs start |\n|---|---:|---:|---:|---:|")

@@ -114,6 +114,12 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, detail=0)
     assert world_args.memory_from(parse("--detail", "on"), {"memory": before})[0].detail == 1
     assert world_args.memory_from(parse("--detail", "off"))[0] == MemorySettings(detail=0)
+    # the seams' colours (world/seam.py): a recording made before them replays without
+    before = {k: v for k, v in rec.items() if k != "seam"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, seam=0)
+    assert MemorySettings().seam == 1
+    with pytest.raises(ValueError, match="seam 2"):
+        MemorySettings(seam=2).validate()
     assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3
     assert world_args.memory_from(parse("--reproject", "off"))[0].guess is None
     monkeypatch.setattr(world_args, "_default_depth", lambda device: None)

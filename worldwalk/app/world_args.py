@@ -179,9 +179,9 @@ def memory_from(args, recorded: dict | None = None):
         rec = recorded.get("memory")
         if not rec:
             return None, None
-        # a recording made before the start view (world/start_view.py) replays without one, and one made before the
-        # ground detail (world/detail.py) without that
-        settings = {"start_scale": 0, "detail": 0, **rec} if isinstance(rec, dict) else rec
+        # a recording made before the start view (world/start_view.py) replays without one, one made before the
+        # ground detail (world/detail.py) without that, and one made before the seams' colours (world/seam.py) too
+        settings = {"start_scale": 0, "detail": 0, "seam": 0, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)

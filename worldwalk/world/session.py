@@ -60,6 +60,7 @@ from worldwalk.world.start_view import StartView
 from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
+from worldwalk.world.seam import seam_offset
 from worldwalk.world.vae import VideoVAE
 
 FOV_RANGE = (25.0, 120.0)  # horizontal field of view the release accepts, degrees
@@ -274,7 +275,12 @@ class Session:
         up)."""
         ms = self.memory_settings
         w = feathered(view.coverage[:, None].float(), ms.feather) * ms.strength  # (N, 1, H, W)
-        out = torch.lerp(frames[0].float().transpose(0, 1), view.rgb.to(frames.device), w.to(frames.device))
+        drawn = frames[0].float().transpose(0, 1)  # (N, 3, H, W)
+        if ms.seam > 0:  # the memory's colours carried into what the frame shows beside it (world/seam.py)
+            offset = seam_offset(drawn, view.rgb.to(drawn.device), view.coverage.to(drawn.device))
+            if offset is not None:
+                drawn = drawn + ms.seam * offset
+        out = torch.lerp(drawn, view.rgb.to(frames.device), w.to(frames.device))
         ws = None
         if self.start_view is not None:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
@@ -315,14 +321,23 @@ class Session:
         depth = self.depth.predict(self._unit(pixels), self.intrinsics, poses[todo], downscale=ms.generated_depth_scale)
         added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
         for j, i in enumerate(todo):
-            seen = view.coverage[i]
+            seen, px, rgb = view.coverage[i], pixels[j], view.rgb[i]
             if added:
-                seen = seen | self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False,
-                                                 only=torch.cat(added)).coverage[0]
+                extra = self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False,
+                                           only=torch.cat(added))
+                seen = seen | extra.coverage[0]
+                rgb = torch.where(extra.coverage[0], extra.rgb[0], rgb)
+            if ms.seam > 0:  # what this frame adds takes the colours of what the memory holds beside it (the
+                # decoder's drawing, some frames later, seldom agrees with what it drew there before: world/seam.py)
+                drawn = self._unit(px)
+                offset = seam_offset(drawn[None], rgb[None], seen[None], cell=2)  # (finer: one frame)
+                if offset is not None:
+                    px = ((drawn + ms.seam * offset[0]).clamp(-1, 1) + 1).mul(127.5).round().to(torch.uint8)
+                    px = px.permute(1, 2, 0).contiguous()
             seen = seen | ~inner
             if float((~seen).float().mean()) < 1e-3:  # nothing new left in this frame
                 continue
-            if self.memory.add(pixels[j], depth[j], poses[i], self.intrinsics, mask=~seen, conf=ms.generated_conf):
+            if self.memory.add(px, depth[j], poses[i], self.intrinsics, mask=~seen, conf=ms.generated_conf):
                 added.append(self.memory.last_added)
         self.memory.tick()
 
