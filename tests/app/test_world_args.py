@@ -114,10 +114,12 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, detail=0)
     assert world_args.memory_from(parse("--detail", "on"), {"memory": before})[0].detail == 1
     assert world_args.memory_from(parse("--detail", "off"))[0] == MemorySettings(detail=0)
-    # the seams' colours (world/seam.py): a recording made before them replays without
+    # the seams' colours (world/seam.py; off by default): a recording made before them replays without, one made
+    # with them on replays with them
     before = {k: v for k, v in rec.items() if k != "seam"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, seam=0)
-    assert MemorySettings().seam == 1
+    on = MemorySettings(seam=1).to_dict()
+    assert world_args.memory_from(parse(), {"memory": on})[0].seam == 1 and MemorySettings().seam == 0
     with pytest.raises(ValueError, match="seam 2"):
         MemorySettings(seam=2).validate()
     assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3

@@ -121,3 +121,28 @@ def test_bad_combinations_are_refused(parts, tmp_path):
     small = session(parts, capacity=100)
     with pytest.raises(ValueError, match="memory.xyz"):
         small.restore(before)
+
+
+def test_the_seams_colours_touch_only_what_the_memory_did_not_see(parts):
+    """MemorySettings.seam (world/seam.py, off by default): in the first chunk of a turning walk (the memory the same
+    in both) it changes no pixel well inside what the memory covers, and the colours beside it; with it off, the walk
+    is the one without the setting, pixel for pixel."""
+    img = image(hw=(64, 96))
+    runs = {}
+    for seam in (None, 0.0, 1.0):
+        s = session(parts) if seam is None else session(parts, seam=seam)
+        s.start(img, seed=5)
+        n = s.frames_per_step
+        views, frames = [], []
+        for k in range(3):
+            poses = walk(k, n, speed=0.0, yaw=0.15)
+            views.append(s.memory.render(poses, s.intrinsics, s.size_wh, stamp=False).coverage.clone())
+            frames.append(s.step(poses))
+        runs[seam] = (np.concatenate(frames), torch.cat(views))
+    assert np.array_equal(runs[None][0], runs[0.0][0])
+    (off, cov), (on, _) = runs[0.0], runs[1.0]
+    n = s.frames_per_step
+    off, on, cov = off[:n], on[:n], cov[:n]  # the first chunk
+    inside = torch.nn.functional.max_pool2d((~cov)[:, None].float(), 33, 1, 16)[:, 0] == 0  # 16 px inside the seen
+    diff = np.abs(off.astype(int) - on.astype(int)).max(-1)
+    assert inside.any() and diff[inside.numpy()].max() <= 1 and diff[(~cov).numpy()].mean() > 0.5

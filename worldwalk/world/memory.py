@@ -91,8 +91,9 @@ class MemorySettings:
     # views that magnify it (world/start_view.py; 1: at the frame's; 0: not kept)
     detail: float = 1.0  # where the frame does not show the start picture: this much of the start picture's ground
     # texture, fixed to the world, added for display (world/detail.py; 0: none, the generated pixels as they are)
-    seam: float = 1.0  # this much of the memory's low-frequency colour carried into what the frame shows beside it,
-    # and into what the lift adds beside what the memory holds (world/seam.py; 0: the decoder's colours as they are)
+    seam: float = 0.0  # this much of the memory's low-frequency colour carried into what the frame shows beside it,
+    # and into what the lift adds beside what the memory holds (world/seam.py; 0: the decoder's colours as they are;
+    # off by default: it costs long walks, benchmarks/RESULTS.md "Seams")
 
     def validate(self) -> "MemorySettings":
         self.config.validate()

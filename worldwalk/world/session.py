@@ -321,14 +321,14 @@ class Session:
         depth = self.depth.predict(self._unit(pixels), self.intrinsics, poses[todo], downscale=ms.generated_depth_scale)
         added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
         for j, i in enumerate(todo):
-            seen, px, rgb = view.coverage[i], pixels[j], view.rgb[i]
+            seen, px, extra = view.coverage[i], pixels[j], None
             if added:
                 extra = self.memory.render(poses[i][None], self.intrinsics, self.size_wh, stamp=False,
                                            only=torch.cat(added))
                 seen = seen | extra.coverage[0]
-                rgb = torch.where(extra.coverage[0], extra.rgb[0], rgb)
             if ms.seam > 0:  # what this frame adds takes the colours of what the memory holds beside it (the
                 # decoder's drawing, some frames later, seldom agrees with what it drew there before: world/seam.py)
+                rgb = view.rgb[i] if extra is None else torch.where(extra.coverage[0], extra.rgb[0], view.rgb[i])
                 drawn = self._unit(px)
                 offset = seam_offset(drawn[None], rgb[None], seen[None], cell=2)  # (finer: one frame)
                 if offset is not None:
