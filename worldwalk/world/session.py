@@ -245,7 +245,7 @@ class Session:
         first = self._colour(first)
         if memory is not None:
             first, detail = self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None])
-            first = np.ascontiguousarray(self._to_uint8(first))
+            first = self._to_uint8(first)  # (contiguous: the detail draws into it)
             if detail is not None:
                 self._ground_detail().add_to(first, np.eye(4)[None], intr, detail)
             return first
@@ -332,8 +332,7 @@ class Session:
                 drawn = self._unit(px)
                 offset = seam_offset(drawn[None], rgb[None], seen[None], cell=2)  # (finer: one frame)
                 if offset is not None:
-                    px = ((drawn + ms.seam * offset[0]).clamp(-1, 1) + 1).mul(127.5).round().to(torch.uint8)
-                    px = px.permute(1, 2, 0).contiguous()
+                    px = torch.from_numpy(self._to_uint8((drawn + ms.seam * offset[0])[None, :, None])[0])
             seen = seen | ~inner
             if float((~seen).float().mean()) < 1e-3:  # nothing new left in this frame
                 continue
