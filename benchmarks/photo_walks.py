@@ -7,6 +7,10 @@ For each photograph, at the default 60° field of view: a 2 m walk forward (ease
 keeps the picture's detail: the sharpness ratio of every frame against the start frame (benchmarks/metrics.py), over
 seconds 1-4, and after the turn the ratio of the newly revealed part of the frame (the columns the start view did not
 see) against the start frame. Writes a contact sheet (every 0.5 s; walk then turn) of the first two photographs.
+
+With `--held on` (the default), W is also held for 4 s as the app walks it (the camera rig, from standing): at the
+speed the app starts a walk with for that picture (controls/rig.py Rig.fit_speed, from Session.depth_ahead: a
+close-up is walked slowly) and at the usual 1.2 m/s; `--held-sheet` shows both for the first two photographs.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FOGGY, contact_sheet, cpu_header, gradient_energy, sharpness  # noqa: E402
 from world_quality import with_settings  # noqa: E402
+from worldwalk.controls.rig import InputState, Rig, RigConfig  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
@@ -41,6 +46,16 @@ def eased(n: int) -> np.ndarray:
 def forward(fps: int, metres: float = 2.0, seconds: float = 4.0) -> np.ndarray:
     z = np.concatenate([[0.0], metres * eased(int(seconds * fps))])
     return make_pose(np.tile(np.eye(3), (len(z), 1, 1)), np.stack([np.zeros_like(z), np.zeros_like(z), z], 1))
+
+
+def held_w(fps: int, ahead: float | None, seconds: float = 4.0, fit: bool = True) -> tuple[np.ndarray, float]:
+    """W held for `seconds` as the app walks it (the camera rig, from standing), at the speed the app starts a walk
+    with for a picture whose surface ahead is `ahead` metres away (Rig.fit_speed), or at the usual pace (fit False).
+    -> (poses (1 + seconds·fps, 4, 4), the speed)"""
+    rig = Rig(RigConfig(fps=fps))
+    speed = rig.fit_speed(ahead if fit else None)
+    rig.update(InputState(keys={"w"}), 0.0)
+    return np.concatenate([np.eye(4)[None], rig.advance(int(seconds * fps))]), speed
 
 
 def turn(fps: int, degrees: float = 60.0, seconds: float = 2.0, hold: float = 2.0) -> np.ndarray:
@@ -80,7 +95,11 @@ def main():
                     help="a memory setting other than the bundle's, as a number, for a probe (repeatable; as "
                          "world_quality.py)")
     ap.add_argument("--photos", default=",".join(PHOTOS))
+    ap.add_argument("--held", choices=("on", "off"), default="on",
+                    help="also hold W for 4 s as the app walks, at the speed it starts a walk with for the picture "
+                         "(Rig.fit_speed) and at the usual speed")
     ap.add_argument("--sheet", default="benchmarks/photo_walks_sheet.jpg")
+    ap.add_argument("--held-sheet", default="benchmarks/photo_walks_speed_sheet.jpg")
     a = ap.parse_args()
     from skimage import data
 
@@ -106,13 +125,25 @@ def main():
           f"{torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     print("\n| photograph | walk 2 m: sharpness s1-4 vs start (foggy frames) | sharpness at 2 m | 60° turn: revealed "
           "part vs start | turned frame vs start |\n|---|---:|---:|---:|---:|")
-    rows, sheet = [], []
+    rows, sheet, speed_rows, held_sheet = [], [], [], []
     cols = revealed_columns(W, 60.0)
     for name in a.photos.split(","):
         img = getattr(data, name)()
         img = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
         w = run(session, img, forward(fps))
         t = run(session, img, turn(fps))
+        if memory is not None and a.held == "on":  # W held for 4 s as the app walks it: the speed it starts at, the usual one
+            ahead = session.depth_ahead()
+            got, frames = [], []
+            for fit in (True, False):
+                c2w, speed = held_w(fps, ahead, fit=fit)
+                f = run(session, img, c2w)
+                r = np.array([sharpness(x, f[0]) for x in f[1:]])
+                got.append((speed, r.mean(), np.mean(r < FOGGY), c2w[-1, 2, 3]))
+                frames.append(f)
+            speed_rows.append((name, ahead, got))
+            if len(held_sheet) < 2:
+                held_sheet.append((np.concatenate(frames), None))
         start = w[0]
         r = np.array([sharpness(f, start) for f in w[1:]])
         held = t[-fps:]  # the turn held: the last second
@@ -126,6 +157,15 @@ def main():
     m = np.mean(rows, 0)
     print(f"\nmean over {len(rows)} photographs: walk sharpness {m[0]:.3f} (foggy {100 * m[1]:.0f} %), at 2 m "
           f"{m[2]:.3f}; after a 60° turn the revealed part {m[3]:.3f}, the whole frame {m[4]:.3f}")
+    if speed_rows:
+        print("\n| photograph | depth ahead | W held 4 s at the app's start speed: speed, distance, sharpness s1-4 "
+              "(foggy) | at the usual speed |\n|---|---:|---:|---:|")
+        for name, ahead, ((v, r, fog, z), (v1, r1, fog1, z1)) in speed_rows:
+            print(f"| {name} | {ahead:.2f} m | {v:.2f} m/s, {z:.2f} m: {r:.3f} ({100 * fog:.0f} %) | {v1:.2f} m/s, "
+                  f"{z1:.2f} m: {r1:.3f} ({100 * fog1:.0f} %) |")
+    if held_sheet and a.held_sheet:
+        Image.fromarray(contact_sheet(held_sheet, fps)).save(a.held_sheet, quality=90)
+        print(f"contact sheet: {a.held_sheet} (W held 4 s at the app's start speed, then at the usual speed)")
     if a.sheet:
         Image.fromarray(contact_sheet(sheet, fps)).save(a.sheet, quality=90)
         print(f"contact sheet: {a.sheet} ({', '.join(a.photos.split(',')[:2])}: the 2 m walk then the 60° turn, "

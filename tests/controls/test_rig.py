@@ -181,3 +181,21 @@ def test_set_pose_and_reset():
     np.testing.assert_array_equal(rig.pose, np.eye(4))
     with pytest.raises(ValueError):
         rig.update(InputState(), -0.1)
+
+
+def test_fit_speed_walks_a_close_up_slowly_and_open_ground_at_walking_speed():
+    rig = Rig(RigConfig(walk_speed=1.2, min_speed=0.1, ahead_time=4.0))
+    assert rig.fit_speed(0.8) == pytest.approx(0.2)  # a cup 0.8 m ahead: 4 s to reach it
+    assert rig.speed == pytest.approx(0.2)
+    assert rig.fit_speed(30.0) == 1.2  # open ground: the usual pace, never faster
+    assert rig.fit_speed(0.0) == 0.1  # never below min_speed
+    assert rig.fit_speed(None) == 1.2 and rig.fit_speed(float("nan")) == 1.2  # not known: the usual pace
+    assert rig.fit_speed(float("inf")) == 1.2
+    assert Rig(RigConfig(ahead_time=0.0)).fit_speed(0.5) == RigConfig().walk_speed  # switched off
+    with pytest.raises(ValueError, match="ahead -1"):
+        rig.fit_speed(-1.0)
+    # what W then walks in a second, from the fitted speed (held long enough to reach it)
+    rig.fit_speed(0.8)
+    poses = hold(rig, InputState(keys={"w"}), 2.0, 16)
+    assert (poses[-1, 2, 3] - poses[-17, 2, 3]) == pytest.approx(0.2, rel=0.02)
+    assert rig.speed_up() == pytest.approx(0.25)  # +/- go on from the fitted speed

@@ -135,6 +135,7 @@ class Walker:
         self.stats = WalkStats()
         self.error: str | None = None
         self.message = ""  # the last thing the worker did on request (for the HUD)
+        self.slowed: tuple[float, float] | None = None  # (m/s, metres ahead) where the walk started slower than usual
         self.image = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -149,6 +150,7 @@ class Walker:
             self.image = image
             self.last_frame = first[-1]
             self.rig = Rig(self.rig_config)
+            self.message = self._fit_speed()
             self.path = [(0.0, 0.0)]
             self.bookmarks.clear()
             self._new_generation()
@@ -159,6 +161,16 @@ class Walker:
         self._start_thread()
         self._run.set()
         return first
+
+    def _fit_speed(self) -> str:
+        """The rig's walking speed for the picture just started (Rig.fit_speed: slower where what lies ahead is near,
+        so a close-up is not walked through in a second). -> a message for the HUD when it is slower than usual."""
+        ahead = self.session.depth_ahead()
+        v = self.rig.fit_speed(ahead)
+        self.slowed = None if ahead is None or v >= self.rig_config.walk_speed else (v, ahead)
+        if self.slowed is None:
+            return ""
+        return f"speed {v:.2f} m/s: what lies ahead is {ahead:.1f} m away (+/- to change)"
 
     def start_from(self, snap: Snapshot, rig: Rig, path: list, image=None) -> None:
         """Continue a saved walk: the session restored to `snap` (its .last_frame shown), the rig and map path as

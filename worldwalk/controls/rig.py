@@ -93,6 +93,8 @@ class RigConfig:
     min_speed: float = 0.1  # bounds for speed_up / speed_down
     max_speed: float = 20.0
     speed_step: float = 1.25  # factor per speed_up / speed_down
+    ahead_time: float = 4.0  # seconds: a walk starts no faster than reaches what lies ahead of the start picture in
+    # this long (fit_speed: a close-up is walked slowly, open ground at walk_speed; 0: always walk_speed)
     turn_rate: float = 60.0  # arrows / full stick, yaw and pitch
     roll_rate: float = 45.0
     mouse_sensitivity: float = 0.1  # degrees per pixel
@@ -195,6 +197,20 @@ class Rig:
     def speed_down(self) -> float:
         """Divide the walking speed by ``speed_step`` (down to ``min_speed``); returns the new speed."""
         self._speed = max(self.config.min_speed, self._speed / self.config.speed_step)
+        return self._speed
+
+    def fit_speed(self, ahead: float | None) -> float:
+        """Set the walking speed for a start picture whose surface straight ahead is ``ahead`` metres away (e.g.
+        ``Session.depth_ahead()``): ``walk_speed``, or slower where walking at it would reach that surface in under
+        ``ahead_time`` seconds (never below ``min_speed``). None or NaN (not known), or ``ahead_time`` 0: ``walk_speed``.
+        Returns it."""
+        cfg = self.config
+        self._speed = cfg.walk_speed
+        if ahead is not None and not math.isnan(ahead) and cfg.ahead_time > 0:
+            ahead = float(ahead)
+            if ahead < 0:
+                raise ValueError(f"fit_speed: ahead {ahead}; expected a distance in metres (>= 0)")
+            self._speed = min(cfg.walk_speed, max(cfg.min_speed, ahead / cfg.ahead_time))
         return self._speed
 
     # ------------------------------------------------------------------------------------------------ stepping

@@ -302,6 +302,21 @@ class Session:
             self.ground_detail = GroundDetail(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
         return self.ground_detail
 
+    def depth_ahead(self) -> float | None:
+        """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its predicted
+        depth over the central half of the frame, across and down. None without a depth network or a start picture.
+        Front ends start the walking speed from it (controls/rig.py Rig.fit_speed): a close-up is walked slowly."""
+        if self.depth is None or getattr(self, "start_pixels", None) is None:
+            return None
+        if self.start_view is not None:
+            z = self.start_view.depth
+        else:
+            with torch.inference_mode():
+                z = self.depth.predict(self._unit(self.start_pixels)[None], self.intrinsics, np.eye(4)[None])[0]
+        H, W = z.shape[-2:]
+        ahead = z[H // 4:H - H // 4, W // 4:W - W // 4].float().flatten()
+        return float(torch.quantile(ahead, 0.25))
+
     def _remember(self, frames: np.ndarray, poses: np.ndarray, view: MemoryView) -> None:
         """Lift what the memory does not see yet of a chunk's shown frames at each latent's own raw frame ((N, H, W, 3)
         uint8 at poses (N, 4, 4); the view is the memory's render of them before the chunk), with their predicted

@@ -115,6 +115,7 @@ def build(args):
         note = f"resumed {Path(args.resume).name} at frame {saved.frame_index} — Space to walk on"
     else:
         walker.start(image, seed=seed, fov_deg=args.fov)
+        note = " — ".join(m for m in (note, walker.message) if m)  # a close-up starts slower (app/walker.py)
     name = desc.get("preset", session.cfg.name)
     opts = Options(out_dir=out_dir, scale=args.size, display_hz=args.display_hz, seed=seed, fov=args.fov,
                    dialog=not args.no_dialog, hud=not args.no_hud, title=f"worldwalk — {name}")

@@ -405,7 +405,8 @@ class Explorer(ExplorerView):
         """Restart the walk at the image `path` (in the background); a bad image leaves the walk as it was."""
         def job():
             self.walker.start(str(path), seed=self.opt.seed, fov_deg=self.opt.fov)
-            return f"new walk from {Path(path).name}"
+            speed = self.walker.message  # a close-up starts slower (app/walker.py)
+            return f"new walk from {Path(path).name}" + (f" — {speed}" if speed else "")
         self._start_task("open image", job)
 
     def save(self, path: str | Path | None = None) -> None:

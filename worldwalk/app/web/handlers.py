@@ -125,6 +125,7 @@ class PageHandlers:
         else:
             msg = (f"Walking in **{scrub(w.label)}** (seed {w.seed}). Click the view and use <kbd>W</kbd> <kbd>A</kbd> "
                    "<kbd>S</kbd> <kbd>D</kbd> to walk.")
+            msg += getattr(w, "speed_note", "")  # a close-up starts slower (app/walker.py)
         return w.token, w.token, saved + msg, gr.update(value=PAUSE), gr.update(value=RECORD), links
 
     def on_pause(self, token, request: gr.Request):

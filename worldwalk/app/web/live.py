@@ -28,6 +28,14 @@ UNWATCHED_S = 3.0  # a live walk whose page pulled no frame for this long stops 
 FPS_WINDOW_S = 4.0  # the HUD's frame rate counts the frames shown in this many seconds
 
 
+def speed_note(walker: Walker) -> str:
+    """A line for the page when the walk started slower than usual (a close-up picture: Walker.slowed), else ""."""
+    if walker.slowed is None:
+        return ""
+    v, ahead = walker.slowed
+    return f" What lies ahead is {ahead:.1f} m away, so this walk goes at {v:.2f} m/s (<kbd>Shift</kbd> runs)."
+
+
 def yaw_deg(pose: np.ndarray) -> float:
     """Heading of an OpenCV c2w pose about world up (-Y): 0 = the start direction, + = turned right."""
     fwd = pose[:3, 2]
@@ -80,6 +88,7 @@ class TabWalk(Walk):
         self.fetched_at = time.monotonic()
         self.held: frozenset = frozenset()
         self.input_n = -1
+        self.speed_note = ""  # for the page when the walk starts slower than usual (a close-up: app/walker.py)
 
     def idle_for(self, now: float) -> float:
         """Seconds since the visitor last did something; 0 while keys are held on a page that is watching."""
@@ -140,6 +149,7 @@ class LiveWalk(TabWalk):
             walker.close()
             return
         self.walker = walker
+        self.speed_note = speed_note(walker) if saved is None else ""
         self._publish(first, pose)
         self.state = "live"
         self.touch()
@@ -152,6 +162,7 @@ class LiveWalk(TabWalk):
         image = self.image if image is None else image
         seed = self.seed if seed is None else seed
         first = self.walker.start(image, seed=seed)  # (this resumes the walker)
+        self.speed_note = speed_note(self.walker)
         self.user_paused = False
         self.state = "live"
         self.image, self.seed = image, seed
