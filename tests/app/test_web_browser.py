@@ -259,6 +259,8 @@ def test_mouse_look_then_record_and_download_the_walk(context, server, tmp_path)
     page.mouse.up()  # (the click also asks for pointer lock: later motion would look around too)
     page.wait_for_function("() => Number(document.querySelector('#ww-hud').dataset.heading) > 5", timeout=60_000)
     page.evaluate("() => document.exitPointerLock()")  # what Esc does: the mouse is the page's again
+    page.keyboard.press("Equal")  # + : one step faster, shown in the HUD
+    page.wait_for_function("() => document.querySelector('#ww-hud').innerText.includes('1.50 m/s')", timeout=30_000)
     page.get_by_role("button", name="● Record").click()
     page.wait_for_function("() => document.querySelector('#ww-hud').innerText.includes('REC')", timeout=30_000)
     page.keyboard.down("d")

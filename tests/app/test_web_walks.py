@@ -246,3 +246,20 @@ def test_the_cap_follows_a_capacity_that_changes(world, tmp_path):
         assert m.follow_capacity() == 1 and a.state == b.state == "live"  # walks running go on
     finally:
         m.shutdown()
+
+
+def test_plus_and_minus_step_the_walking_speed_once_a_press(manager):
+    w = manager.start_live("tab-a", scene(), 0, "Meadow")
+    walk = w.walker.rig_config.walk_speed
+    w.set_input(["faster"], n=1)
+    assert w.walker.sync(30) and w.walker.rig.speed == pytest.approx(walk * 1.25)
+    w.set_input(["faster"], n=2)  # still held: no second step
+    w.set_input(["faster", "w"], n=3)
+    assert w.walker.sync(30) and w.walker.rig.speed == pytest.approx(walk * 1.25)
+    assert w.walker._input.keys == {"w"}  # the speed keys never reach the rig (nor count as moving)
+    w.set_input([], n=4)
+    w.set_input(["slower"], n=5)
+    w.set_input([], n=6)
+    w.set_input(["slower"], n=7)
+    assert w.walker.sync(30) and w.walker.rig.speed == pytest.approx(walk / 1.25)
+    assert w.status()["speed"] == pytest.approx(round(walk / 1.25, 2))

@@ -24,6 +24,7 @@ from worldwalk.controls.rig import InputState, RigConfig
 from worldwalk.world.session import Session
 
 KEYS = frozenset({"w", "a", "s", "d", "q", "e", "z", "c", "shift", "left", "right", "up", "down"})
+SPEED_KEYS = {"faster": "speed_up", "slower": "speed_down"}  # + / -: one step of the walking speed per press
 UNWATCHED_S = 3.0  # a live walk whose page pulled no frame for this long stops generating until it does again
 FPS_WINDOW_S = 4.0  # the HUD's frame rate counts the frames shown in this many seconds
 
@@ -33,7 +34,7 @@ def speed_note(walker: Walker) -> str:
     if walker.slowed is None:
         return ""
     v, ahead = walker.slowed
-    return f" What lies ahead is {ahead:.1f} m away, so this walk goes at {v:.2f} m/s (<kbd>Shift</kbd> runs)."
+    return f" What lies ahead is {ahead:.1f} m away, so this walk goes at {v:.2f} m/s (<kbd>+</kbd> <kbd>−</kbd> change it, <kbd>Shift</kbd> runs)."
 
 
 def yaw_deg(pose: np.ndarray) -> float:
@@ -257,13 +258,16 @@ class LiveWalk(TabWalk):
                 keys = self.held
             else:
                 self.input_n = n
-        keys = frozenset(k for k in (str(k).lower() for k in keys or ()) if k in KEYS)
+        keys = frozenset(k for k in (str(k).lower() for k in keys or ()) if k in KEYS or k in SPEED_KEYS)
         dx = float(np.clip(dx, -4000, 4000)) if math.isfinite(dx) else 0.0
         dy = float(np.clip(dy, -4000, 4000)) if math.isfinite(dy) else 0.0
         self.touch()
+        pressed = keys - self.held
         self.held = keys
         if self.walker is not None:
-            self.walker.set_input(InputState(keys=keys, mouse_dx=dx, mouse_dy=dy))
+            for k in sorted(pressed & SPEED_KEYS.keys()):  # a press, not a hold: one step each
+                self.walker.request(SPEED_KEYS[k])
+            self.walker.set_input(InputState(keys=keys - SPEED_KEYS.keys(), mouse_dx=dx, mouse_dy=dy))
 
     def toggle_pause(self) -> bool:
         self.touch()
@@ -347,6 +351,7 @@ class LiveWalk(TabWalk):
             "chunk_ms": round(w.stats.chunk_ms.get("total", 0.0), 1),
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms),
             "pos": [round(float(v), 3) for v in p], "heading": round(yaw_deg(pose), 1),
+            "speed": round(float(w.rig.speed), 2),
             "frames": w.stats.frames, "path": [[round(x, 3), round(z, 3)] for x, z in path] + [
                 [round(float(p[0]), 3), round(float(p[2]), 3)]],
         })

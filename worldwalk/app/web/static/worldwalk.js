@@ -10,6 +10,7 @@
     KeyW: "w", KeyA: "a", KeyS: "s", KeyD: "d", KeyQ: "q", KeyE: "e", KeyZ: "z", KeyC: "c",
     ShiftLeft: "shift", ShiftRight: "shift",
     ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down",
+    Equal: "faster", NumpadAdd: "faster", Minus: "slower", NumpadSubtract: "slower",  // one speed step a press
   };
   const ww = {
     token: null, seq: 0, keys: new Set(), dx: 0, dy: 0, n: 0, status: null, url: null, shown: 0,
@@ -240,7 +241,8 @@
       `<div>${badge}${rec} <span class="ww-num">${s.fps.toFixed(1)}</span> fps ` +
       `<span class="ww-dim">(generating ${s.gen_fps.toFixed(0)})</span> · latency <span class="ww-num">${lat}</span></div>` +
       `<div class="ww-pos">x <span class="ww-num">${fmt(p[0])}</span> y <span class="ww-num">${fmt(-p[1])}</span> ` +
-      `z <span class="ww-num">${fmt(p[2])}</span> m · heading <span class="ww-num">${Math.round(s.heading)}°</span></div>` + idle;
+      `z <span class="ww-num">${fmt(p[2])}</span> m · heading <span class="ww-num">${Math.round(s.heading)}°</span>` +
+      (s.speed == null ? "" : ` · <span class="ww-num">${s.speed.toFixed(2)}</span> m/s`) + `</div>` + idle;
     drawMap(s);
     if (s.error) overlay(`<b>Something went wrong</b><br><small>${esc(s.error)}</small><br><small>Press <b>Reset</b> or <b>Start walking</b> to try again.</small>`);
     else overlay("");
