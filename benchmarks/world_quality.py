@@ -160,11 +160,13 @@ def with_settings(settings: MemorySettings, items: list[str]) -> MemorySettings:
     d = settings.to_dict()
     for item in items:
         key, eq, value = item.partition("=")
-        if not eq or key not in d or key == "config":
-            sys.exit(f"error: --memory-setting {item!r}: expected KEY=VALUE with KEY one of "
-                     f"{sorted(k for k in d if k != 'config')}")
+        at, name = (d["config"], key[7:]) if key.startswith("config.") else (d, key)  # config.KEY: the memory's own
+        if not eq or name not in at or name == "config" or isinstance(at[name], (list, tuple)):
+            keys = [k for k in d if k != "config"] + [f"config.{k}" for k, v in d["config"].items()
+                                                      if not isinstance(v, (list, tuple))]
+            sys.exit(f"error: --memory-setting {item!r}: expected KEY=VALUE with KEY one of {sorted(keys)}")
         try:
-            d[key] = type(d[key])(float(value)) if isinstance(d[key], (int, float)) else float(value)
+            at[name] = type(at[name])(float(value)) if isinstance(at[name], (int, float)) else float(value)
         except ValueError:
             sys.exit(f"error: --memory-setting {item!r}: {value!r} is not a number")
     try:

@@ -69,6 +69,9 @@ def test_world_quality_long_walk_alone_on_another_scene():
     (["--memory-setting", "colour=2"], "--memory-setting 'colour=2': expected KEY=VALUE with KEY one of"),
     (["--memory-setting", "feather=wide"], "'wide' is not a number"),
     (["--memory-setting", "feather=-3"], "--memory-setting: "),
+    (["--memory-setting", "config.edges=0.1"], "'config.edges=0.1': expected KEY=VALUE with KEY one of"),
+    (["--memory-setting", "config.level_weight=1"], "KEY one of"),
+    (["--memory-setting", "config.edge=-1"], "--memory-setting: "),
 ])
 def test_world_quality_bad_input_is_one_line(args, message):
     r = bench("world_quality.py", *args, timeout=60)

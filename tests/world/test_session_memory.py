@@ -146,3 +146,18 @@ def test_the_seams_colours_touch_only_what_the_memory_did_not_see(parts):
     inside = torch.nn.functional.max_pool2d((~cov)[:, None].float(), 33, 1, 16)[:, 0] == 0  # 16 px inside the seen
     diff = np.abs(off.astype(int) - on.astype(int)).max(-1)
     assert inside.any() and diff[inside.numpy()].max() <= 1 and diff[(~cov).numpy()].mean() > 0.5
+
+
+def test_the_start_view_leaves_out_the_memory_own_depth_edges(parts):
+    """What the lift leaves out as a depth edge (MemoryConfig.edge, edge_inv), the start view does not follow either,
+    after a restore too."""
+    model, vae, depth = parts
+    for edge in (0.05, 0.3):
+        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13, edge=edge, edge_inv=0.01))
+        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
+        s.start(image(hw=(64, 96)), seed=1)
+        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv) == (edge, 0.01)
+        snap = s.snapshot()
+        s.start(image(hw=(64, 96)), seed=2)
+        s.restore(snap)
+        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv) == (edge, 0.01)

@@ -63,6 +63,9 @@ class MemoryConfig:
                              f"{self.level_weight}: expected capacity >= 1, levels >= 1 and a weight per level")
         if not 0 < self.far < self.far_store:
             raise ValueError(f"MemoryConfig: far {self.far}, far_store {self.far_store}: expected 0 < far < far_store")
+        if not (self.edge > 0 and self.edge_inv >= 0):
+            raise ValueError(f"MemoryConfig: edge {self.edge}, edge_inv {self.edge_inv}: expected edge > 0 (log "
+                             f"depth) and edge_inv >= 0 (1/metres)")
         return self
 
     def to_dict(self) -> dict:

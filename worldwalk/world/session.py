@@ -56,7 +56,7 @@ from worldwalk.world.depth import DepthNet
 from worldwalk.world.detail import GroundDetail
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
-from worldwalk.world.start_view import StartView
+from worldwalk.world.start_view import StartView, StartViewConfig
 from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
@@ -220,7 +220,8 @@ class Session:
                 if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
                     hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale)
                     start_view = StartView(torch.from_numpy(np.ascontiguousarray(pixels)),
-                                           torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr)
+                                           torch.from_numpy(np.ascontiguousarray(hires)), z.cpu(), intr,
+                                           self._start_view_config())
         # commit (nothing above changed the session)
         self.colour_map = colour_map
         self.memory = memory
@@ -290,6 +291,11 @@ class Session:
             where = ~view.pinned if view.pinned is not None else ~view.coverage
             detail = where.float() * ms.detail if ws is None else where * (ms.detail - ms.detail * ws[:, 0])
         return out.transpose(0, 1)[None], detail
+
+    def _start_view_config(self) -> StartViewConfig:
+        """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not follow)."""
+        cfg = self.memory_settings.config
+        return StartViewConfig(edge=cfg.edge, edge_inv=cfg.edge_inv)
 
     def _ground_detail(self) -> GroundDetail:
         """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture
@@ -602,7 +608,7 @@ class Session:
             sv = {k[11:]: v for k, v in tens.items() if k.startswith("start_view.")}
             if memory is not None and sv and self.memory_settings.start_scale >= 1:  # (none in snapshots from
                 # before the start view: their walks go on without it)
-                start_view = StartView.from_state(sv)
+                start_view = StartView.from_state(sv, self._start_view_config())
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise ValueError(f"snapshot: incomplete or damaged ({type(e).__name__}: {e})") from None
         W, H = self.size_wh

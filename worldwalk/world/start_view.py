@@ -44,6 +44,8 @@ class StartViewConfig:
     tolerance: float = 0.02  # relative depth: the ray meets the start surface within this
     agree: float = 0.08  # relative depth: ... and the memory's render shows that surface (not a nearer/farther one)
     feather: int = 2  # pixels: the weight fades in over this much from where the start view does not see
+    edge: float = 0.05  # the start depth's edges (not followed): as the memory's (MemoryConfig.edge, edge_inv)
+    edge_inv: float = 0.02
 
     def validate(self) -> "StartViewConfig":
         if not (self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0 and self.agree > 0
@@ -68,7 +70,7 @@ class StartView:
         self.scale = min(hires.shape[0] / H, hires.shape[1] / W)
         z = torch.where(torch.isfinite(self.depth), self.depth, torch.full_like(self.depth, 1e4)).clamp(1e-3, 1e4)
         self._inv = 1 / z  # (H, W) inverse depth
-        edges = depth_edges(z.clamp(max=150.0), 0.05, 0.02).float()[None, None]
+        edges = depth_edges(z.clamp(max=150.0), self.cfg.edge, self.cfg.edge_inv).float()[None, None]
         self._edges = F.max_pool2d(edges, 3, 1, 1)[0, 0]  # (H, W): 1 within a pixel of a depth edge
         self._img = image.permute(2, 0, 1).float() / 127.5 - 1  # (3, H, W) in [-1, 1]
         self._hi = hires.permute(2, 0, 1).float() / 127.5 - 1 if self.scale > 1 else None
