@@ -63,7 +63,8 @@ def turn(fps: int, degrees: float = 60.0, seconds: float = 2.0, hold: float = 2.
     return make_pose(rotation_from_angles(yaw), np.zeros((len(yaw), 3)))
 
 
-def run(session: Session, image: np.ndarray, c2w: np.ndarray) -> np.ndarray:
+def run(session: Session, image: np.ndarray, c2w: np.ndarray, coverage: list | None = None) -> np.ndarray:
+    """The walk's frames; coverage: gets each chunk's share of pixels the world memory saw (Session.last_coverage)."""
     first = session.start(image, fov_deg=DEFAULT_FOV)
     n = session.frames_per_step
     out = [first]
@@ -72,6 +73,8 @@ def run(session: Session, image: np.ndarray, c2w: np.ndarray) -> np.ndarray:
         if len(p) < n:
             p = np.concatenate([p, np.repeat(p[-1:], n - len(p), 0)])
         out.append(session.step(p)[: len(c2w) - i])
+        if coverage is not None and session.last_coverage is not None:
+            coverage.append(session.last_coverage)
     return np.concatenate(out)[: len(c2w)]
 
 
@@ -124,22 +127,24 @@ def main():
           f"{''.join(f'{m} | ' for m in a.memory_setting) if memory else ''}{cpu_header()} | "
           f"{torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     print("\n| photograph | walk 2 m: sharpness s1-4 vs start (foggy frames) | sharpness at 2 m | 60° turn: revealed "
-          "part vs start | turned frame vs start |\n|---|---:|---:|---:|---:|")
+          "part vs start | turned frame vs start | walk: memory coverage |\n|---|---:|---:|---:|---:|---:|")
     rows, sheet, speed_rows, held_sheet = [], [], [], []
     cols = revealed_columns(W, 60.0)
     for name in a.photos.split(","):
         img = getattr(data, name)()
         img = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
-        w = run(session, img, forward(fps))
+        cover = []  # the share of each chunk's pixels the memory saw (the rest: the model's drawing)
+        w = run(session, img, forward(fps), cover)
         t = run(session, img, turn(fps))
-        if memory is not None and a.held == "on":  # W held for 4 s as the app walks it: the speed it starts at, the usual one
+        if memory is not None and a.held == "on":  # W held for 4 s as the app walks: at its start speed, the usual
             ahead = session.depth_ahead()
             got, frames = [], []
             for fit in (True, False):
                 c2w, speed = held_w(fps, ahead, fit=fit)
-                f = run(session, img, c2w)
+                cov = []
+                f = run(session, img, c2w, cov)
                 r = np.array([sharpness(x, f[0]) for x in f[1:]])
-                got.append((speed, r.mean(), np.mean(r < FOGGY), c2w[-1, 2, 3]))
+                got.append((speed, r.mean(), np.mean(r < FOGGY), c2w[-1, 2, 3], np.mean(cov)))
                 frames.append(f)
             speed_rows.append((name, ahead, got))
             if len(held_sheet) < 2:
@@ -149,20 +154,22 @@ def main():
         held = t[-fps:]  # the turn held: the last second
         rev = np.mean([gradient_energy(f[:, cols]) for f in held]) / gradient_energy(start)
         whole = np.mean([sharpness(f, start) for f in held])
-        rows.append((r.mean(), np.mean(r < FOGGY), sharpness(w[-1], start), rev, whole))
+        cov = np.mean(cover) if cover else float("nan")
+        rows.append((r.mean(), np.mean(r < FOGGY), sharpness(w[-1], start), rev, whole, cov))
         print(f"| {name} | {r.mean():.3f} ({100 * np.mean(r < FOGGY):.0f} %) | {rows[-1][2]:.3f} | {rev:.3f} | "
-              f"{whole:.3f} |")
+              f"{whole:.3f} | {100 * cov:.0f} % |")
         if len(sheet) < 2:
             sheet.append((np.concatenate([w, t]), None))
     m = np.mean(rows, 0)
     print(f"\nmean over {len(rows)} photographs: walk sharpness {m[0]:.3f} (foggy {100 * m[1]:.0f} %), at 2 m "
-          f"{m[2]:.3f}; after a 60° turn the revealed part {m[3]:.3f}, the whole frame {m[4]:.3f}")
+          f"{m[2]:.3f}; after a 60° turn the revealed part {m[3]:.3f}, the whole frame {m[4]:.3f}; the walk's memory "
+          f"coverage {100 * m[5]:.0f} %")
     if speed_rows:
         print("\n| photograph | depth ahead | W held 4 s at the app's start speed: speed, distance, sharpness s1-4 "
-              "(foggy) | at the usual speed |\n|---|---:|---:|---:|")
-        for name, ahead, ((v, r, fog, z), (v1, r1, fog1, z1)) in speed_rows:
-            print(f"| {name} | {ahead:.2f} m | {v:.2f} m/s, {z:.2f} m: {r:.3f} ({100 * fog:.0f} %) | {v1:.2f} m/s, "
-                  f"{z1:.2f} m: {r1:.3f} ({100 * fog1:.0f} %) |")
+              "(foggy), memory coverage | at the usual speed |\n|---|---:|---:|---:|")
+        for name, ahead, ((v, r, fog, z, c), (v1, r1, fog1, z1, c1)) in speed_rows:
+            print(f"| {name} | {ahead:.2f} m | {v:.2f} m/s, {z:.2f} m: {r:.3f} ({100 * fog:.0f} %), {100 * c:.0f} % | "
+                  f"{v1:.2f} m/s, {z1:.2f} m: {r1:.3f} ({100 * fog1:.0f} %), {100 * c1:.0f} % |")
     if held_sheet and a.held_sheet:
         Image.fromarray(contact_sheet(held_sheet, fps)).save(a.held_sheet, quality=90)
         print(f"contact sheet: {a.held_sheet} (W held 4 s at the app's start speed, then at the usual speed)")

@@ -122,6 +122,15 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": on})[0].seam == 1 and MemorySettings().seam == 0
     with pytest.raises(ValueError, match="seam 2"):
         MemorySettings(seam=2).validate()
+    # the start picture's own median (MemorySettings.start_median; off by default): a recording made before it
+    # replays without, one made with it with it
+    before = {k: v for k, v in rec.items() if k != "start_median"}
+    assert world_args.memory_from(parse(), {"memory": before})[0].start_median == 0 == MemorySettings().start_median
+    on = MemorySettings(start_median=15).to_dict()
+    assert world_args.memory_from(parse(), {"memory": on})[0].start_median == 15
+    for bad in (4, 33, -1):
+        with pytest.raises(ValueError, match=f"start_median {bad}"):
+            MemorySettings(start_median=bad).validate()
     assert world_args.memory_from(parse("--reproject", "0.3"))[0].guess == 0.3
     assert world_args.memory_from(parse("--reproject", "off"))[0].guess is None
     monkeypatch.setattr(world_args, "_default_depth", lambda device: None)

@@ -135,3 +135,10 @@ def test_the_median_takes_out_speckle_and_keeps_edges():
     plain.load_state_dict(net.state_dict())
     z0 = plain.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None])
     assert torch.allclose(z, median_filter(z0.log()[:, None], 3)[:, 0].exp())
+    # a median for one call (the session's start picture: MemorySettings.start_median) instead of the network's own
+    z5 = net.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None], median=5)
+    assert torch.allclose(z5, median_filter(z0.log()[:, None], 5)[:, 0].exp())
+    assert torch.equal(net.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None], median=0), z0)
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match=f"median {bad}"):
+            net.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None], median=bad)

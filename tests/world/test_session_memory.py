@@ -161,3 +161,25 @@ def test_the_start_view_leaves_out_the_memory_own_depth_edges(parts):
         s.start(image(hw=(64, 96)), seed=2)
         s.restore(snap)
         assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv) == (edge, 0.01)
+
+
+def test_the_start_picture_depth_goes_through_its_own_median(parts):
+    """MemorySettings.start_median: the start picture's depth (the memory's points, the start view, the speed a walk
+    starts at) is the network's with a k x k median of its log depth instead of the network's own (0)."""
+    from worldwalk.world.depth import median_filter
+
+    model, vae, _ = parts
+    torch.manual_seed(1)
+    depth = DepthNet(DepthConfig(widths=(8, 12, 16))).eval()
+    torch.nn.init.normal_(depth.head.weight, std=0.3)  # a depth that follows the picture: speckle to take out
+    px = image(hw=(64, 96))
+    views = {}
+    for k in (0, 7):
+        s = session((model, vae, depth), start_median=k)
+        s.start(px, seed=1)
+        views[k] = s.start_view.depth
+        x = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 127.5 - 1
+        raw = depth.predict(x, s.intrinsics, np.eye(4)[None])
+        want = raw[0] if k == 0 else median_filter(raw.log()[:, None], k)[0, 0].exp()
+        assert torch.allclose(views[k], want)
+    assert not torch.equal(views[0], views[7])

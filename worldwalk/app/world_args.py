@@ -180,8 +180,10 @@ def memory_from(args, recorded: dict | None = None):
         if not rec:
             return None, None
         # a recording made before the start view (world/start_view.py) replays without one, one made before the
-        # ground detail (world/detail.py) without that, and one made before the seams' colours (world/seam.py) too
-        settings = {"start_scale": 0, "detail": 0, "seam": 0, **rec} if isinstance(rec, dict) else rec
+        # ground detail (world/detail.py) without that, one made before the seams' colours (world/seam.py) or the
+        # start picture's own median (MemorySettings.start_median) without those
+        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0}
+        settings = {**old, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)

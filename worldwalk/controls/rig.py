@@ -202,8 +202,8 @@ class Rig:
     def fit_speed(self, ahead: float | None) -> float:
         """Set the walking speed for a start picture whose surface straight ahead is ``ahead`` metres away (e.g.
         ``Session.depth_ahead()``): ``walk_speed``, or slower where walking at it would reach that surface in under
-        ``ahead_time`` seconds (never below ``min_speed``). None or NaN (not known), or ``ahead_time`` 0: ``walk_speed``.
-        Returns it."""
+        ``ahead_time`` seconds (never below ``min_speed``). None or NaN (not known), or ``ahead_time`` 0:
+        ``walk_speed``. Returns it."""
         cfg = self.config
         self._speed = cfg.walk_speed
         if ahead is not None and not math.isnan(ahead) and cfg.ahead_time > 0:

@@ -137,17 +137,22 @@ class DepthNet(nn.Module):
         return out.clamp(lo, hi)
 
     @torch.no_grad()
-    def predict(self, frames: torch.Tensor, intrinsics, c2w, downscale: int = 1) -> torch.Tensor:
+    def predict(self, frames: torch.Tensor, intrinsics, c2w, downscale: int = 1, median: int | None = None
+                ) -> torch.Tensor:
         """frames (N, 3, H, W) in [-1, 1]; intrinsics [fx, fy, cx, cy] in pixels of the frames; c2w (N, 4, 4) poses in
         the start camera's frame (numpy or torch). -> z-depth (N, H, W) in metres, float32.
         downscale k > 1: the frames are box-shrunk k x first and the depth brought back up bilinearly in log depth
-        (k² times cheaper; for blurry frames, whose detail the network cannot use anyway)."""
+        (k² times cheaper; for blurry frames, whose detail the network cannot use anyway).
+        median: the k x k median of the log depth instead of cfg.median (odd k; 0: none)."""
+        if median is not None and (median < 0 or (median and median % 2 == 0)):
+            raise ValueError(f"depth median {median}: expected 0 (none) or an odd size")
         if downscale > 1:
             H, W = frames.shape[-2:]
             fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
             k = downscale  # pixel u of the small frame covers u·k … u·k + k − 1: its centre is u·k + (k − 1) / 2
             small = F.avg_pool2d(frames.float(), k, ceil_mode=True)
-            z = self.predict(small, (fx / k, fy / k, (cx - (k - 1) / 2) / k, (cy - (k - 1) / 2) / k), c2w)
+            z = self.predict(small, (fx / k, fy / k, (cx - (k - 1) / 2) / k, (cy - (k - 1) / 2) / k), c2w,
+                             median=median)
             return F.interpolate(z.log()[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0].exp()
         c2w = torch.as_tensor(np.asarray(c2w) if not torch.is_tensor(c2w) else c2w, dtype=torch.float32,
                               device=frames.device).reshape(-1, 4, 4)
@@ -161,8 +166,9 @@ class DepthNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         dt = next(self.parameters()).dtype
         logz = self(x[:, :3].to(dt), x[:, 3:5].to(dt), x[:, 5:].to(dt)).float()[:, :, :H, :W]
-        if cfg.median > 1:
-            logz = median_filter(logz, cfg.median)
+        k = cfg.median if median is None else median
+        if k > 1:
+            logz = median_filter(logz, k)
         return logz[:, 0].exp()
 
 

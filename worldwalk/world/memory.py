@@ -94,6 +94,9 @@ class MemorySettings:
     # views that magnify it (world/start_view.py; 1: at the frame's; 0: not kept)
     detail: float = 1.0  # where the frame does not show the start picture: this much of the start picture's ground
     # texture, fixed to the world, added for display (world/detail.py; 0: none, the generated pixels as they are)
+    start_median: int = 0  # the start picture's depth (the memory's for good, magnified by every walk) through a
+    # k x k median of its log depth instead of the depth network's own (odd k; 0: the network's, DepthConfig.median;
+    # a larger one keeps a close-up's surfaces whole but measures no better: benchmarks/RESULTS.md "Walking speed")
     seam: float = 0.0  # this much of the memory's low-frequency colour carried into what the frame shows beside it,
     # and into what the lift adds beside what the memory holds (world/seam.py; 0: the decoder's colours as they are;
     # off by default: it costs long walks, benchmarks/RESULTS.md "Seams")
@@ -104,6 +107,9 @@ class MemorySettings:
             raise ValueError(f"memory settings: guess {self.guess}: expected a noise level in (0, 1] or None")
         if not 0 <= self.seam <= 1:
             raise ValueError(f"memory settings: seam {self.seam}: expected a share from 0 (off) to 1")
+        if not (0 <= self.start_median <= 31 and (self.start_median == 0 or self.start_median % 2 == 1)):
+            raise ValueError(f"memory settings: start_median {self.start_median}: expected 0 (the depth network's "
+                             f"own) or an odd size up to 31")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -122,7 +128,7 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
-                 "guess", "guess_min_coverage", "start_scale", "detail", "seam"}
+                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

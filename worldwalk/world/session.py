@@ -137,6 +137,7 @@ class Session:
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
+        self.last_coverage: float | None = None  # share of the last chunk's pixels the memory saw (None: no memory)
         self._started = False
 
     # ------------------------------------------------------------------ properties
@@ -215,7 +216,7 @@ class Session:
             memory, start_view = None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
-                z = self.depth.predict(x, intr, np.eye(4)[None])[0]
+                z = self._start_depth(x, intr)
                 memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
                 if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
                     hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale)
@@ -292,8 +293,15 @@ class Session:
             detail = where.float() * ms.detail if ws is None else where * (ms.detail - ms.detail * ws[:, 0])
         return out.transpose(0, 1)[None], detail
 
+    def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
+        """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, through the memory settings' own
+        median (MemorySettings.start_median)."""
+        k = self.memory_settings.start_median
+        return self.depth.predict(x, intrinsics, np.eye(4)[None], median=k or None)[0]
+
     def _start_view_config(self) -> StartViewConfig:
-        """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not follow)."""
+        """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not
+        follow either)."""
         cfg = self.memory_settings.config
         return StartViewConfig(edge=cfg.edge, edge_inv=cfg.edge_inv)
 
@@ -304,13 +312,13 @@ class Session:
             if self.start_view is not None:
                 z = self.start_view.depth
             else:
-                z = self.depth.predict(self._unit(self.start_pixels)[None], self.intrinsics, np.eye(4)[None])[0]
+                z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
             self.ground_detail = GroundDetail(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
         return self.ground_detail
 
     def depth_ahead(self) -> float | None:
-        """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its predicted
-        depth over the central half of the frame, across and down. None without a depth network or a start picture.
+        """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its
+        predicted depth over the central half of the frame, across and down. None without a depth network or a start picture.
         Front ends start the walking speed from it (controls/rig.py Rig.fit_speed): a close-up is walked slowly."""
         if self.depth is None or getattr(self, "start_pixels", None) is None:
             return None
@@ -318,7 +326,7 @@ class Session:
             z = self.start_view.depth
         else:
             with torch.inference_mode():
-                z = self.depth.predict(self._unit(self.start_pixels)[None], self.intrinsics, np.eye(4)[None])[0]
+                z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
         H, W = z.shape[-2:]
         ahead = z[H // 4:H - H // 4, W // 4:W - W // 4].float().flatten()
         return float(torch.quantile(ahead, 0.25))
@@ -483,6 +491,7 @@ class Session:
         timing["total"] = sum(timing.values())
         self.last_timing = timing
         self.last_latents = z
+        self.last_coverage = None if view is None else float(view.coverage.float().mean())
         return out
 
     def _reprojection(self, poses: np.ndarray, view: MemoryView | None = None):

@@ -34,7 +34,8 @@ def speed_note(walker: Walker) -> str:
     if walker.slowed is None:
         return ""
     v, ahead = walker.slowed
-    return f" What lies ahead is {ahead:.1f} m away, so this walk goes at {v:.2f} m/s (<kbd>+</kbd> <kbd>−</kbd> change it, <kbd>Shift</kbd> runs)."
+    return (f" What lies ahead is {ahead:.1f} m away, so this walk goes at {v:.2f} m/s (<kbd>+</kbd> <kbd>−</kbd> "
+            "change it, <kbd>Shift</kbd> runs).")
 
 
 def yaw_deg(pose: np.ndarray) -> float:

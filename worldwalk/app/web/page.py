@@ -54,8 +54,9 @@ HELP = """
 <div id="ww-help">
 
 **Walk** <kbd>W</kbd> <kbd>A</kbd> <kbd>S</kbd> <kbd>D</kbd> · **up / down** <kbd>E</kbd> <kbd>Q</kbd> ·
-**run** <kbd>Shift</kbd> · **speed** <kbd>+</kbd> <kbd>−</kbd> · **turn and look** <kbd>←</kbd> <kbd>→</kbd> <kbd>↑</kbd> <kbd>↓</kbd>
-or click the view for mouse-look (<kbd>Esc</kbd> gives the mouse back).
+**run** <kbd>Shift</kbd> · **speed** <kbd>+</kbd> <kbd>−</kbd> ·
+**turn and look** <kbd>←</kbd> <kbd>→</kbd> <kbd>↑</kbd> <kbd>↓</kbd> or click the view for mouse-look
+(<kbd>Esc</kbd> gives the mouse back).
 **Bookmark** a place, walk on, **Rewind** to come back to it. **Record**, stop, then download the video and the
 camera path (replay it with `launch.py render --replay`).
 
