@@ -19,6 +19,20 @@ def test_scene_is_deterministic_and_seeded():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_rich_textures_change_the_pictures_not_the_world():
+    """textures="rich" (depth training): the same geometry, so the same exact depth, with pictures on the surfaces;
+    the plain scene of the seed is unchanged by it."""
+    import pytest
+
+    c2w = np.eye(4)[None]
+    plain, zp = Scene(7).render(c2w, K, SIZE, depth=True)
+    rich, zr = Scene(7, textures="rich").render(c2w, K, SIZE, depth=True)
+    assert np.array_equal(zp, zr) and not np.array_equal(plain, rich)
+    assert np.array_equal(plain, Scene(7).render(c2w, K, SIZE))
+    with pytest.raises(ValueError, match="textures 'photos'"):
+        Scene(7, textures="photos")
+
+
 def test_sky_above_ground_below():
     s = Scene(0, n_objects=0)
     f = s.render(np.eye(4)[None], K, SIZE)[0].astype(float)

@@ -29,8 +29,12 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     assert all(s[k].shape[0] == n for k in ("exact", "vae", "model", "depth", "c2w", "intrinsics"))
     assert s["exact"].shape[1:] == s["model"].shape[1:] and s["exact"].dtype == np.uint8
     assert np.isinf(s["depth"]).any() and (np.isfinite(s["depth"]) & (s["depth"] > 0)).any()  # sky and ground
+    rich = tmp_path / "rich"  # pictures on most surfaces, trained on beside the plain views (--dir twice)
+    assert run("train", "depth-data", "--out", rich, "--clips", 1, "--shard-size", 1, "--chunks", 1, "--world", world,
+               "--textures", "rich") == 0
+    assert np.load(rich / "shard_0000.npz")["exact"].shape[0] == n // 2
     out = tmp_path / "depth"
-    assert run("train", "depth", "--dir", d, "--out", out, "--steps", 3, "--batch", 2, "--crop", 32,
+    assert run("train", "depth", "--dir", d, "--dir", rich, "--out", out, "--steps", 3, "--batch", 2, "--crop", 32,
                "--widths", "4,6", "--fine", 3, "--eval", d) == 0
     res = json.loads((out / "eval.json").read_text())
     assert set(res) == {"exact", "vae", "model"} and all(np.isfinite(m["absrel"]) for m in res.values())

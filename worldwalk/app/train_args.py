@@ -191,9 +191,11 @@ def add_parser(sub) -> None:
     dd.add_argument("--shard-size", type=int, default=20)
     dd.add_argument("--chunks", type=int, default=2, help="chunks of each walk (1 + chunks x frames a chunk frames, "
                                                           "every other one kept); fewer: more scenes for the time")
+    dd.add_argument("--textures", choices=("plain", "rich"), default="plain",
+                    help="rich: pictures on most surfaces (so a picture's own edges are not taken for depth edges)")
     dd.set_defaults(func=cmd_depth_data)
     de = tsub.add_parser("depth", help="train the world memory's depth network (world/train/depth.py)")
-    de.add_argument("--dir", required=True)
+    de.add_argument("--dir", required=True, action="append", help="depth-data folder (repeat for several sets)")
     de.add_argument("--out", required=True)
     de.add_argument("--steps", type=int, default=3000)
     de.add_argument("--batch", type=int, default=12)

@@ -11,6 +11,10 @@ eye height; the ground lies about `eye_height` below it (world up is −Y). A sc
 - objects standing on the ground: boxes (any yaw), pillars (capped cylinders), trees (trunk + round canopy) and rocks
   (half-buried ellipsoids), each with its own colour and texture;
 - lighting: sun (Lambert) with hard shadows from the objects, sky ambient.
+With `textures="rich"` (depth training only) most objects, and half the grounds, wear one of scikit-image's other
+pictures at full contrast (text, coins, a clock, a cameraman, faces, micrographs, the Hubble deep field ...; never
+the four photographs benchmarks/photo_walks.py walks into): a flat surface that shows a picture, so that the depth
+network learns that a picture's own edges are not depth edges. The scene is otherwise the plain one of its seed.
 Everything is a closed-form ray intersection (slabs, quadratics); the terrain is found by a few Newton steps from the
 mean ground plane, exact for its gentle slopes. A seed fixes the whole scene.
 """
@@ -60,8 +64,34 @@ def _textures(rng: np.random.Generator, size: int = 128) -> torch.Tensor:
     return torch.tensor(np.stack(tex), dtype=torch.float32).clamp(0, 1)
 
 
+RICH_PICTURES = ("camera", "coins", "moon", "page", "text", "clock", "hubble_deep_field", "immunohistochemistry",
+                 "retina", "colorwheel", "cell", "lfw_subset")  # not coffee, astronaut, chelsea, rocket (held out)
+
+
+def _rich_textures(size: int = 128) -> torch.Tensor:
+    """(len(RICH_PICTURES), 3, size, size) in [0, 1]: scikit-image's pictures at their own contrast and colours
+    (lfw_subset: a 4 x 4 mosaic of its faces)."""
+    from skimage import data
+    from skimage.transform import resize
+
+    out = []
+    for name in RICH_PICTURES:
+        img = getattr(data, name)()
+        if name == "lfw_subset":
+            img = np.concatenate([np.concatenate(list(img[r * 4:r * 4 + 4]), 1) for r in range(4)], 0)
+        img = np.asarray(img, dtype=np.float32)
+        img = img / 255.0 if img.max() > 1.5 else img
+        img = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
+        s = min(img.shape[:2])  # the middle square
+        y0, x0 = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
+        out.append(resize(img[y0:y0 + s, x0:x0 + s], (size, size), anti_aliasing=True).transpose(2, 0, 1))
+    return torch.tensor(np.stack(out), dtype=torch.float32).clamp(0, 1)
+
+
 class Scene:
-    def __init__(self, seed: int, n_objects: int | None = None):
+    def __init__(self, seed: int, n_objects: int | None = None, textures: str = "plain"):
+        if textures not in ("plain", "rich"):
+            raise ValueError(f"Scene textures {textures!r}: expected 'plain' or 'rich'")
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         self.rng = rng
@@ -87,7 +117,25 @@ class Scene:
         n = int(rng.integers(40, 64)) if n_objects is None else n_objects
         self._place_objects(rng, n)
         self.textures = _textures(rng)
+        if textures == "rich":  # a picture on most surfaces (its own generator: the plain scene stays the same)
+            self._dress(np.random.default_rng([self.seed, 7]))
         self.tex_blur = F.avg_pool2d(F.pad(self.textures, (2, 2, 2, 2), mode="circular"), 5, 1)
+
+    def _dress(self, rng: np.random.Generator) -> None:
+        """textures="rich": four in five materials, and the ground half the time, take one of the rich pictures (the
+        materials' own colours lightened toward white, so the picture's colours show)."""
+        base = len(self.textures)
+        rich = _rich_textures(self.textures.shape[-1])
+        self.textures = torch.cat([self.textures, rich])
+        mats = []
+        for col, tex, scale in self.materials:
+            if rng.random() < 0.8:
+                col, tex, scale = 0.5 + 0.5 * col, base + int(rng.integers(0, len(rich))), rng.uniform(1.0, 3.0)
+            mats.append((col, tex, scale))
+        self.materials = mats
+        if rng.random() < 0.5:
+            self.ground_tex = base + int(rng.integers(0, len(rich)))
+            self.ground_tint = 0.5 + 0.5 * self.ground_tint
 
     # ------------------------------------------------------------------ scene construction
     def ground_y(self, x, z):
