@@ -31,7 +31,7 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     assert np.isinf(s["depth"]).any() and (np.isfinite(s["depth"]) & (s["depth"] > 0)).any()  # sky and ground
     rich = tmp_path / "rich"  # pictures on most surfaces, trained on beside the plain views (--dir twice)
     assert run("train", "depth-data", "--out", rich, "--clips", 1, "--shard-size", 1, "--chunks", 1, "--world", world,
-               "--textures", "rich") == 0
+               "--textures", "rich", "--closeup", 1) == 0
     assert np.load(rich / "shard_0000.npz")["exact"].shape[0] == n // 2
     out = tmp_path / "depth"
     assert run("train", "depth", "--dir", d, "--dir", rich, "--out", out, "--steps", 3, "--batch", 2, "--crop", 32,
@@ -58,6 +58,7 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     # bad flags: one line each, exit 2
     capsys.readouterr()
     assert run("train", "depth-data", "--out", tmp_path / "x", "--chunks", 0, "--world", world) == 2
+    assert run("train", "depth-data", "--out", tmp_path / "x", "--closeup", 2, "--world", world) == 2
     assert run("train", "depth", "--dir", d, "--out", tmp_path / "y", "--widths", "4,six") == 2
     assert run("train", "bundle", "--vae", world, "--world", world, "--depth", tmp_path / "b.safetensors",
                "--depth-median", 4, "--out", tmp_path / "n.safetensors") == 2
@@ -69,7 +70,24 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
                "--widths", "4,6", "--fine", 5) == 2
     assert (out / "state.pt").read_bytes() == before
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 6 and "--chunks 0" in err[0] and "--widths '4,six'" in err[1] and "--depth-median 4" in err[2]
-    assert "--init" in err[3] and "does not fit" in err[3] and "--init" in err[4] and "nowhere" in err[4]
-    assert "state.pt: its depth does not fit this run's" in err[5]
+    assert len(err) == 7 and "--chunks 0" in err[0] and "--closeup 2" in err[1] and "--widths '4,six'" in err[2]
+    assert "--depth-median 4" in err[3]
+    assert "--init" in err[4] and "does not fit" in err[4] and "--init" in err[5] and "nowhere" in err[5]
+    assert "state.pt: its depth does not fit this run's" in err[6]
     assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_closeup_walks_start_in_front_of_an_object():
+    """depth_views(closeup=True): the first camera stands level at eye height a little way in front of an object,
+    facing it: most of the middle of the picture is near; the poses are the walk's own, from the identity."""
+    from worldwalk.world.train.depth import depth_views
+
+    near = []
+    for seed in range(4):
+        v = depth_views(seed, 5, size=(64, 64), closeup=True)
+        assert np.allclose(v["c2w"][0], np.eye(4), atol=1e-6)
+        z = np.where(np.isfinite(v["depth"][0]), v["depth"][0], 1e3)
+        near.append(np.median(z[24:48, 16:48]))
+        far = depth_views(seed, 5, size=(64, 64))["depth"][0]
+        assert np.array_equal(far, depth_views(seed, 5, size=(64, 64))["depth"][0])  # plain: as before
+    assert np.median(near) < 6.0

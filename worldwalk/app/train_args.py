@@ -193,6 +193,9 @@ def add_parser(sub) -> None:
                                                           "every other one kept); fewer: more scenes for the time")
     dd.add_argument("--textures", choices=("plain", "rich"), default="plain",
                     help="rich: pictures on most surfaces (so a picture's own edges are not taken for depth edges)")
+    dd.add_argument("--closeup", type=float, default=0.0,
+                    help="the share of walks that start 0.4-2.5 m in front of an object, facing it (as a photograph "
+                         "of something near is taken)")
     dd.set_defaults(func=cmd_depth_data)
     de = tsub.add_parser("depth", help="train the world memory's depth network (world/train/depth.py)")
     de.add_argument("--dir", required=True, action="append", help="depth-data folder (repeat for several sets)")
