@@ -76,6 +76,10 @@ def test_three_visitors_two_workers_isolation_line_and_a_killed_actor(cluster):
     walk_on(a, lambda: a.status()["pos"][2] > 0.3, "a walking forward")
     sb = b.status()
     assert sb["pos"][2] == 0.0  # b stands where it started (its actor generates what b holds: nothing)
+    assert a.speed_note == "" and sb["speed"] == 1.2  # no depth network here: the usual pace, nothing to say
+    b.set_input(["faster"], n=1)  # + over Ray: one step, in b's own actor
+    wait_for(lambda: b.status()["speed"] == 1.5, timeout=60.0, what="b one step faster")
+    assert a.status()["speed"] == 1.2
     seq, jpeg = a.frame_after(0)
     assert seq > 1 and jpeg[:2] == b"\xff\xd8"  # JPEG bytes, not tensors
     # a recording made before the fault is kept on the front end

@@ -102,6 +102,10 @@ class WalkHost:
     def restart(self, image=None, seed=None, label=None) -> None:
         self.walk.restart(image, seed, label)
 
+    def speed_note(self) -> str:
+        """The page's line on why the walk started slower than usual ("" if it did not)."""
+        return self.walk.speed_note
+
     def status(self, line_position: int, idle_timeout: float) -> dict:
         return self.walk.status(line_position, idle_timeout)
 
@@ -367,6 +371,7 @@ class RemoteWalk(TabWalk):
             self.cluster.ray.kill(host)
             return
         self.host = host
+        self.speed_note = self._get(host.speed_note.remote())  # a close-up starts slower: the page says why
         self.state = "live"
         self.touch()
         self.fetched_at = time.monotonic()
@@ -376,6 +381,7 @@ class RemoteWalk(TabWalk):
 
     def restart(self, image=None, seed: int | None = None, label: str | None = None) -> None:
         self._call("restart", image, seed, label)
+        self.speed_note = self._call("speed_note")
         self.image = self.image if image is None else image
         self.seed = self.seed if seed is None else seed
         self.label = label or self.label
