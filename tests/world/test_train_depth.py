@@ -24,6 +24,7 @@ def test_depth_stages_end_to_end(tmp_path, capsys):
     assert run("train", "depth-data", "--out", d, "--clips", 3, "--shard-size", 2, "--chunks", 1, "--world", world) == 0
     shards = sorted(d.glob("shard_*.npz"))
     assert len(shards) == 2
+    assert len(np.load(shards[1])["c2w"]) * 2 == len(np.load(shards[0])["c2w"])  # 3 clips: 2, then the 1 left
     s = np.load(shards[0])
     n = 2 * (1 + model.cfg.chunk_frames * model.cfg.temporal_stride // 2)  # 2 clips, every other frame of 1 chunk
     assert all(s[k].shape[0] == n for k in ("exact", "vae", "model", "depth", "c2w", "intrinsics"))

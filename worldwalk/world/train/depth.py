@@ -102,7 +102,7 @@ def depth_data(out: str | Path, clips: int, world: str | Path, seed: int = 0, ch
         if path.exists():
             continue
         parts = {k: [] for k in ("exact", "vae", "model", "depth", "c2w", "intrinsics")}
-        for i in range(shard_size):
+        for i in range(min(shard_size, clips - s * shard_size)):  # (the last shard: what is left)
             k = seed * 1_000_003 + s * shard_size + i
             v = depth_views(k, n_frames, size, held_out=held_out, textures=textures,
                             closeup=bool(np.random.default_rng([k, 11]).random() < closeup))
