@@ -309,24 +309,25 @@ class Session:
         """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture
         and its depth when first needed (a restored snapshot makes the same again)."""
         if self.ground_detail is None:
-            if self.start_view is not None:
-                z = self.start_view.depth
-            else:
-                z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
-            self.ground_detail = GroundDetail(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
+            self.ground_detail = GroundDetail(self.start_pixels, self._kept_start_depth(), self.intrinsics,
+                                              self.depth.cfg.eye_height)
         return self.ground_detail
+
+    def _kept_start_depth(self) -> torch.Tensor:
+        """(H, W) metres: the start picture's depth the start view keeps, or predicted again where there is none."""
+        if self.start_view is not None:
+            return self.start_view.depth
+        with torch.inference_mode():
+            return self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
 
     def depth_ahead(self) -> float | None:
         """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its
-        predicted depth over the central half of the frame, across and down. None without a depth network or a start picture.
-        Front ends start the walking speed from it (controls/rig.py Rig.fit_speed): a close-up is walked slowly."""
+        predicted depth over the central half of the frame, across and down. None without a depth network or a start
+        picture. Front ends start the walking speed from it (controls/rig.py Rig.fit_speed): a close-up is walked
+        slowly."""
         if self.depth is None or getattr(self, "start_pixels", None) is None:
             return None
-        if self.start_view is not None:
-            z = self.start_view.depth
-        else:
-            with torch.inference_mode():
-                z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
+        z = self._kept_start_depth()
         H, W = z.shape[-2:]
         ahead = z[H // 4:H - H // 4, W // 4:W - W // 4].float().flatten()
         return float(torch.quantile(ahead, 0.25))

@@ -20,6 +20,7 @@ mean ground plane, exact for its gentle slopes. A seed fixes the whole scene.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -68,9 +69,11 @@ RICH_PICTURES = ("camera", "coins", "moon", "page", "text", "clock", "hubble_dee
                  "retina", "colorwheel", "cell", "lfw_subset")  # not coffee, astronaut, chelsea, rocket (held out)
 
 
+@functools.lru_cache(maxsize=2)
 def _rich_textures(size: int = 128) -> torch.Tensor:
     """(len(RICH_PICTURES), 3, size, size) in [0, 1]: scikit-image's pictures at their own contrast and colours
-    (lfw_subset: a 4 x 4 mosaic of its faces)."""
+    (lfw_subset: a 4 x 4 mosaic of its faces). Made once per size (every rich scene shares it; nothing writes to
+    it)."""
     from skimage import data
     from skimage.transform import resize
 
