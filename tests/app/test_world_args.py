@@ -114,6 +114,11 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, detail=0)
     assert world_args.memory_from(parse("--detail", "on"), {"memory": before})[0].detail == 1
     assert world_args.memory_from(parse("--detail", "off"))[0] == MemorySettings(detail=0)
+    # the start picture's sky (world/sky.py): --sky, else the recording's (off for one made before it), else on
+    before = {k: v for k, v in rec.items() if k != "sky"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, sky=0)
+    assert world_args.memory_from(parse("--sky", "on"), {"memory": before})[0].sky == 1
+    assert world_args.memory_from(parse("--sky", "off"))[0] == MemorySettings(sky=0) and MemorySettings().sky == 1
     # the seams' colours (world/seam.py; off by default): a recording made before them replays without, one made
     # with them on replays with them
     before = {k: v for k, v in rec.items() if k != "seam"}

@@ -46,6 +46,10 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                    help="with the memory: where the frame does not show the start picture, add the start picture's "
                         "own ground texture, fixed to the world, for display (the model and the memory never see it; "
                         "default on, or the recording's; a recording from before it replays without)")
+    g.add_argument("--sky", choices=("on", "off"), default=None,
+                   help="with the memory: where the frame shows sky no frame has seen, lay the start picture's own sky "
+                        "colour at the same elevation over the model's haze (default on, or the recording's; a "
+                        "recording from before it replays without)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -181,8 +185,9 @@ def memory_from(args, recorded: dict | None = None):
             return None, None
         # a recording made before the start view (world/start_view.py) replays without one, one made before the
         # ground detail (world/detail.py) without that, one made before the seams' colours (world/seam.py) or the
-        # start picture's own median (MemorySettings.start_median) without those
-        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0}
+        # start picture's own median (MemorySettings.start_median) or the start picture's sky (world/sky.py)
+        # without those
+        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None
@@ -202,6 +207,9 @@ def memory_from(args, recorded: dict | None = None):
     detail = getattr(args, "detail", None)
     if detail is not None:
         ms = dataclasses.replace(ms, detail=1.0 if detail == "on" else 0.0)
+    sky = getattr(args, "sky", None)
+    if sky is not None:
+        ms = dataclasses.replace(ms, sky=1.0 if sky == "on" else 0.0)
     return ms, depth
 
 

@@ -100,6 +100,8 @@ class MemorySettings:
     seam: float = 0.0  # this much of the memory's low-frequency colour carried into what the frame shows beside it,
     # and into what the lift adds beside what the memory holds (world/seam.py; 0: the decoder's colours as they are;
     # off by default: it costs long walks, benchmarks/RESULTS.md "Seams")
+    sky: float = 1.0  # where the frame shows sky no frame has seen: this much of the start picture's sky colour at the
+    # same elevation, weighted by how much of the picture is sky there (world/sky.py; 0: the model's drawing as it is)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -110,6 +112,8 @@ class MemorySettings:
         if not (0 <= self.start_median <= 31 and (self.start_median == 0 or self.start_median % 2 == 1)):
             raise ValueError(f"memory settings: start_median {self.start_median}: expected 0 (the depth network's "
                              f"own) or an odd size up to 31")
+        if not 0 <= self.sky <= 1:
+            raise ValueError(f"memory settings: sky {self.sky}: expected a share from 0 (off) to 1")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -128,7 +132,7 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
-                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median"}
+                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

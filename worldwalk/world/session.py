@@ -33,6 +33,9 @@ The memory also keeps the picture itself, at its own resolution up to `start_sca
 where a later camera magnifies what the start image saw, walking towards it, the frame shows the picture there, found
 along each pixel's ray through the start depth and read bicubically (with the picture's own detail when it is larger
 than the frame), instead of the memory's magnified points.
+Where the frame shows sky that no frame has seen (a turn, a long walk), the memory's `sky` share of the start picture's
+own sky colour at the same elevation is laid over what the model drew, as much as the start picture says is sky at
+that elevation (world/sky.py): a clean sky instead of haze in bands. What it lays there is remembered like the rest.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ from worldwalk.world.model import WorldModel
 from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk, start_levels
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
 from worldwalk.world.seam import seam_offset
+from worldwalk.world.sky import SkyProfile
 from worldwalk.world.vae import VideoVAE
 
 FOV_RANGE = (25.0, 120.0)  # horizontal field of view the release accepts, degrees
@@ -134,6 +138,7 @@ class Session:
         self.memory: WorldMemory | None = None
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
         self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
+        self.sky_profile: SkyProfile | None = None  # the start picture's sky by elevation (world/sky.py)
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -228,6 +233,7 @@ class Session:
         self.memory = memory
         self.start_view = start_view
         self.ground_detail = None  # made from the start picture when a frame first needs it
+        self.sky_profile = None  # likewise
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -287,6 +293,13 @@ class Session:
         if self.start_view is not None:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
             out = torch.lerp(out, rgb.to(out.device), (ws * ms.strength).to(out.device))
+        if ms.sky > 0 and self.start_pixels is not None and self._sky_profile().usable:
+            # where neither the memory nor the start view draws: the start picture's sky at the same elevation, as
+            # much as it says is sky there (world/sky.py)
+            free = 1 - w[:, 0].cpu()  # (N, H, W)
+            if ws is not None:
+                free = free * (1 - ws[:, 0].cpu() * ms.strength)
+            out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics, ms.sky * free).to(out.device)
         detail = None  # how much of the ground detail to draw where (N, H, W)
         if ms.detail > 0 and self.start_pixels is not None:
             where = ~view.pinned if view.pinned is not None else ~view.coverage
@@ -312,6 +325,14 @@ class Session:
             self.ground_detail = GroundDetail(self.start_pixels, self._kept_start_depth(), self.intrinsics,
                                               self.depth.cfg.eye_height)
         return self.ground_detail
+
+    def _sky_profile(self) -> SkyProfile:
+        """The start picture's sky by elevation (world/sky.py): made from the start picture and its depth when first
+        needed (a restored snapshot makes the same again)."""
+        if self.sky_profile is None:
+            self.sky_profile = SkyProfile(self.start_pixels, self._kept_start_depth(), self.intrinsics,
+                                          self.depth.cfg.max_depth)
+        return self.sky_profile
 
     def _kept_start_depth(self) -> torch.Tensor:
         """(H, W) metres: the start picture's depth the start view keeps, or predicted again where there is none."""
@@ -629,6 +650,7 @@ class Session:
         self.memory = memory
         self.start_view = start_view
         self.ground_detail = None  # made again from the start picture when a frame needs it
+        self.sky_profile = None  # likewise
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

@@ -1,0 +1,101 @@
+"""The start picture's sky where the frame shows sky no frame has seen: its colour by elevation.
+
+What the generator draws where a turn or a long walk reveals sky is the smooth average of what could be there: a haze
+of sky and ground colours, in vertical bands where each chunk drew its own. Open sky looks the same at every azimuth,
+up to the sun: its colour is a function of how high the ray points. The start picture shows that function over the
+elevations it spans, so this keeps, per elevation bin of the start camera's rays (the start camera is level: the rig
+stands it on the ground),
+
+    share(e)   the part of the picture's pixels at elevation e that are sky: at the depth network's far limit, above
+               the horizon, and joined to the picture's top edge (a far patch inside a close-up, such as the dark
+               rim of a cup the network puts far away, is not sky); less than `min_sky` of the picture in all is none
+    colour(e)  their mean colour
+
+and for a pixel of another view whose ray points at elevation e, it gives colour(e) with the weight share(e): where
+the picture's sky at that height was open (high up), the sky; near the horizon, where trees and buildings stood in
+front of part of it, as much as the picture says is sky there. Above the picture's top, the top row's values hold;
+below the horizon there is no sky. A picture without sky (a close-up, a room) gives share 0 everywhere: nothing.
+
+    s = SkyProfile(pixels (H, W, 3) uint8, depth (H, W), intrinsics, far)    # once, at the walk's start
+    colour, share = s.render(c2w (N, 4, 4), intrinsics, (W, H))              # (N, 3, H, W) in [-1, 1], (N, H, W)
+    frames = s.blend(frames (N, 3, H, W), c2w, intrinsics, weight (N, H, W)) # lerped towards colour by weight x share
+
+The bins are even steps of the sine of the elevation (half a degree wide at the horizon), so that a pixel's bin needs
+no arcsine; the lookup and the blend are one numba pass over the pixels (worldwalk/kernels/sky/).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from worldwalk.kernels.sky import lookup, sin_elevation, sky_blend
+
+
+def elevation(c2w, intrinsics, size: tuple[int, int]) -> torch.Tensor:
+    """c2w (N, 4, 4) in the start camera's frame (y down); intrinsics [fx, fy, cx, cy] in pixels of size (W, H)
+    -> (N, H, W) float32: each pixel centre's ray elevation above level, in degrees."""
+    return torch.rad2deg(torch.asin(sin_elevation(c2w, intrinsics, size).clamp(-1, 1)))
+
+
+class SkyProfile:
+    def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, far: float, bin_deg: float = 0.5,
+                 far_share: float = 0.95, smooth: int = 5, min_sky: float = 0.01):
+        """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres, the
+        depth network's: sky at its far limit); intrinsics [fx, fy, cx, cy] in its pixels; far: the depth network's
+        far limit (metres). bin_deg: the elevation bins' width at the horizon; far_share: a pixel this share of far or
+        farther is sky; smooth: the bins (odd) over which colour and share are averaged; min_sky: the least share of
+        the picture's pixels that are sky for it to have any."""
+        H, W = depth.shape
+        s = sin_elevation(torch.eye(4)[None], intrinsics, (W, H))[0]  # (H, W)
+        img = pixels.float().reshape(H, W, 3) / 127.5 - 1
+        sky = ((depth.float().cpu() >= far_share * far) & (s > 0)).numpy()
+        labels, _ = ndimage.label(sky)  # 4-connected regions
+        top = np.setdiff1d(np.unique(labels[0]), [0])
+        sky = torch.from_numpy(np.isin(labels, top))
+        if float(sky.float().mean()) < min_sky:
+            sky = torch.zeros_like(sky)
+        self.step = float(np.sin(np.deg2rad(bin_deg)))
+        self.lo = -1.0
+        n_bins = int(np.ceil(2.0 / self.step)) + 1
+        idx = ((s - self.lo) / self.step).round().long().clamp(0, n_bins - 1).reshape(-1)
+        n = torch.zeros(n_bins).index_add_(0, idx, torch.ones(idx.numel()))
+        k = torch.zeros(n_bins).index_add_(0, idx, sky.reshape(-1).float())
+        c = torch.zeros(n_bins, 3).index_add_(0, idx, img.reshape(-1, 3) * sky.reshape(-1, 1).float())
+        r = smooth // 2
+        if r:  # a box over neighbouring bins (sums, so that sparse bins weigh less)
+            box = torch.ones(1, 1, smooth)
+            n, k = (F.conv1d(v[None, None], box, padding=r)[0, 0] for v in (n, k))
+            c = F.conv1d(c.T[:, None], box, padding=r)[:, 0].T
+        seen = n > 0
+        share = torch.where(seen, k / n.clamp_min(1e-6), torch.zeros(()))
+        share[self.lo + self.step * torch.arange(n_bins) <= 0] = 0  # the box does not carry sky below the horizon
+        colour = c / k.clamp_min(1e-6)[:, None]
+        has = k > 0
+        self.usable = bool(has.any())
+        if self.usable:
+            # bins without sky take the colour of the nearest bin with sky (their share is 0 unless above the top)
+            pos = torch.arange(n_bins)
+            where = pos[has]
+            nearest = where[(pos[:, None] - where[None, :]).abs().argmin(1)]
+            colour = colour[nearest]
+            top = int(pos[seen].max())  # above the picture's highest ray: its values hold
+            share[top + 1:] = share[top]
+            colour[top + 1:] = colour[top]
+        self.table = torch.cat([share[:, None], colour], 1).contiguous()  # (n_bins, 4): share, r, g, b
+
+    @property
+    def share(self) -> torch.Tensor:
+        return self.table[:, 0]
+
+    def render(self, c2w, intrinsics, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """c2w (N, 4, 4) in the start camera's frame; intrinsics [fx, fy, cx, cy] in pixels of size (W, H) -> the
+        sky's colour (N, 3, H, W) in [-1, 1] and its share (N, H, W) in [0, 1] (0 where the picture had no sky)."""
+        v = lookup(self.table, self.lo, self.step, sin_elevation(c2w, intrinsics, size))  # (N, H, W, 4)
+        return v[..., 1:].permute(0, 3, 1, 2), v[..., 0]
+
+    def blend(self, frames: torch.Tensor, c2w, intrinsics, weight: torch.Tensor) -> torch.Tensor:
+        """frames (N, 3, H, W) in [-1, 1] at c2w (N, 4, 4) -> the same lerped towards the sky's colour by weight
+        (N, H, W) x its share (on the CPU with numba: frames itself, changed in place when float32)."""
+        return sky_blend(frames, self.table, self.lo, self.step, c2w, intrinsics, weight)
