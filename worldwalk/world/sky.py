@@ -7,8 +7,9 @@ elevations it spans, so this keeps, per elevation bin of the start camera's rays
 stands it on the ground),
 
     share(e)   the part of the picture's pixels at elevation e that are sky: at the depth network's far limit, above
-               the horizon, and joined to the picture's top edge (a far patch inside a close-up, such as the dark
-               rim of a cup the network puts far away, is not sky); less than `min_sky` of the picture in all is none
+               the horizon, and joined to the picture's top (its top 5 % of rows: a far patch inside a close-up,
+               such as the dark rim of a cup the network puts far away, is not sky); less than `min_sky` of the
+               picture in all is none
     colour(e)  their mean colour
 
 and for a pixel of another view whose ray points at elevation e, it gives colour(e) with the weight share(e): where
@@ -52,7 +53,7 @@ class SkyProfile:
         img = pixels.float().reshape(H, W, 3) / 127.5 - 1
         sky = ((depth.float().cpu() >= far_share * far) & (s > 0)).numpy()
         labels, _ = ndimage.label(sky)  # 4-connected regions
-        top = np.setdiff1d(np.unique(labels[0]), [0])
+        top = np.setdiff1d(np.unique(labels[: max(1, H // 20)]), [0])  # (a network's edge rows may miss the top)
         sky = torch.from_numpy(np.isin(labels, top))
         if float(sky.float().mean()) < min_sky:
             sky = torch.zeros_like(sky)
