@@ -127,3 +127,19 @@ def test_a_turn_shows_the_start_picture_sky_where_the_memory_does_not_see(parts)
     with pytest.raises(ValueError, match="sky"):
         MemorySettings(sky=1.5).validate()
     assert MemorySettings.from_dict({"sky": 0.5}).sky == 0.5
+
+
+def test_a_sun_in_the_picture_does_not_tint_its_elevation_all_the_way_round():
+    px, depth, intr = picture()
+    H, W = depth.shape
+    sun = px.clone()
+    yy, xx = np.mgrid[:H, :W]
+    disc = torch.from_numpy((yy - 12) ** 2 + (xx - 70) ** 2 <= 16)  # a bright disc at row 12 (depth: far, sky)
+    sun[disc] = 255
+    turned = pose(yaw=-90.0)[None]  # the sun's elevation, seen where the picture had plain sky
+    plain = SkyProfile(px, depth, intr, FAR).render(turned, intr, (W, H))[0]
+    kept = SkyProfile(sun, depth, intr, FAR).render(turned, intr, (W, H))[0]
+    untrimmed = SkyProfile(sun, depth, intr, FAR, trim=10.0).render(turned, intr, (W, H))[0]
+    rows = slice(9, 16)
+    assert (kept - plain)[:, :, rows].abs().max() * 127.5 < 1.5
+    assert (untrimmed - plain)[:, :, rows].abs().max() * 127.5 > 5  # the mean alone takes in the sun

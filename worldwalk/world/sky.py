@@ -42,12 +42,13 @@ def elevation(c2w, intrinsics, size: tuple[int, int]) -> torch.Tensor:
 
 class SkyProfile:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, far: float, bin_deg: float = 0.5,
-                 far_share: float = 0.95, smooth: int = 5, min_sky: float = 0.01):
+                 far_share: float = 0.95, smooth: int = 5, min_sky: float = 0.01, trim: float = 0.2):
         """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres, the
         depth network's: sky at its far limit); intrinsics [fx, fy, cx, cy] in its pixels; far: the depth network's
         far limit (metres). bin_deg: the elevation bins' width at the horizon; far_share: a pixel this share of far or
         farther is sky; smooth: the bins (odd) over which colour and share are averaged; min_sky: the least share of
-        the picture's pixels that are sky for it to have any."""
+        the picture's pixels that are sky for it to have any; trim: sky pixels farther than this (a channel, in
+        [-1, 1] units) from their bin's mean colour are left out of it."""
         H, W = depth.shape
         s = sin_elevation(torch.eye(4)[None], intrinsics, (W, H))[0]  # (H, W)
         img = pixels.float().reshape(H, W, 3) / 127.5 - 1
@@ -63,16 +64,28 @@ class SkyProfile:
         idx = ((s - self.lo) / self.step).round().long().clamp(0, n_bins - 1).reshape(-1)
         n = torch.zeros(n_bins).index_add_(0, idx, torch.ones(idx.numel()))
         k = torch.zeros(n_bins).index_add_(0, idx, sky.reshape(-1).float())
-        c = torch.zeros(n_bins, 3).index_add_(0, idx, img.reshape(-1, 3) * sky.reshape(-1, 1).float())
+        px = img.reshape(-1, 3)
         r = smooth // 2
-        if r:  # a box over neighbouring bins (sums, so that sparse bins weigh less)
-            box = torch.ones(1, 1, smooth)
-            n, k = (F.conv1d(v[None, None], box, padding=r)[0, 0] for v in (n, k))
-            c = F.conv1d(c.T[:, None], box, padding=r)[:, 0].T
+        box = torch.ones(1, 1, smooth)
+
+        def smoothed(v: torch.Tensor) -> torch.Tensor:  # (n_bins, C) sums -> summed over a box of neighbouring bins
+            return F.conv1d(v.T[:, None], box, padding=r)[:, 0].T if r else v
+
+        def colour_of(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # mean colour of kept pixels by bin
+            kk = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, keep[:, None].float()))[:, 0]
+            cc = smoothed(torch.zeros(n_bins, 3).index_add_(0, idx, px * keep[:, None].float()))
+            return cc / kk.clamp_min(1e-6)[:, None], kk
+
+        n = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, torch.ones(idx.numel(), 1)))[:, 0]
+        flat = sky.reshape(-1)
+        colour, k = colour_of(flat)
+        # again without the pixels far from their bin's mean (the sun and its glow, a bright cloud): one bright
+        # spot would otherwise tint its elevation all the way round
+        colour, kept = colour_of(flat & ((px - colour[idx]).abs().amax(1) <= trim))
+        colour = torch.where((kept > 0)[:, None], colour, colour_of(flat)[0])
         seen = n > 0
         share = torch.where(seen, k / n.clamp_min(1e-6), torch.zeros(()))
         share[self.lo + self.step * torch.arange(n_bins) <= 0] = 0  # the box does not carry sky below the horizon
-        colour = c / k.clamp_min(1e-6)[:, None]
         has = k > 0
         self.usable = bool(has.any())
         if self.usable:
