@@ -62,8 +62,6 @@ class SkyProfile:
         self.lo = -1.0
         n_bins = int(np.ceil(2.0 / self.step)) + 1
         idx = ((s - self.lo) / self.step).round().long().clamp(0, n_bins - 1).reshape(-1)
-        n = torch.zeros(n_bins).index_add_(0, idx, torch.ones(idx.numel()))
-        k = torch.zeros(n_bins).index_add_(0, idx, sky.reshape(-1).float())
         px = img.reshape(-1, 3)
         r = smooth // 2
         box = torch.ones(1, 1, smooth)
@@ -78,11 +76,11 @@ class SkyProfile:
 
         n = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, torch.ones(idx.numel(), 1)))[:, 0]
         flat = sky.reshape(-1)
-        colour, k = colour_of(flat)
+        mean, k = colour_of(flat)
         # again without the pixels far from their bin's mean (the sun and its glow, a bright cloud): one bright
         # spot would otherwise tint its elevation all the way round
-        colour, kept = colour_of(flat & ((px - colour[idx]).abs().amax(1) <= trim))
-        colour = torch.where((kept > 0)[:, None], colour, colour_of(flat)[0])
+        colour, kept = colour_of(flat & ((px - mean[idx]).abs().amax(1) <= trim))
+        colour = torch.where((kept > 0)[:, None], colour, mean)
         seen = n > 0
         share = torch.where(seen, k / n.clamp_min(1e-6), torch.zeros(()))
         share[self.lo + self.step * torch.arange(n_bins) <= 0] = 0  # the box does not carry sky below the horizon
