@@ -252,7 +252,8 @@ class Session:
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
         first = self._colour(first)
         if memory is not None:
-            first, detail = self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None])
+            with torch.inference_mode():  # (the blend works in place on the decoded frame)
+                first, detail = self._blend(first, memory.render(np.eye(4)[None], intr, (W, H)), np.eye(4)[None])
             first = self._to_uint8(first)  # (contiguous: the detail draws into it)
             if detail is not None:
                 self._ground_detail().add_to(first, np.eye(4)[None], intr, detail)
@@ -280,26 +281,31 @@ class Session:
         the weight (N, H, W) of the ground detail to add for display (world/detail.py), or None). The detail goes
         wherever the frame does not show the start picture: over what the model drew, new and remembered. The memory
         keeps the frames without it, so it is drawn afresh, the same for the same place, every time (never piling
-        up)."""
+        up). Float32 frames are changed in place (the caller's decoded chunk; nothing else holds it)."""
         ms = self.memory_settings
-        w = feathered(view.coverage[:, None].float(), ms.feather) * ms.strength  # (N, 1, H, W)
+        w = feathered(view.coverage[:, None].float(), ms.feather)  # (N, 1, H, W)
+        if ms.strength != 1:
+            w.mul_(ms.strength)
         drawn = frames[0].float().transpose(0, 1)  # (N, 3, H, W)
         if ms.seam > 0:  # the memory's colours carried into what the frame shows beside it (world/seam.py)
             offset = seam_offset(drawn, view.rgb.to(drawn.device), view.coverage.to(drawn.device))
             if offset is not None:
                 drawn = drawn + ms.seam * offset
-        out = torch.lerp(drawn, view.rgb.to(frames.device), w.to(frames.device))
-        ws = None
+        out = drawn.lerp_(view.rgb.to(drawn.device), w.to(drawn.device))  # (in place: no new 12-frame buffers)
+        ws = wss = None  # the start view's weight, and times the strength
         if self.start_view is not None:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
-            out = torch.lerp(out, rgb.to(out.device), (ws * ms.strength).to(out.device))
+            wss = ws if ms.strength == 1 else ws * ms.strength
+            out.lerp_(rgb.to(out.device), wss.to(out.device))
         if ms.sky > 0 and self.start_pixels is not None and self._sky_profile().usable:
             # where neither the memory nor the start view draws: the start picture's sky at the same elevation, as
             # much as it says is sky there (world/sky.py)
             free = 1 - w[:, 0].cpu()  # (N, H, W)
-            if ws is not None:
-                free = free * (1 - ws[:, 0].cpu() * ms.strength)
-            out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics, ms.sky * free).to(out.device)
+            if wss is not None:
+                free.mul_(1 - wss[:, 0].cpu())
+            if ms.sky != 1:
+                free.mul_(ms.sky)
+            out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics, free).to(out.device)
         detail = None  # how much of the ground detail to draw where (N, H, W)
         if ms.detail > 0 and self.start_pixels is not None:
             where = ~view.pinned if view.pinned is not None else ~view.coverage

@@ -111,6 +111,13 @@ class StartView:
         rgb, weight = colour(qx.to(dev), qy.to(dev), ok.to(dev), covered, self._img.to(dev),
                              None if self._hi is None else self._hi.to(dev), from_mag=cfg.from_mag, full_at=cfg.full_at)
         rgb, weight = rgb.to(dev), weight.to(dev)[:, None]
-        if cfg.feather:  # fade in from where the start view does not see (the ramp inside stays as it is)
-            weight = weight * feather((weight > 0).float(), cfg.feather)
+        if cfg.feather:  # fade in from where the start view does not see (the ramp inside stays as it is); frames
+            # where it sees nothing (a turn) stay 0 without the pass
+            sees = (weight > 0).flatten(1).any(1)  # (N,)
+            if bool(sees.all()):
+                weight = weight * feather((weight > 0).float(), cfg.feather)
+            elif bool(sees.any()):
+                some = weight[sees]
+                weight = weight.clone()
+                weight[sees] = some * feather((some > 0).float(), cfg.feather)
         return rgb, weight

@@ -119,7 +119,9 @@ def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, a
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
                out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
-    too). Per level: colour (N, 3, H, W), depth, confidence, level, footprint; the finest level's are the outputs."""
+    too). Per level: colour (N, 3, H, W), depth, confidence, level, footprint; the finest level's are the outputs,
+    written directly (with the level and the owner; no footprint there: nothing reads it). Each level's nearest and
+    bilinear source columns are worked out once, not per pixel."""
     N, levels = out_z.shape[0], hs.shape[0]
     top = levels - 1
     Hc, Wc = hs[top], ws[top]
@@ -142,32 +144,52 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 for c in range(3):
                     ccol[n, c, i, j] = 0.0
                 cz[n, i, j], ccf[n, i, j], clv[n, i, j], cfp[n, i, j] = np.inf, 0.0, -1.0, 0.0
+    if top == 0:
+        for row in nb.prange(N * Hc):
+            n, i = row // Hc, row % Hc
+            for j in range(Wc):
+                out_lv[n, i, j] = np.int8(clv[n, i, j])
+                owner0[n, i, j] = own[offs[0] + n * Hc * Wc + i * Wc + j]
+        return
     for lvl in range(top - 1, -1, -1):
         Hl, Wl = hs[lvl], ws[lvl]
-        nlv, nfp = np.empty((N, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32)
-        if lvl == 0:  # the finest level is the result
+        last = lvl == 0
+        # per column of this level: its nearest and bilinear source columns in the coarser one (as _nearest, _linear)
+        njs, x0s, x1s = np.empty(Wl, np.int64), np.empty(Wl, np.int64), np.empty(Wl, np.int64)
+        lx0s, lx1s = np.empty(Wl, np.float64), np.empty(Wl, np.float64)
+        for j in range(Wl):
+            njs[j] = _nearest(j, Wl, Wc)
+            x0s[j], x1s[j], lx0s[j], lx1s[j] = _linear(j, Wl, Wc)
+        if last:  # the finest level is the result
             ncol, nz, ncf = out_col, out_z, out_cf
+            nlv, nfp = clv, cfp  # (not written)
         else:
             ncol, nz, ncf = np.empty((N, 3, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32), \
                 np.empty((N, Hl, Wl), np.float32)
+            nlv, nfp = np.empty((N, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32)
+        lw = level_weight[lvl]
         for row in nb.prange(N * Hl):
             n, i = row // Hl, row % Hl
             ni = _nearest(i, Hl, Hc)
             y0, y1, ly0, ly1 = _linear(i, Hl, Hc)
+            base = offs[lvl] + n * Hl * Wl + i * Wl
             for j in range(Wl):
-                nj = _nearest(j, Wl, Wc)
-                idx = offs[lvl] + n * Hl * Wl + i * Wl + j
-                m = own[idx]
-                cl = conf[m] * level_weight[lvl] if m >= 0 else 0.0
+                nj = njs[j]
+                m = own[base + j]
+                cl = conf[m] * lw if m >= 0 else 0.0
                 upcf = ccf[n, ni, nj]
-                if m >= 0 and cl > 0 and (upcf <= 0 or zb[idx] <= cz[n, ni, nj] * (1 + occlusion)
+                if m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
                                           or cfp[n, ni, nj] < magnified):
                     for c in range(3):
                         ncol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
-                    nz[n, i, j], ncf[n, i, j], nlv[n, i, j] = zb[idx], cl, lvl
-                    nfp[n, i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy) if lvl > 0 else 0.0
+                    nz[n, i, j], ncf[n, i, j] = zb[base + j], cl
+                    if last:
+                        out_lv[n, i, j] = np.int8(lvl)
+                    else:
+                        nlv[n, i, j] = lvl
+                        nfp[n, i, j] = _footprint(xyz, steps, R, t, n, m, fx, fy)
                 else:
-                    x0, x1, lx0, lx1 = _linear(j, Wl, Wc)
+                    x0, x1, lx0, lx1 = x0s[j], x1s[j], lx0s[j], lx1s[j]
                     w00 = 1.0 if ccf[n, y0, x0] > 0 else 0.0
                     w01 = 1.0 if ccf[n, y0, x1] > 0 else 0.0
                     w10 = 1.0 if ccf[n, y1, x0] > 0 else 0.0
@@ -178,13 +200,13 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                             ly1 * (lx0 * w10 * ccol[n, c, y1, x0] + lx1 * w11 * ccol[n, c, y1, x1])
                         ncol[n, c, i, j] = num / max(den, 1e-6)
                     nz[n, i, j], ncf[n, i, j] = cz[n, ni, nj], upcf
-                    nlv[n, i, j], nfp[n, i, j] = clv[n, ni, nj], cfp[n, ni, nj]
+                    if last:
+                        out_lv[n, i, j] = np.int8(clv[n, ni, nj])
+                    else:
+                        nlv[n, i, j], nfp[n, i, j] = clv[n, ni, nj], cfp[n, ni, nj]
+                if last:
+                    owner0[n, i, j] = m
         ccol, cz, ccf, clv, cfp, Hc, Wc = ncol, nz, ncf, nlv, nfp, Hl, Wl
-    for row in nb.prange(N * Hc):
-        n, i = row // Hc, row % Hc
-        for j in range(Wc):
-            out_lv[n, i, j] = np.int8(clv[n, i, j])
-            owner0[n, i, j] = own[offs[0] + n * Hc * Wc + i * Wc + j]
 
 
 def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
