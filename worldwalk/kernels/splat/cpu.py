@@ -266,7 +266,28 @@ def _pull_push(img, weight, out):  # pragma: no cover - compiled
             W1 = ws[1]
             for i in range(hs[1]):
                 a1 = min(2 * i + 2, H)
-                for j in range(W1):
+                if a1 == 2 * i + 2:  # whole 2 x 2 cells (all but an odd size's last column): the same sums, unrolled
+                    for j in range(W // 2):
+                        a, b = 2 * i, 2 * j
+                        w00, w01, w10, w11 = weight[n, a, b], weight[n, a, b + 1], weight[n, a + 1, b], \
+                            weight[n, a + 1, b + 1]
+                        sw = np.float32(0.0)
+                        sw += w00
+                        sw += w01
+                        sw += w10
+                        sw += w11
+                        wb[i * W1 + j] = sw / np.float32(4.0)
+                        for c in range(C):
+                            sc = np.float32(0.0)
+                            sc += img[n, c, a, b] * w00
+                            sc += img[n, c, a, b + 1] * w01
+                            sc += img[n, c, a + 1, b] * w10
+                            sc += img[n, c, a + 1, b + 1] * w11
+                            cb[c, i * W1 + j] = sc / np.float32(4.0)
+                    j_from = W // 2
+                else:
+                    j_from = 0
+                for j in range(j_from, W1):
                     b1 = min(2 * j + 2, W)
                     k = np.float32((a1 - 2 * i) * (b1 - 2 * j))
                     sw = np.float32(0.0)
