@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
+
 
 def drive(w, seconds: float) -> dict:
     """Hold W for `seconds`, pulling frames like the page -> measurements."""
@@ -41,6 +43,7 @@ def drive(w, seconds: float) -> dict:
 
 
 def main() -> int:
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     from metrics import cpu_header
 
     from worldwalk.app.web import add_parser

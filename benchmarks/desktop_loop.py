@@ -21,10 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def main() -> int:
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, default=None)

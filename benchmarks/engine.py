@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import cpu_header  # noqa: E402
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, PRESET_VAE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
 from worldwalk.world.memory import MemorySettings  # noqa: E402
@@ -52,6 +53,7 @@ def peak_memory_mb(device: str) -> float:
 
 
 def main():
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tiny", choices=sorted(PRESET_VAE),
                     help="untrained weights of this size (without --weights)")

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 
 # device peaks: (name fragment, memory GB/s, dense bf16 TFLOP/s, dense tf32 TFLOP/s) — vendor datasheet numbers
 PEAKS = [("H200", 4800, 989, 494), ("H100 PCIe", 2000, 756, 378), ("H100", 3350, 989, 494), ("A100", 2039, 312, 156),
@@ -253,6 +254,7 @@ def rows_for(a, have_triton: bool):
 
 
 def main():
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     a = parse()
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -122,7 +122,10 @@ def cpu_header() -> str:
         import torch
 
         shown += f"; kernels limited: {' '.join(limits)}, torch uses {torch.backends.cpu.get_cpu_capability()}"
-    return f"{model} ({os.cpu_count()} cores; {shown})"
+    from worldwalk.app.runtime import allocator_label
+
+    # where large freed buffers go (app/runtime.py: the app keeps them in the heap; a third of the decoder's time)
+    return f"{model} ({os.cpu_count()} cores; {shown}; malloc {allocator_label()})"
 
 
 def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray | None]], fps: int, every: float = 0.5) -> np.ndarray:

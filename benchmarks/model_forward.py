@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for a run without an install
 
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.world.model import WorldModel, count_parameters  # noqa: E402
 from worldwalk.world.presets import PRESETS, get_preset  # noqa: E402
 
@@ -54,6 +55,7 @@ def time_forward(model, args_, repeat: int) -> list[float]:
 
 
 def main():
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--frames", type=int, default=3)

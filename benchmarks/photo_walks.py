@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FOGGY, contact_sheet, cpu_header, gradient_energy, sharpness  # noqa: E402
 from world_quality import with_settings  # noqa: E402
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.controls.rig import InputState, Rig, RigConfig  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth  # noqa: E402
@@ -87,6 +88,7 @@ def revealed_columns(width: int, degrees: float, hfov: float = DEFAULT_FOV) -> s
 
 
 def main():
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
     ap.add_argument("--memory", choices=("on", "off"), default="on")

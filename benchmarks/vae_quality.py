@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FOGGY, cpu_header, frame_metrics  # noqa: E402
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
 
@@ -92,6 +93,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def main() -> int:
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vae", action="append", default=None, help="a bundle or VAE run folder (repeat to compare)")
     ap.add_argument("--clips", type=int, default=6)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr, ssim, turn_steadiness  # noqa: E402
+from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.controls.builtin import load_builtin  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
 from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
@@ -176,6 +177,7 @@ def with_settings(settings: MemorySettings, items: list[str]) -> MemorySettings:
 
 
 def main():
+    keep_freed_memory()  # as the app does (worldwalk/app/runtime.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
     ap.add_argument("--random-weights", action="store_true")

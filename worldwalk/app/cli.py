@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from worldwalk.app.runtime import keep_freed_memory
+
 
 def build_parser() -> argparse.ArgumentParser:
     from worldwalk.app import desktop, render, train_args, web
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["explore" if has_display() else "web"] + argv
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large buffers reused chunk after chunk instead of fresh pages (app/runtime.py)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:

@@ -38,8 +38,10 @@ def _worker_world(args, threads: int):
     whole node's). -> make_session"""
     import torch
 
+    from worldwalk.app.runtime import keep_freed_memory
     from worldwalk.app.world_args import world_factory
 
+    keep_freed_memory()  # (a worker is its own process: the same allocator setting as the app's)
     torch.set_num_threads(max(1, threads))
     return world_factory(args)[0]
 

@@ -1,0 +1,79 @@
+"""The app's allocator setting (worldwalk/app/runtime.py): large freed buffers stay in the heap for the next chunk.
+
+Checked on the C library itself, in fresh processes: glibc's mallinfo2 counts the bytes it handed out through mmap.
+"""
+import ctypes
+import ctypes.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def glibc() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallinfo2")
+
+
+PROBE = textwrap.dedent("""
+    import ctypes, ctypes.util, sys
+    import torch
+    from worldwalk.app.runtime import keep_freed_memory, allocator_label
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(k, ctypes.c_size_t) for k in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    if sys.argv[1] == "call":
+        keep_freed_memory()
+    before = libc.mallinfo2().hblkhd
+    x = torch.empty(16 << 20)  # 64 MiB of float32, as large as a chunk's biggest decoder activation
+    x.fill_(1.0)
+    mapped = libc.mallinfo2().hblkhd - before
+    del x
+    y = torch.empty(16 << 20)  # the same size again
+    print(allocator_label())
+    print(mapped >> 20)
+""")
+
+
+def probe(arg: str, **env) -> tuple[str, int]:
+    e = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    r = subprocess.run([sys.executable, "-c", PROBE, arg], capture_output=True, text=True, env=e, timeout=120)
+    assert r.returncode == 0, r.stderr
+    label, mib = r.stdout.strip().splitlines()[-2:]
+    return label, int(mib)
+
+
+@pytest.mark.skipif(not glibc(), reason="glibc's malloc only")
+def test_large_buffers_come_from_the_heap():
+    label, mapped = probe("call")
+    assert label == "heap" and mapped == 0  # not handed out through mmap: freed, it stays for the next chunk
+    label, mapped = probe("skip")  # without the setting, glibc maps it (and unmaps it on free)
+    assert label == "system" and mapped >= 64
+
+
+@pytest.mark.skipif(not glibc(), reason="glibc's malloc only")
+def test_worldwalk_malloc_system_leaves_the_c_library_alone():
+    label, mapped = probe("call", WORLDWALK_MALLOC="system")
+    assert label == "system (WORLDWALK_MALLOC=system)" and mapped >= 64
+
+
+def test_the_command_line_sets_it_before_any_command(tmp_path):
+    """Every command goes through it (here a render that fails on a missing trajectory: exit 2, one line)."""
+    code = ("import sys; from worldwalk.app.cli import main; from worldwalk.app.runtime import allocator_label; "
+            "rc = main(['render', '--trajectory', sys.argv[1], '--out', sys.argv[2]]); print(rc); print(allocator_label())")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.json"), str(tmp_path / "out.mp4")],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    rc, label = r.stdout.strip().splitlines()[-2:]
+    assert rc == "2" and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert label == "heap" if glibc() else label.startswith("system (")
