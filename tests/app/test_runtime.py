@@ -77,3 +77,36 @@ def test_the_command_line_sets_it_before_any_command(tmp_path):
     rc, label = r.stdout.strip().splitlines()[-2:]
     assert rc == "2" and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert label == "heap" if glibc() else label.startswith("system (")
+
+
+def test_slow_start_notice_speaks_only_when_slow():
+    import io
+    import time
+
+    from worldwalk.app.runtime import SlowStartNotice
+
+    out = io.StringIO()
+    with SlowStartNotice(after=0.2, stream=out) as n:
+        time.sleep(0.6)
+    assert n.shown and out.getvalue().count("\n") == 1 and "first run on a machine compiles" in out.getvalue()
+    out = io.StringIO()
+    with SlowStartNotice(after=0.5, stream=out) as n:
+        pass
+    time.sleep(0.8)  # (the timer was cancelled: nothing comes later either)
+    assert not n.shown and out.getvalue() == ""
+
+
+def test_a_first_run_says_why_it_is_slow_and_the_next_one_is_quick(tmp_path):
+    """A render on a machine whose numba cache is empty (here: a fresh NUMBA_CACHE_DIR) compiles the memory's
+    kernels at start, some 20-30 s in which nothing else shows: the notice says why, once. The next run finds the
+    kernels on disk and says nothing."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    cmd = [sys.executable, str(ROOT / "launch.py"), "render", "--image", str(ROOT / "assets/scenes/world_1.png"),
+           "--trajectory", "w-12", "--out", str(tmp_path / "walk.mp4")]
+    notices = []
+    for _ in range(2):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "walk.mp4").stat().st_size > 0
+        notices.append(r.stderr.count("first run on a machine compiles"))
+    assert notices == [1, 0]

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from worldwalk.app.recorder import Recorder, recording_info, start_snapshot_path
+from worldwalk.app.runtime import SlowStartNotice
 from worldwalk.app.world_args import add_world_args, check_seed, finite_number, world_factory
 from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
 from worldwalk.controls.actions import meant_as_actions
@@ -239,7 +240,8 @@ def run(args) -> int:
     make_session, world_desc = world_factory(args, rec)  # a recorded prompt and settings are used again
     session = make_session()
     traj = fit_path(traj, session.cfg.fps)
-    first, chunks = start_on_path(session, traj, image, seed, args.fov)
+    with SlowStartNotice():
+        first, chunks = start_on_path(session, traj, image, seed, args.fov)
     if rec.get("image_sha256") and rec["image_sha256"] != session.image_sha256:
         raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
     rec_info = recording_info(session, world_desc, args.window, image)

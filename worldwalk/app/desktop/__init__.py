@@ -72,6 +72,7 @@ def build(args):
     """-> an Explorer with its walk started (window not open yet). Raises ValueError for any bad input."""
     from worldwalk.app.desktop.explorer import Explorer, Options, SCENES_DIR, default_image
     from worldwalk.app.desktop.walkfile import load_walk
+    from worldwalk.app.runtime import SlowStartNotice
     from worldwalk.app.world_args import world_factory
     from worldwalk.app.walker import Walker
     from worldwalk.world.images import load_image
@@ -108,13 +109,15 @@ def build(args):
     walker = Walker(session, queue_chunks=1, world_desc=desc)
     if saved is not None:
         try:
-            walker.start_from(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"))
+            with SlowStartNotice():
+                walker.start_from(saved.snapshot, saved.rig, saved.path, image=saved.meta.get("image"))
         except ValueError as e:
             walker.close()
             raise ValueError(f"--resume {args.resume}: {e}") from None
         note = f"resumed {Path(args.resume).name} at frame {saved.frame_index} — Space to walk on"
     else:
-        walker.start(image, seed=seed, fov_deg=args.fov)
+        with SlowStartNotice():  # (the first run on a machine compiles the kernels before the window opens)
+            walker.start(image, seed=seed, fov_deg=args.fov)
         note = " — ".join(m for m in (note, walker.message) if m)  # a close-up starts slower (app/walker.py)
     name = desc.get("preset", session.cfg.name)
     opts = Options(out_dir=out_dir, scale=args.size, display_hz=args.display_hz, seed=seed, fov=args.fov,

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from worldwalk.app.runtime import SlowStartNotice
 from worldwalk.app.world_args import add_world_args
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo that may run offline
@@ -135,7 +136,8 @@ def create_server(args):
             from PIL import Image
 
             big = Image.fromarray(scenes[0].image).resize((4 * size_wh[0], 4 * size_wh[1]), Image.BICUBIC)
-            cap = measure(probe, big)
+            with SlowStartNotice():  # (the first run on a machine compiles the kernels here)
+                cap = measure(probe, big)
             args.max_walks = cap.max_walks
             print(f"worldwalk web: {cap.describe()}", flush=True)
         del probe
