@@ -119,6 +119,10 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, sky=0)
     assert world_args.memory_from(parse("--sky", "on"), {"memory": before})[0].sky == 1
     assert world_args.memory_from(parse("--sky", "off"))[0] == MemorySettings(sky=0) and MemorySettings().sky == 1
+    # one lift a chunk (its last latent frame): a recording made before it replays lifting every latent frame
+    before = {k: v for k, v in rec.items() if k != "lift_last"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, lift_last=0)
+    assert MemorySettings().lift_last == 1 and world_args.memory_from(parse(), {"memory": rec})[0].lift_last == 1
     # the seams' colours (world/seam.py; off by default): a recording made before them replays without, one made
     # with them on replays with them
     before = {k: v for k, v in rec.items() if k != "seam"}

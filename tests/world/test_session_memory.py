@@ -183,3 +183,38 @@ def test_the_start_picture_depth_goes_through_its_own_median(parts):
         want = raw[0] if k == 0 else median_filter(raw.log()[:, None], k)[0, 0].exp()
         assert torch.allclose(views[k], want)
     assert not torch.equal(views[0], views[7])
+
+
+def test_a_chunk_lifts_only_its_last_latent_frames(parts):
+    """lift_last=k: after a turning chunk, the memory takes what it did not see from the raw frames of the chunk's
+    last k latents only (their depth predicted for those alone); 0: from every latent's. A real session, its real
+    memory and depth network, watched through their own methods."""
+    def lifted(**kw):
+        s = session(parts, generated_depth_scale=1, **kw)  # (one predict call a chunk, not one inside another)
+        s.start(image(), seed=3)
+        n, st = s.frames_per_step, s.stride
+        yaw = np.radians(np.arange(1, n + 1) * 6.0)  # 6° a frame: every latent frame sees something new
+        poses = np.tile(np.eye(4), (n, 1, 1))
+        poses[:, 0, 0], poses[:, 0, 2], poses[:, 2, 0], poses[:, 2, 2] = np.cos(yaw), np.sin(yaw), -np.sin(yaw), \
+            np.cos(yaw)
+        adds, predicted = [], []
+        add, predict = s.memory.add, s.depth.predict
+        s.memory.add = lambda rgb, z, c2w, *a, **k: adds.append(np.asarray(c2w)) or add(rgb, z, c2w, *a, **k)
+        s.depth.predict = lambda frames, *a, **k: predicted.append(frames.shape[0]) or predict(frames, *a, **k)
+        before = s.memory.count
+        s.step(poses)
+        latent_poses = poses[st - 1::st]
+        return adds, predicted, latent_poses, s.memory.count - before
+
+    adds, predicted, latent_poses, grew = lifted(lift_last=1)
+    assert len(adds) == 1 and np.allclose(adds[0], latent_poses[-1]) and predicted == [1] and grew > 0
+    adds, predicted, latent_poses, _ = lifted(lift_last=0)
+    assert len(latent_poses) > 1 and len(adds) == len(latent_poses) and predicted == [len(latent_poses)]
+    assert all(np.allclose(a, p) for a, p in zip(adds, latent_poses))
+
+
+def test_lift_last_must_be_a_count():
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="lift_last"):
+            MemorySettings(lift_last=bad).validate()
+    assert MemorySettings.from_dict({"lift_last": 2}).lift_last == 2

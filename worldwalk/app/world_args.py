@@ -186,8 +186,8 @@ def memory_from(args, recorded: dict | None = None):
         # a recording made before the start view (world/start_view.py) replays without one, one made before the
         # ground detail (world/detail.py) without that, one made before the seams' colours (world/seam.py) or the
         # start picture's own median (MemorySettings.start_median) or the start picture's sky (world/sky.py)
-        # without those
-        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0}
+        # without those, and one made before a chunk lifted only its last latent frame with every latent lifted
+        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None

@@ -102,6 +102,9 @@ class MemorySettings:
     # off by default: it costs long walks, benchmarks/RESULTS.md "Seams")
     sky: float = 1.0  # where the frame shows sky no frame has seen: this much of the start picture's sky colour at the
     # same elevation, weighted by how much of the picture is sky there (world/sky.py; 0: the model's drawing as it is)
+    lift_last: int = 1  # after each chunk, what the memory does not see yet of the chunk's last k latent frames is
+    # lifted into it (0: of every latent frame). One strip a chunk, not one a latent frame: fewer seams between strips
+    # the decoder drew differently, a third of the depth network's work (benchmarks/RESULTS.md "One lift a chunk")
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -114,6 +117,9 @@ class MemorySettings:
                              f"own) or an odd size up to 31")
         if not 0 <= self.sky <= 1:
             raise ValueError(f"memory settings: sky {self.sky}: expected a share from 0 (off) to 1")
+        if not (isinstance(self.lift_last, int) and not isinstance(self.lift_last, bool) and self.lift_last >= 0):
+            raise ValueError(f"memory settings: lift_last {self.lift_last!r}: expected a count of latent frames >= 0 "
+                             f"(0: all of them)")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -132,7 +138,7 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
-                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky"}
+                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "lift_last"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

@@ -26,8 +26,9 @@ lifted into a bounded 3-D point memory with its predicted depth; before each chu
 raw pose. That render is the chunk's starting guess where it sees (encoded by the VAE; each latent starts at the
 memory's `guess` level, raised by how little of it the memory sees: pure noise where it sees almost nothing; a
 smooth extension of its colours fills the rest), and it is laid over the decoded frames where it sees (feathered),
-so what the walk has seen stays put and sharp. After the chunk, the pixels of each latent's own raw frame that the
-memory does not see yet are lifted into it with their predicted depth: coming back shows the same world. The memory
+so what the walk has seen stays put and sharp. After the chunk, the pixels of the last latent's own raw frame (the
+memory settings' `lift_last` latents; 0: each latent's) that the memory does not see yet are lifted into it with their
+predicted depth: coming back shows the same world. The memory
 takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
 The memory also keeps the picture itself, at its own resolution up to `start_scale` x the frame's (world/start_view.py):
 where a later camera magnifies what the start image saw, walking towards it, the frame shows the picture there, found
@@ -360,14 +361,17 @@ class Session:
         return float(torch.quantile(ahead, 0.25))
 
     def _remember(self, frames: np.ndarray, poses: np.ndarray, view: MemoryView) -> None:
-        """Lift what the memory does not see yet of a chunk's shown frames at each latent's own raw frame ((N, H, W, 3)
-        uint8 at poses (N, 4, 4); the view is the memory's render of them before the chunk), with their predicted
-        depth. Each frame after the first is checked against the memory as the earlier ones left it."""
+        """Lift what the memory does not see yet of a chunk's shown frames at its last `lift_last` latents' own raw
+        frames (each latent's when 0; (N, H, W, 3) uint8 at poses (N, 4, 4); the view is the memory's render of them
+        before the chunk), with their predicted depth. Each frame after the first is checked against the memory as the
+        earlier ones left it."""
         s, ms = self.stride, self.memory_settings
         inner = torch.zeros(self.size_wh[::-1], dtype=torch.bool, device=view.coverage.device)
         m = ms.generated_margin
         inner[m:inner.shape[0] - m, m:inner.shape[1] - m] = True
         latents = list(range(s - 1, len(frames), s))
+        if ms.lift_last > 0:  # the chunk's last latent frames only (MemorySettings.lift_last)
+            latents = latents[-ms.lift_last:]
         # depth for every frame with something new before the chunk, in one batch (a frame that earlier frames' points
         # then cover whole is not lifted)
         todo = [i for i in latents if float((~(view.coverage[i] | ~inner)).float().mean()) >= 1e-3]
