@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from worldwalk.app.recorder import Recorder, recording_info, start_snapshot_path
 from worldwalk.app.runtime import SlowStartNotice
+from worldwalk.app.video import require_pyav
 from worldwalk.app.world_args import add_world_args, check_seed, finite_number, world_factory
 from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
 from worldwalk.controls.actions import meant_as_actions
@@ -143,6 +144,7 @@ def _check_out(out: str, inputs: list[str]) -> tuple[Path, Path]:
     path = Path(out)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"--out {out}: expected a .mp4 file name")
+    require_pyav()  # (the world loads and starts only after this)
     if path.is_dir():
         raise ValueError(f"--out {out}: is a directory; expected a .mp4 file name to write")
     if path.exists() and not path.is_file():

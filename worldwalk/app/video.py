@@ -17,6 +17,12 @@ def _av():
     return av
 
 
+def require_pyav() -> None:
+    """Raise the one-line ValueError when PyAV is missing: a command that will write video checks this before it
+    loads or starts a world (which can take half a minute on a machine's first run)."""
+    _av()
+
+
 class VideoWriter:
     """MP4 (H.264, yuv420p) at an exact frame rate; frames go to disk as they come.
 
