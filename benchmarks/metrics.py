@@ -124,7 +124,7 @@ def cpu_header() -> str:
         shown += f"; kernels limited: {' '.join(limits)}, torch uses {torch.backends.cpu.get_cpu_capability()}"
     from worldwalk.app.runtime import allocator_label
 
-    # where large freed buffers go (app/runtime.py: the app keeps them in the heap; a third of the decoder's time)
+    # where large freed buffers go (app/runtime.py: the app keeps them in the heap; a quarter of the decoder's time)
     return f"{model} ({os.cpu_count()} cores; {shown}; malloc {allocator_label()})"
 
 

@@ -28,8 +28,8 @@ memory's `guess` level, raised by how little of it the memory sees: pure noise w
 smooth extension of its colours fills the rest), and it is laid over the decoded frames where it sees (feathered),
 so what the walk has seen stays put and sharp. After the chunk, the pixels of the last latent's own raw frame (the
 memory settings' `lift_last` latents; 0: each latent's) that the memory does not see yet are lifted into it with their
-predicted depth: coming back shows the same world. The memory
-takes the start overlay's place (it holds the start image, with depth) and is part of the snapshot.
+predicted depth: coming back shows the same world. The memory takes the start overlay's place (it holds the start
+image, with depth) and is part of the snapshot.
 The memory also keeps the picture itself, at its own resolution up to `start_scale` x the frame's (world/start_view.py):
 where a later camera magnifies what the start image saw, walking towards it, the frame shows the picture there, found
 along each pixel's ray through the start depth and read bicubically (with the picture's own detail when it is larger

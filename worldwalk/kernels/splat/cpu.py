@@ -144,13 +144,8 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 for c in range(3):
                     ccol[n, c, i, j] = 0.0
                 cz[n, i, j], ccf[n, i, j], clv[n, i, j], cfp[n, i, j] = np.inf, 0.0, -1.0, 0.0
-    if top == 0:
-        for row in nb.prange(N * Hc):
-            n, i = row // Hc, row % Hc
-            for j in range(Wc):
-                out_lv[n, i, j] = np.int8(clv[n, i, j])
-                owner0[n, i, j] = own[offs[0] + n * Hc * Wc + i * Wc + j]
-        return
+            if top == 0:  # a one-level pyramid: this is the finest level
+                out_lv[n, i, j], owner0[n, i, j] = np.int8(clv[n, i, j]), m
     for lvl in range(top - 1, -1, -1):
         Hl, Wl = hs[lvl], ws[lvl]
         last = lvl == 0
