@@ -274,6 +274,7 @@ def main():
           f"{f' (guess {mem_settings.guess})' if mem_settings else ''} | window {a.window} | "
           f"colour match {a.colour_match} | start overlay {a.start_overlay} | start view {a.start_view} | "
           f"detail {a.detail if mem_settings else 'off'} | "
+          f"ground colour {'on' if mem_settings and mem_settings.ground else 'off'} | "
           f"{''.join(f'{m} | ' for m in a.memory_setting) if mem_settings else ''}"
           f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
           f"{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}"

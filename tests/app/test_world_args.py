@@ -119,6 +119,13 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, sky=0)
     assert world_args.memory_from(parse("--sky", "on"), {"memory": before})[0].sky == 1
     assert world_args.memory_from(parse("--sky", "off"))[0] == MemorySettings(sky=0) and MemorySettings().sky == 1
+    # the start picture's ground colour (world/ground_colour.py): --ground, else the recording's (off for one made
+    # before it), else on
+    before = {k: v for k, v in rec.items() if k != "ground"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, ground=0)
+    assert world_args.memory_from(parse("--ground", "on"), {"memory": before})[0].ground == 1
+    assert world_args.memory_from(parse("--ground", "off"))[0] == MemorySettings(ground=0)
+    assert MemorySettings().ground == 1 and world_args.memory_from(parse(), {"memory": rec})[0].ground == 1
     # one lift a chunk (its last latent frame): a recording made before it replays lifting every latent frame
     before = {k: v for k, v in rec.items() if k != "lift_last"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, lift_last=0)

@@ -50,6 +50,10 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                    help="with the memory: where the frame shows sky no frame has seen, lay the start picture's own sky "
                         "colour at the same elevation over the model's haze (default on, or the recording's; a "
                         "recording from before it replays without)")
+    g.add_argument("--ground", choices=("on", "off"), default=None,
+                   help="with the memory: where the frame shows ground no frame has seen, move the model's colours "
+                        "there towards the start picture's own ground colour at the same elevation (default on, or "
+                        "the recording's; a recording from before it replays without)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -186,8 +190,9 @@ def memory_from(args, recorded: dict | None = None):
         # a recording made before the start view (world/start_view.py) replays without one, one made before the
         # ground detail (world/detail.py) without that, one made before the seams' colours (world/seam.py) or the
         # start picture's own median (MemorySettings.start_median) or the start picture's sky (world/sky.py)
-        # without those, and one made before a chunk lifted only its last latent frame with every latent lifted
-        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0}
+        # without those, one made before a chunk lifted only its last latent frame with every latent lifted, and
+        # one made before the start picture's ground colour (world/ground_colour.py) without it
+        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
     if flag == "off":
         return None, None
@@ -210,6 +215,9 @@ def memory_from(args, recorded: dict | None = None):
     sky = getattr(args, "sky", None)
     if sky is not None:
         ms = dataclasses.replace(ms, sky=1.0 if sky == "on" else 0.0)
+    ground = getattr(args, "ground", None)
+    if ground is not None:
+        ms = dataclasses.replace(ms, ground=1.0 if ground == "on" else 0.0)
     return ms, depth
 
 

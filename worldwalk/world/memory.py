@@ -102,6 +102,9 @@ class MemorySettings:
     # off by default: it costs long walks, benchmarks/RESULTS.md "Seams")
     sky: float = 1.0  # where the frame shows sky no frame has seen: this much of the start picture's sky colour at the
     # same elevation, weighted by how much of the picture is sky there (world/sky.py; 0: the model's drawing as it is)
+    ground: float = 1.0  # where the frame shows ground no frame has seen: this much of the start picture's ground
+    # colour at the same elevation, at the scale of 8-pixel blocks, weighted by how much of the picture is open ground
+    # there (world/ground_colour.py; 0: the model's colours as they are)
     lift_last: int = 1  # after each chunk, what the memory does not see yet of the chunk's last k latent frames is
     # lifted into it (0: of every latent frame). One strip a chunk, not one a latent frame: fewer seams between strips
     # the decoder drew differently, a third of the depth network's work (benchmarks/RESULTS.md "One lift a chunk")
@@ -117,6 +120,8 @@ class MemorySettings:
                              f"own) or an odd size up to 31")
         if not 0 <= self.sky <= 1:
             raise ValueError(f"memory settings: sky {self.sky}: expected a share from 0 (off) to 1")
+        if not 0 <= self.ground <= 1:
+            raise ValueError(f"memory settings: ground {self.ground}: expected a share from 0 (off) to 1")
         if not (isinstance(self.lift_last, int) and not isinstance(self.lift_last, bool) and self.lift_last >= 0):
             raise ValueError(f"memory settings: lift_last {self.lift_last!r}: expected a count of latent frames >= 0 "
                              f"(0: all of them)")
@@ -138,7 +143,8 @@ class MemorySettings:
     def from_dict(cls, d: dict) -> "MemorySettings":
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
-                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "lift_last"}
+                 "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
+                 "lift_last"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

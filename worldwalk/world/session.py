@@ -36,7 +36,10 @@ along each pixel's ray through the start depth and read bicubically (with the pi
 than the frame), instead of the memory's magnified points.
 Where the frame shows sky that no frame has seen (a turn, a long walk), the memory's `sky` share of the start picture's
 own sky colour at the same elevation is laid over what the model drew, as much as the start picture says is sky at
-that elevation (world/sky.py): a clean sky instead of haze in bands. What it lays there is remembered like the rest.
+that elevation (world/sky.py): a clean sky instead of haze in bands. Below the horizon, likewise, the memory's `ground`
+share of the start picture's own ground colour at the same elevation takes the place of the model's colours there,
+block by block, its detail kept (world/ground_colour.py): unseen grass the colour of the picture's instead of a drift
+towards greener, brighter fog. What they lay there is remembered like the rest.
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
 from worldwalk.world.detail import GroundDetail
+from worldwalk.world.ground_colour import GroundColour
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
 from worldwalk.world.start_view import StartView, StartViewConfig
@@ -140,6 +144,7 @@ class Session:
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
         self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
         self.sky_profile: SkyProfile | None = None  # the start picture's sky by elevation (world/sky.py)
+        self.ground_colour: GroundColour | None = None  # its ground colour by elevation (world/ground_colour.py)
         self.device, self.dtype = torch.device(device), dtype
         self.size_wh = (cfg.resolution[1], cfg.resolution[0])
         self.last_timing: dict[str, float] = {}
@@ -235,6 +240,7 @@ class Session:
         self.start_view = start_view
         self.ground_detail = None  # made from the start picture when a frame first needs it
         self.sky_profile = None  # likewise
+        self.ground_colour = None  # likewise
         self.z0 = z0
         self.decode_cache = dec_cache
         self.intrinsics = intr  # frame pixels
@@ -298,15 +304,19 @@ class Session:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
             wss = ws if ms.strength == 1 else ws * ms.strength
             out.lerp_(rgb.to(out.device), wss.to(out.device))
-        if ms.sky > 0 and self.start_pixels is not None and self._sky_profile().usable:
-            # where neither the memory nor the start view draws: the start picture's sky at the same elevation, as
-            # much as it says is sky there (world/sky.py)
-            free = 1 - w[:, 0].cpu()  # (N, H, W)
+        if (ms.sky > 0 or ms.ground > 0) and self.start_pixels is not None:
+            free = 1 - w[:, 0].cpu()  # (N, H, W): where neither the memory nor the start view draws
             if wss is not None:
                 free.mul_(1 - wss[:, 0].cpu())
-            if ms.sky != 1:
-                free.mul_(ms.sky)
-            out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics, free).to(out.device)
+            if ms.sky > 0 and self._sky_profile().usable:
+                # the start picture's sky at the same elevation, as much as it says is sky there (world/sky.py)
+                out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics,
+                                                free if ms.sky == 1 else free * ms.sky).to(out.device)
+            if ms.ground > 0:
+                # the start picture's ground colour at the same elevation, at the scale of blocks, as much as it
+                # says is open ground there (world/ground_colour.py)
+                self._ground_colour().correct(out, poses, self.intrinsics,
+                                              free if ms.ground == 1 else free * ms.ground)
         detail = None  # how much of the ground detail to draw where (N, H, W)
         if ms.detail > 0 and self.start_pixels is not None:
             where = ~view.pinned if view.pinned is not None else ~view.coverage
@@ -332,6 +342,14 @@ class Session:
             self.ground_detail = GroundDetail(self.start_pixels, self._kept_start_depth(), self.intrinsics,
                                               self.depth.cfg.eye_height)
         return self.ground_detail
+
+    def _ground_colour(self) -> GroundColour:
+        """The start picture's ground colour by elevation (world/ground_colour.py): made from the start picture and
+        its depth when first needed (a restored snapshot makes the same again)."""
+        if self.ground_colour is None:
+            self.ground_colour = GroundColour(self.start_pixels, self._kept_start_depth(), self.intrinsics,
+                                              self.depth.cfg.eye_height)
+        return self.ground_colour
 
     def _sky_profile(self) -> SkyProfile:
         """The start picture's sky by elevation (world/sky.py): made from the start picture and its depth when first
@@ -661,6 +679,7 @@ class Session:
         self.start_view = start_view
         self.ground_detail = None  # made again from the start picture when a frame needs it
         self.sky_profile = None  # likewise
+        self.ground_colour = None  # likewise
         # a snapshot from before colour matching (or with it off) has no map: its walk goes on without one
         self.colour_map = colour_map.float().to(self.device) if colour_map is not None and self.colour_match else None
         self.latent_intrinsics = to_latent_grid(intr, (W, H), self.cfg.spatial_factor)

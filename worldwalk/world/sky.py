@@ -40,6 +40,37 @@ def elevation(c2w, intrinsics, size: tuple[int, int]) -> torch.Tensor:
     return torch.rad2deg(torch.asin(sin_elevation(c2w, intrinsics, size).clamp(-1, 1)))
 
 
+def elevation_bins(img: torch.Tensor, s: torch.Tensor, keep: torch.Tensor, lo: float, step: float, smooth: int,
+                   trim: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A picture's kept pixels by the sine of their ray's elevation. img (H, W, 3) in [-1, 1]; s (H, W) the sines;
+    keep (H, W) bool; bins of width step from lo up to 1; smooth: the bins (odd) over which sums are taken; trim:
+    kept pixels farther than this (a channel) from their bin's mean colour are left out of the colour (a bright spot
+    would otherwise tint its elevation all the way round). -> colour (B, 3): the kept pixels' mean (that of all kept
+    where trimming leaves none), share (B,): the kept part of the bin's pixels (0 where the picture has none),
+    n (B,) and k (B,): the bin's pixels and kept pixels, summed over the smoothing box."""
+    n_bins = int(np.ceil((1.0 - lo) / step)) + 1
+    idx = ((s - lo) / step).round().long().clamp(0, n_bins - 1).reshape(-1)
+    px = img.reshape(-1, 3)
+    r = smooth // 2
+    box = torch.ones(1, 1, smooth)
+
+    def smoothed(v: torch.Tensor) -> torch.Tensor:  # (n_bins, C) sums -> summed over a box of neighbouring bins
+        return F.conv1d(v.T[:, None], box, padding=r)[:, 0].T if r else v
+
+    def colour_of(kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # mean colour of kept pixels by bin
+        kk = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, kept[:, None].float()))[:, 0]
+        cc = smoothed(torch.zeros(n_bins, 3).index_add_(0, idx, px * kept[:, None].float()))
+        return cc / kk.clamp_min(1e-6)[:, None], kk
+
+    n = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, torch.ones(idx.numel(), 1)))[:, 0]
+    flat = keep.reshape(-1)
+    mean, k = colour_of(flat)
+    colour, kept = colour_of(flat & ((px - mean[idx]).abs().amax(1) <= trim))
+    colour = torch.where((kept > 0)[:, None], colour, mean)
+    share = torch.where(n > 0, k / n.clamp_min(1e-6), torch.zeros(()))
+    return colour, share, n, k
+
+
 class SkyProfile:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, far: float, bin_deg: float = 0.5,
                  far_share: float = 0.95, smooth: int = 5, min_sky: float = 0.01, trim: float = 0.2):
@@ -60,29 +91,8 @@ class SkyProfile:
             sky = torch.zeros_like(sky)
         self.step = float(np.sin(np.deg2rad(bin_deg)))
         self.lo = -1.0
-        n_bins = int(np.ceil(2.0 / self.step)) + 1
-        idx = ((s - self.lo) / self.step).round().long().clamp(0, n_bins - 1).reshape(-1)
-        px = img.reshape(-1, 3)
-        r = smooth // 2
-        box = torch.ones(1, 1, smooth)
-
-        def smoothed(v: torch.Tensor) -> torch.Tensor:  # (n_bins, C) sums -> summed over a box of neighbouring bins
-            return F.conv1d(v.T[:, None], box, padding=r)[:, 0].T if r else v
-
-        def colour_of(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # mean colour of kept pixels by bin
-            kk = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, keep[:, None].float()))[:, 0]
-            cc = smoothed(torch.zeros(n_bins, 3).index_add_(0, idx, px * keep[:, None].float()))
-            return cc / kk.clamp_min(1e-6)[:, None], kk
-
-        n = smoothed(torch.zeros(n_bins, 1).index_add_(0, idx, torch.ones(idx.numel(), 1)))[:, 0]
-        flat = sky.reshape(-1)
-        mean, k = colour_of(flat)
-        # again without the pixels far from their bin's mean (the sun and its glow, a bright cloud): one bright
-        # spot would otherwise tint its elevation all the way round
-        colour, kept = colour_of(flat & ((px - mean[idx]).abs().amax(1) <= trim))
-        colour = torch.where((kept > 0)[:, None], colour, mean)
-        seen = n > 0
-        share = torch.where(seen, k / n.clamp_min(1e-6), torch.zeros(()))
+        colour, share, n, k = elevation_bins(img, s, sky, self.lo, self.step, smooth, trim)
+        n_bins, seen = share.shape[0], n > 0
         share[self.lo + self.step * torch.arange(n_bins) <= 0] = 0  # the box does not carry sky below the horizon
         has = k > 0
         self.usable = bool(has.any())
