@@ -68,6 +68,23 @@ def test_worldwalk_malloc_system_leaves_the_c_library_alone():
     assert label == "system (WORLDWALK_MALLOC=system)" and mapped >= 64
 
 
+def test_an_unknown_worldwalk_malloc_is_one_clear_error(tmp_path):
+    """A misspelt opt-out is not silently ignored: the command stops before anything runs, exit 2, one line naming
+    the variable, its value and the choices; "heap" and an empty value are the default."""
+    code = ("import sys; from worldwalk.app.cli import main; "
+            "sys.exit(main(['render', '--trajectory', 'w-12', '--out', sys.argv[1]]))")
+    out = tmp_path / "out.mp4"
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "WORLDWALK_MALLOC": "sytem"})
+    assert r.returncode == 2 and not out.exists(), r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: WORLDWALK_MALLOC='sytem': expected 'heap'")
+    assert "system" in lines[0] and "Traceback" not in r.stderr
+    for ok in ("heap", "", " System "):
+        label, _ = probe("call", WORLDWALK_MALLOC=ok)
+        assert label.startswith("system (WORLDWALK_MALLOC") == (ok.strip().lower() == "system")
+
+
 def test_the_command_line_sets_it_before_any_command(tmp_path):
     """Every command goes through it (here a render that fails on a missing trajectory: exit 2, one line)."""
     code = ("import sys; from worldwalk.app.cli import main; from worldwalk.app.runtime import allocator_label; "

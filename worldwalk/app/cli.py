@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["explore" if has_display() else "web"] + argv
     args = parser.parse_args(argv)
-    keep_freed_memory()  # large buffers reused chunk after chunk instead of fresh pages (app/runtime.py)
     try:
+        keep_freed_memory()  # large buffers reused chunk after chunk instead of fresh pages (app/runtime.py)
         return args.func(args)
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -14,7 +14,9 @@ keep up to 1 GiB of freed heap, glibc hands the same pages back each chunk. Noth
 memory does not grow (the peak was those same buffers, live at once), but what the process frees stays with it (on
 a 10-minute walk about 90 MiB more, flat: benchmarks/RESULTS.md "Speed").
 
-WORLDWALK_MALLOC=system leaves the C library as it is. Elsewhere than glibc (macOS, Windows, musl) this does nothing.
+WORLDWALK_MALLOC=system leaves the C library as it is (`heap`, or unset, is the default); any other value is refused
+with a one-line error, since a misspelt opt-out would otherwise be silently ignored. Elsewhere than glibc (macOS,
+Windows, musl) this does nothing.
 """
 from __future__ import annotations
 
@@ -29,15 +31,31 @@ MMAP_THRESHOLD = 256 << 20  # allocations below this come from the heap
 TRIM_THRESHOLD = 1 << 30  # freed heap kept up to this much
 
 _state: str | None = None  # what keep_freed_memory() did, once
+CHOICES = ("heap", "system")  # WORLDWALK_MALLOC's values (unset or empty: heap)
+
+
+class SettingError(ValueError):
+    """An environment setting the app reads has a value it does not know (the message names it and the choices)."""
+
+
+def malloc_choice() -> str:
+    """WORLDWALK_MALLOC as one of CHOICES ("heap" when unset or empty); SettingError for anything else."""
+    raw = os.environ.get("WORLDWALK_MALLOC", "")
+    v = raw.strip().lower()
+    if v and v not in CHOICES:
+        raise SettingError(f"WORLDWALK_MALLOC={raw!r}: expected 'heap' (the default: large freed buffers kept for the "
+                           f"next chunk) or 'system' (the C library's own thresholds), or unset")
+    return v or "heap"
 
 
 def keep_freed_memory() -> str:
     """Tell glibc's malloc to keep large freed buffers for the next chunk (see the module doc). Idempotent.
-    -> "heap" when set, else a few words on why not (for benchmark headers)."""
+    -> "heap" when set, else a few words on why not (for benchmark headers). SettingError for an unknown
+    WORLDWALK_MALLOC."""
     global _state
     if _state is not None:
         return _state
-    if os.environ.get("WORLDWALK_MALLOC", "").strip().lower() == "system":
+    if malloc_choice() == "system":
         _state = "system (WORLDWALK_MALLOC=system)"
     elif not sys.platform.startswith("linux"):
         _state = "system (not glibc)"
