@@ -92,7 +92,7 @@ class GroundColour:
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         sx, sy = w / W, h / H
         small = (fx * sx, fy * sy, cx * sx, cy * sy)  # the same rays through the blocks' centres
-        v = lookup(self.table, self.lo, self.step, sin_elevation(c2w, small, (w, h)))  # (N, h, w, 4)
+        v = lookup(self.table, self.lo, self.step, sin_elevation(c2w, small, (w, h))).to(frames.device)  # (N, h, w, 4)
         corr = (v[..., 1:].permute(0, 3, 1, 2) - low).mul_(v[..., 0][:, None])  # (N, 3, h, w)
         corr = upsample_matrix(H, h).to(frames.device) @ corr @ upsample_matrix(W, w).to(frames.device).T
         return frames.addcmul_(corr, weight.to(frames.device, torch.float32)[:, None])
