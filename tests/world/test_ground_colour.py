@@ -9,21 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from worldwalk.controls.intrinsics import from_fov
-from worldwalk.controls.se3 import make_pose, rotation_from_angles
+from worldwalk.kernels.sky import lookup, sin_elevation
 from worldwalk.world.depth import ray_inputs
 from worldwalk.world.ground_colour import GroundColour, upsample_matrix
-from worldwalk.world.memory import MemoryConfig, MemorySettings
-from worldwalk.world.reproject import feathered
-from worldwalk.world.sampler import SamplerConfig
-from worldwalk.world.session import Session
+from worldwalk.world.memory import MemorySettings
 
-from test_session_memory import parts  # noqa: F401  (the module's fixture)
+from test_session_memory import parts, turn_chunk  # noqa: F401  (parts: the module's fixture)
+from test_sky import pose
 
 EYE, FAR = 1.6, 200.0
-
-
-def pose(yaw=0.0, pitch=0.0):
-    return make_pose(rotation_from_angles(yaw, pitch), np.zeros(3))
 
 
 def picture(W=96, H=64, fov=70.0, seed=0):
@@ -51,7 +45,6 @@ def test_the_share_and_colour_of_the_ground_by_elevation():
     assert g.usable
     share = g.share
     # rendered back into the start camera: share 1 on the ground rows (away from the horizon), 0 above the horizon
-    from worldwalk.kernels.sky import lookup, sin_elevation
     v = lookup(g.table, g.lo, g.step, sin_elevation(pose()[None], intr, (W, H)))[0]  # (H, W, 4)
     assert (v[H // 2 + 2:, :, 0] > 0.99).all() and (v[: H // 2 - 1, :, 0] == 0).all()
     got = v[H // 2 + 2:, :, 1:].mean(1) * 127.5 + 127.5
@@ -125,24 +118,10 @@ def test_a_turn_shows_the_start_picture_ground_colour_where_the_memory_does_not_
     """The same turn with the ground colour on and off (the sky and detail off): the frames differ only below the
     horizon and where the memory does not wholly draw, and there the frames with it are nearer the start picture's
     ground colour at the same elevation; a restored snapshot shows the same again; old recordings replay without it."""
-    model, vae, depth = parts
     px, _, _ = picture()  # the test model's own size
     img = px.numpy()
     H, W = img.shape[:2]
-    outs = {}
-    for gain in (0.0, 1.0):
-        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), sky=0.0, detail=0.0, ground=gain)
-        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
-        s.start(img, seed=1)
-        n = s.frames_per_step
-        poses = np.stack([pose(yaw=a) for a in np.linspace(10.0, 60.0, n)])
-        snap = s.snapshot()
-        view = s.memory.render(poses, s.intrinsics, s.size_wh)
-        whole = feathered(view.coverage[:, None].float(), ms.feather)[:, 0].numpy() >= 1  # the memory's own pixels
-        first = s.step(poses)
-        outs[gain] = (first.astype(np.float64), view.coverage.numpy(), whole)
-        s.restore(snap)
-        assert np.array_equal(s.step(poses), first)
+    outs = {gain: turn_chunk(parts, img, sky=0.0, detail=0.0, ground=gain) for gain in (0.0, 1.0)}
     off, on = outs[0.0], outs[1.0]
     cov, whole = off[1], off[2]
     changed = np.abs(on[0] - off[0]).max(-1) > 0

@@ -26,6 +26,26 @@ def session(parts, capacity=1 << 13, **kw):
     return Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
 
 
+def turn_chunk(parts, img, **kw):
+    """One turning chunk (yaw 10° to 60°) of a fresh session started on img with these memory settings -> (its frames
+    as float64, the memory's coverage before it, the pixels the memory wholly draws, its feather included). A snapshot
+    taken before the chunk replays it exactly."""
+    from worldwalk.controls.se3 import make_pose, rotation_from_angles
+    from worldwalk.world.reproject import feathered
+
+    s = session(parts, **kw)
+    s.start(img, seed=1)
+    poses = np.stack([make_pose(rotation_from_angles(a, 0.0), np.zeros(3))
+                      for a in np.linspace(10.0, 60.0, s.frames_per_step)])
+    snap = s.snapshot()
+    view = s.memory.render(poses, s.intrinsics, s.size_wh)
+    whole = feathered(view.coverage[:, None].float(), s.memory_settings.feather)[:, 0].numpy() >= 1
+    first = s.step(poses)
+    s.restore(snap)
+    assert np.array_equal(s.step(poses), first)
+    return first.astype(np.float64), view.coverage.numpy(), whole
+
+
 def psnr(a, b):
     return 10 * np.log10(255.0**2 / max(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2), 1e-10))
 

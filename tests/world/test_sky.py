@@ -10,13 +10,10 @@ import torch
 from worldwalk.controls.intrinsics import from_fov
 from worldwalk.controls.se3 import make_pose, rotation_from_angles
 from worldwalk.world.depth import ray_inputs
-from worldwalk.world.memory import MemoryConfig, MemorySettings
-from worldwalk.world.reproject import feathered
-from worldwalk.world.sampler import SamplerConfig
-from worldwalk.world.session import Session
+from worldwalk.world.memory import MemorySettings
 from worldwalk.world.sky import SkyProfile, elevation
 
-from test_session_memory import parts  # noqa: F401  (the module's fixture)
+from test_session_memory import parts, turn_chunk  # noqa: F401  (parts: the module's fixture)
 
 EYE, FAR = 1.6, 200.0
 
@@ -94,23 +91,9 @@ def test_a_turn_shows_the_start_picture_sky_where_the_memory_does_not_see(parts)
     """The same turn with the sky on and off: the frames differ only above the horizon where the memory does not see,
     and there the frames with it show the start picture's sky colour at the same elevation; a restored snapshot shows
     the same again."""
-    model, vae, depth = parts
     px, _, _ = picture()  # the test model's own size
     img = px.numpy()
-    outs = {}
-    for gain in (0.0, 1.0):
-        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), sky=gain, detail=0.0)
-        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
-        s.start(img, seed=1)
-        n = s.frames_per_step
-        poses = np.stack([pose(yaw=a) for a in np.linspace(10.0, 60.0, n)])
-        snap = s.snapshot()
-        view = s.memory.render(poses, s.intrinsics, s.size_wh)
-        whole = feathered(view.coverage[:, None].float(), ms.feather)[:, 0].numpy() >= 1  # the memory's own pixels
-        first = s.step(poses)
-        outs[gain] = (first.astype(np.float64), view.coverage.numpy(), whole)
-        s.restore(snap)
-        assert np.array_equal(s.step(poses), first)
+    outs = {gain: turn_chunk(parts, img, sky=gain, detail=0.0) for gain in (0.0, 1.0)}
     off, on = outs[0.0], outs[1.0]
     cov, whole = off[1], off[2]
     H = cov.shape[1]
