@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from worldwalk.kernels.sky import lookup, sin_elevation
-from worldwalk.world.sky import elevation_bins
+from worldwalk.world.sky import elevation_bins, nearest_with
 
 
 class GroundColour:
@@ -66,8 +66,7 @@ class GroundColour:
         if self.usable:
             # bins without ground take the colour of the nearest bin with ground (their share is 0 unless below the
             # picture's lowest ray, where its bottom values hold)
-            where = pos[has]
-            colour = colour[where[(pos[:, None] - where[None, :]).abs().argmin(1)]]
+            colour = colour[nearest_with(has)]
             bottom = int(pos[n > 0].min())
             share[:bottom] = share[bottom]
             colour[:bottom] = colour[bottom]

@@ -71,6 +71,13 @@ def elevation_bins(img: torch.Tensor, s: torch.Tensor, keep: torch.Tensor, lo: f
     return colour, share, n, k
 
 
+def nearest_with(has: torch.Tensor) -> torch.Tensor:
+    """has (B,) bool, some True -> (B,) long: for each bin, the nearest bin where has is True (itself where it is)."""
+    pos = torch.arange(has.shape[0])
+    where = pos[has]
+    return where[(pos[:, None] - where[None, :]).abs().argmin(1)]
+
+
 class SkyProfile:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, far: float, bin_deg: float = 0.5,
                  far_share: float = 0.95, smooth: int = 5, min_sky: float = 0.01, trim: float = 0.2):
@@ -99,9 +106,7 @@ class SkyProfile:
         if self.usable:
             # bins without sky take the colour of the nearest bin with sky (their share is 0 unless above the top)
             pos = torch.arange(n_bins)
-            where = pos[has]
-            nearest = where[(pos[:, None] - where[None, :]).abs().argmin(1)]
-            colour = colour[nearest]
+            colour = colour[nearest_with(has)]
             top = int(pos[seen].max())  # above the picture's highest ray: its values hold
             share[top + 1:] = share[top]
             colour[top + 1:] = colour[top]
