@@ -142,3 +142,27 @@ def test_the_median_takes_out_speckle_and_keeps_edges():
     for bad in (4, -1):
         with pytest.raises(ValueError, match=f"median {bad}"):
             net.predict(torch.zeros(1, 3, 16, 24), intr, np.eye(4)[None], median=bad)
+
+
+def test_a_start_picture_network_round_trips_and_predicts_the_start(tmp_path):
+    """net.start: the start picture's own network, stored under depth.start.* with its own config; predict_start
+    goes through it where there is one, through the frames' network where there is not."""
+    model, vae = random_world("test")
+    net = DepthNet(DepthConfig(widths=(4, 6)))
+    torch.nn.init.normal_(net.head.weight, std=0.3)
+    intr = from_fov(32, 32, 60.0)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    alone = net.eval().predict_start(x, intr)
+    assert torch.equal(alone, net.predict(x, intr, np.eye(4)[None]))  # no start network: the frames' own
+    net.start = DepthNet(DepthConfig(widths=(4, 6, 8), fine=3, median=3))
+    torch.nn.init.normal_(net.start.fine_head.weight, std=0.3)
+    back = load_depth(save_bundle(model, vae, tmp_path / "w.safetensors", depth=net))
+    assert back.cfg == net.cfg and back.start.cfg == net.start.cfg
+    for k, v in net.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v)
+    own = back.predict_start(x, intr)
+    assert torch.equal(own, net.start.eval().predict(x, intr, np.eye(4)[None]))
+    assert not torch.allclose(own, alone)
+    assert torch.equal(back.predict(x, intr, np.eye(4)[None]), alone)  # the frames' network is as it was
+    plain = DepthNet(DepthConfig(widths=(4, 6)))  # a bundle without one loads without one
+    assert load_depth(save_bundle(model, vae, tmp_path / "p.safetensors", depth=plain)).start is None

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from worldwalk.app.cli import main
-from worldwalk.world.bundle import load_depth, random_world, save_bundle
+from worldwalk.world.bundle import load_bundle, load_depth, random_world, save_bundle
 from worldwalk.world.depth import DepthConfig
+from worldwalk.world.memory import MemorySettings
 from worldwalk.world.train.depth import load_trained_depth
 
 
@@ -92,3 +93,54 @@ def test_closeup_walks_start_in_front_of_an_object():
         far = depth_views(seed, 5, size=(64, 64))["depth"][0]
         assert np.array_equal(far, depth_views(seed, 5, size=(64, 64))["depth"][0])  # plain: as before
     assert np.median(near) < 6.0
+
+
+def test_the_start_picture_network_stages(tmp_path, capsys):
+    """depth-data --start-only (the walks' first frames, exact only, no world) -> depth --exact-only --object-weight
+    from the frames' network (--init) -> its held-out figures, objects among them -> a bundle carrying both networks
+    (--start-depth), whose sessions take the start picture's depth from the start network."""
+    from worldwalk.world.sampler import SamplerConfig
+    from worldwalk.world.session import Session
+
+    d = tmp_path / "sd"
+    assert run("train", "depth-data", "--out", d, "--clips", 3, "--shard-size", 3, "--start-only") == 0
+    s = np.load(d / "shard_0000.npz")
+    assert set(s.files) == {"exact", "depth", "c2w", "intrinsics"} and s["exact"].shape == (3, 256, 256, 3)
+    assert all(np.allclose(c, np.eye(4), atol=1e-6) for c in s["c2w"])  # start pictures: the walk's first camera
+    model, vae = random_world("test")
+    world = save_bundle(model, vae, tmp_path / "w.safetensors",
+                        extra={"sampler": {"steps": 1, "shift": 8.0, "kind": "renoise"}})
+    frames = tmp_path / "frames"
+    assert run("train", "depth", "--dir", d, "--out", frames, "--steps", 1, "--batch", 2, "--crop", 64,
+               "--widths", "4,6", "--exact-only") == 0
+    out = tmp_path / "start"
+    assert run("train", "depth", "--dir", d, "--out", out, "--steps", 3, "--batch", 2, "--crop", 64, "--lr", 1e-2,
+               "--widths", "4,6", "--exact-only", "--object-weight", 4, "--init", frames, "--eval", d) == 0
+    res = json.loads((out / "eval.json").read_text())
+    assert set(res) == {"exact"} and np.isfinite(res["exact"]["objects_absrel"])
+    assert "objects AbsRel" in capsys.readouterr().out
+    b = tmp_path / "b.safetensors"
+    assert run("train", "bundle", "--vae", world, "--world", world, "--depth", frames / "depth_final.pt",
+               "--start-depth", out, "--out", b, "--sampler", '{"steps": 1, "shift": 8.0, "kind": "renoise"}') == 0
+    net = load_depth(b)
+    start = load_trained_depth(out)
+    assert net.start is not None and all(torch.equal(net.start.state_dict()[k], v)
+                                         for k, v in start.state_dict().items())
+    m, v, extra = load_bundle(b)
+    sess = Session(m, v, SamplerConfig(**extra["sampler"]), memory=MemorySettings(), depth=net)
+    img = s["exact"][0]
+    sess.start(img, seed=0)
+    x = torch.from_numpy(sess.start_pixels.numpy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    want = start.predict(x, sess.intrinsics, np.eye(4)[None])[0]
+    assert torch.equal(sess.start_view.depth, want)
+    assert not torch.allclose(want, net.predict(x, sess.intrinsics, np.eye(4)[None])[0])
+    # bad uses: one line each, exit 2
+    capsys.readouterr()
+    assert run("train", "depth", "--dir", d, "--out", tmp_path / "x", "--steps", 1, "--widths", "4,6") == 2
+    assert run("train", "depth", "--dir", d, "--out", tmp_path / "y", "--exact-only", "--object-weight", -1) == 2
+    assert run("train", "depth-data", "--out", tmp_path / "z", "--clips", 1) == 2
+    assert run("train", "bundle", "--vae", world, "--world", world, "--start-depth", out,
+               "--out", tmp_path / "n.safetensors") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and "--exact-only" in err[0] and "--object-weight -1" in err[1] and "--world" in err[2]
+    assert "--start-depth" in err[3] and not (tmp_path / "n.safetensors").exists()

@@ -180,12 +180,19 @@ def add_parser(sub) -> None:
     b.add_argument("--memory", default="{}", help="with --depth: the world memory's settings (JSON, world/memory.py)")
     b.add_argument("--depth-median", type=int, default=None, help="with --depth: the depth network's median filter "
                                                                   "size (odd; 0: none; default: the network's own)")
+    b.add_argument("--start-depth", default=None,
+                   help="with --depth: the start picture's own depth network, a depth run or a bundle (its start "
+                        "network where it has one)")
     b.set_defaults(func=cmd_bundle)
     dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
                                             "generates them (world/train/depth.py)")
     dd.add_argument("--out", required=True)
     dd.add_argument("--clips", type=int, default=240)
-    dd.add_argument("--world", required=True, help="the world bundle whose VAE and model make the blurry views")
+    dd.add_argument("--world", default=None, help="the world bundle whose VAE and model make the blurry views "
+                                                  "(required unless --start-only)")
+    dd.add_argument("--start-only", action="store_true",
+                    help="each walk's first frame alone (the start picture), exact only: data for the start picture's "
+                         "own network (no --world needed)")
     dd.add_argument("--seed", type=int, default=0)
     dd.add_argument("--held-out", action="store_true", help="scenes the training data never uses (for evaluation)")
     dd.add_argument("--shard-size", type=int, default=20)
@@ -214,4 +221,8 @@ def add_parser(sub) -> None:
                                                           "depth (0: none; used by the evaluation and the app)")
     de.add_argument("--init", default=None, help="start from this depth run or bundle's network (a fresh --out "
                                                  "only; its --widths and --fine must match)")
+    de.add_argument("--exact-only", action="store_true",
+                    help="exact views only (the start picture's own network; start-only data has no others)")
+    de.add_argument("--object-weight", type=float, default=0.0,
+                    help="the L1 of object pixels (nearer than 0.8 x the level ground) counts 1 + this (0: all alike)")
     de.set_defaults(func=cmd_depth)

@@ -26,7 +26,8 @@ PRESET_VAE = {"tiny": "tiny-vae", "test": "test-vae"}
 
 def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict | None = None,
                 dtype: torch.dtype | None = torch.bfloat16, depth: DepthNet | None = None) -> Path:
-    """depth: the world memory's depth network, stored under depth.* (float32: it is small) with its config."""
+    """depth: the world memory's depth network, stored under depth.* (float32: it is small) with its config, and
+    its start picture's network (depth.start, where set) under depth.start.* with its own."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cast = lambda v: v.to(dtype) if dtype is not None and v.is_floating_point() else v  # noqa: E731
@@ -37,6 +38,8 @@ def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict
     if depth is not None:
         t.update({f"depth.{k}": v.float().contiguous() for k, v in depth.state_dict().items()})
         meta["worldwalk_depth"] = json.dumps(depth.cfg.to_dict())
+        if depth.start is not None:
+            meta["worldwalk_start_depth"] = json.dumps(depth.start.cfg.to_dict())
     tmp = path.with_name(path.name + ".tmp")
     save_file(t, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -62,7 +65,8 @@ def load_bundle(path: str | Path, device="cpu", dtype: torch.dtype = torch.float
 
 
 def load_depth(path: str | Path, device="cpu") -> DepthNet | None:
-    """The world memory's depth network of a bundle, or None when the bundle has none. Raises CheckpointError."""
+    """The world memory's depth network of a bundle (with its start picture's network as .start where the bundle
+    has one), or None when the bundle has none. Raises CheckpointError."""
     meta: dict = {}
     tensors, _, _ = read_checkpoint(path, meta)
     dmeta = meta.get("worldwalk_depth")
@@ -70,6 +74,9 @@ def load_depth(path: str | Path, device="cpu") -> DepthNet | None:
         return None
     try:
         net = DepthNet(DepthConfig.from_dict(json.loads(dmeta)))
+        smeta = meta.get("worldwalk_start_depth")
+        if smeta is not None:
+            net.start = DepthNet(DepthConfig.from_dict(json.loads(smeta)))
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{path}: bad depth config in metadata: {e}") from None
     load_state_dict_strict(net, {k[6:]: v for k, v in tensors.items() if k.startswith("depth.")}, f"{path} (depth)")

@@ -20,6 +20,12 @@ log depth. Sky and anything beyond `max_depth` come out as `max_depth`.
 
 The embedded default trains it on procedural worlds whose renderer gives exact depth (launch.py train depth) and
 ships it in the world bundle under `depth.*`.
+
+A bundle may also carry a second network of the same design for the start picture alone (`net.start`, stored under
+`depth.start.*`; `net.predict_start(...)`). The start picture is a sharp, level view that the memory keeps for the
+whole walk, while the generated frames are blurry; one network trained for both draws the start picture's objects
+poorly (a box merged with the ground behind it), and the start picture is worth a network of its own, fine-tuned on
+exact start pictures with its objects weighted up (launch.py train depth --exact-only --object-weight).
 """
 from __future__ import annotations
 
@@ -115,6 +121,7 @@ class DepthNet(nn.Module):
             nn.init.zeros_(self.fine_head.weight)  # starts as the half-resolution result
             nn.init.zeros_(self.fine_head.bias)
         self.to(memory_format=torch.channels_last)  # the CPU's convolutions at these few channels run faster so
+        self.start: DepthNet | None = None  # the start picture's own network, where the bundle has one
 
     def forward(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
@@ -170,6 +177,13 @@ class DepthNet(nn.Module):
         if k > 1:
             logz = median_filter(logz, k)
         return logz[:, 0].exp()
+
+
+    def predict_start(self, frames: torch.Tensor, intrinsics, median: int | None = None) -> torch.Tensor:
+        """The start picture's depth: frames (1, 3, H, W) in [-1, 1] seen from the start camera -> (1, H, W) metres,
+        through the start network where there is one (its own median unless `median` says otherwise), else this one."""
+        net = self.start if self.start is not None else self
+        return net.predict(frames, intrinsics, np.eye(4)[None], median=median)
 
 
 def median_filter(x: torch.Tensor, k: int) -> torch.Tensor:

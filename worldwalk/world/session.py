@@ -324,10 +324,11 @@ class Session:
         return out.transpose(0, 1)[None], detail
 
     def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
-        """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, through the memory settings' own
-        median (MemorySettings.start_median)."""
+        """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, from the bundle's start picture
+        network where it has one (world/depth.py), through the memory settings' own median
+        (MemorySettings.start_median)."""
         k = self.memory_settings.start_median
-        return self.depth.predict(x, intrinsics, np.eye(4)[None], median=k or None)[0]
+        return self.depth.predict_start(x, intrinsics, median=k or None)[0]
 
     def _start_view_config(self) -> StartViewConfig:
         """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not

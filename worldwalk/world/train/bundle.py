@@ -1,5 +1,6 @@
 """Stage `bundle`: pack a trained VAE and world model (runs or bundles), with the sampler's settings and optionally the
-world memory's depth network and settings, into one world bundle (.safetensors, bfloat16; world/bundle.py).
+world memory's depth network (and the start picture's own, --start-depth) and settings, into one world bundle
+(.safetensors, bfloat16; world/bundle.py).
 """
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def cmd_bundle(a) -> int:
                 depth.cfg = dataclasses.replace(depth.cfg, median=a.depth_median).validate()
             except ValueError as e:
                 raise ValueError(f"--depth-median {a.depth_median}: {e}") from None
+        if a.start_depth:  # the start picture's own network: a run's, or a bundle's start network (else its one)
+            start = load_depth_source(a.start_depth, "--start-depth")
+            depth.start = start.start if start.start is not None else start
         extra["memory"] = json.loads(a.memory)
+    elif a.start_depth:
+        raise ValueError(f"--start-depth {a.start_depth}: needs --depth (the generated frames' network) beside it")
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
     return 0
