@@ -144,3 +144,14 @@ def test_the_start_picture_network_stages(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and "--exact-only" in err[0] and "--object-weight -1" in err[1] and "--world" in err[2]
     assert "--start-depth" in err[3] and not (tmp_path / "n.safetensors").exists()
+
+
+def test_denormals_are_flushed_inside_training_only():
+    """train/common.flush_denormals (train_depth's loop runs in it): a denormal float counts as zero inside, as itself
+    after (the process is left as it was for whatever runs next)."""
+    from worldwalk.world.train.common import flush_denormals
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal (1.2e-38)
+    with flush_denormals():
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0.0

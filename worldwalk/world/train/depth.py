@@ -16,6 +16,7 @@ The start picture's own network (world/depth.py `DepthNet.start`): data of start
 them alone (`depth --exact-only`) from the frames' network (`--init`), with the objects' pixels (where the exact
 depth is nearer than 0.8 x the level ground's) weighted up in the L1 (`--object-weight`): they are a few per cent of
 a picture, and what a walk towards them tears apart when their depth is wrong.
+
 Resumable: weights, optimiser, step and RNG in <out>/state.pt, the result in <out>/depth_final.pt; losses in
 <out>/log.jsonl.
 """
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from worldwalk.controls.intrinsics import from_fov
 from worldwalk.world.depth import DepthConfig, DepthNet, depth_metrics, ray_inputs
-from worldwalk.world.train.common import _load_state, _log, _lr, _save_state
+from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, flush_denormals
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never trained on (benchmarks/world_quality.py uses them)
 KINDS = ("exact", "vae", "model")
@@ -174,12 +175,11 @@ def train_depth(data_dir: str | Path | list, out: str | Path, steps: int = 3000,
     (a fresh run only; parts it lacks, such as a new fine stage, keep their zero-initialised start). object_weight:
     the L1 of pixels nearer than 0.8 x the level ground counts 1 + this much. -> the path of depth_final.pt."""
     torch.manual_seed(seed)
-    torch.set_flush_denormal(True)  # (small weights and gradients as denormals made steps several times slower)
     data = DepthData(data_dir)
     missing = [k for k, p in zip(KINDS, kind_p) if p > 0 and k not in data.views]
     if missing:
-        raise ValueError(f"--dir {data_dir}: no {'/'.join(missing)} views (start-only data?); train it with "
-                         f"--exact-only")
+        dirs = ", ".join(map(str, [data_dir] if isinstance(data_dir, (str, Path)) else data_dir))
+        raise ValueError(f"--dir {dirs}: no {'/'.join(missing)} views (start-only data?); train it with --exact-only")
     net = DepthNet(cfg).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     out = Path(out)
@@ -193,42 +193,43 @@ def train_depth(data_dir: str | Path | list, out: str | Path, steps: int = 3000,
     rng = np.random.default_rng(seed + step)
     bar = tqdm(range(step, steps), initial=step, total=steps, desc="depth", unit="step")
     t0 = time.time()
-    for step in bar:
-        idx = rng.integers(0, len(data), batch)
-        kinds = rng.choice(len(KINDS), batch, p=np.asarray(kind_p) / np.sum(kind_p))
-        frames = np.stack([data.views[KINDS[k]][i] for k, i in zip(kinds, idx)])
-        x, rays, prior, target = batch_tensors(net, frames, data.depth[idx], data.c2w[idx], data.intr[idx])
-        # (B, 1, H, W) per-pixel weight: objects (nearer than 0.8 x the level ground, not sky) count 1 + object_weight
-        weight = 1 + object_weight * ((target < prior + math.log(0.8))
-                                      & (target < math.log(net.cfg.max_depth) - 1e-3)).float()
-        ys, xs = rng.integers(0, H - crop + 1, batch), rng.integers(0, W - crop + 1, batch)
-        cut = lambda t: torch.stack([t[b, :, y:y + crop, x_:x_ + crop] for b, (y, x_) in  # noqa: E731
-                                     enumerate(zip(ys, xs))])
-        x, rays, prior, target, weight = cut(x), cut(rays), cut(prior), cut(target), cut(weight)
-        flip = torch.from_numpy(rng.random(batch) < 0.5)  # mirror: rays' x flips sign with the picture
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        rays = torch.where(flip[:, None, None, None], rays.flip(-1) * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1),
-                           rays)
-        prior = torch.where(flip[:, None, None, None], prior.flip(-1), prior)
-        target = torch.where(flip[:, None, None, None], target.flip(-1), target)
-        weight = torch.where(flip[:, None, None, None], weight.flip(-1), weight)
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr, warmup=100)
-        pred = net(x, rays, prior)
-        l1 = ((pred - target).abs() * weight).sum() / weight.sum()
-        gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-        gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
-        grad = (gx(pred) - gx(target)).abs().mean() + (gy(pred) - gy(target)).abs().mean()
-        loss = l1 + 0.5 * grad
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        bar.set_postfix(l1=f"{l1.item():.4f}")
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            _log(out, {"step": step + 1, "loss": loss.item(), "l1_log": l1.item(), "time": time.time() - t0})
-        if (step + 1) % save_every == 0 or step + 1 == steps:
-            _save_state(out, step + 1, {"depth": net}, opt)
+    with flush_denormals():  # (small weights and gradients as denormals made steps several times slower)
+        for step in bar:
+            idx = rng.integers(0, len(data), batch)
+            kinds = rng.choice(len(KINDS), batch, p=np.asarray(kind_p) / np.sum(kind_p))
+            frames = np.stack([data.views[KINDS[k]][i] for k, i in zip(kinds, idx)])
+            x, rays, prior, target = batch_tensors(net, frames, data.depth[idx], data.c2w[idx], data.intr[idx])
+            # (B, 1, H, W) per-pixel weight: objects (nearer than 0.8 x the level ground, not sky) count 1 + object_weight
+            weight = 1 + object_weight * ((target < prior + math.log(0.8))
+                                          & (target < math.log(net.cfg.max_depth) - 1e-3)).float()
+            ys, xs = rng.integers(0, H - crop + 1, batch), rng.integers(0, W - crop + 1, batch)
+            cut = lambda t: torch.stack([t[b, :, y:y + crop, x_:x_ + crop] for b, (y, x_) in  # noqa: E731
+                                         enumerate(zip(ys, xs))])
+            x, rays, prior, target, weight = cut(x), cut(rays), cut(prior), cut(target), cut(weight)
+            flip = torch.from_numpy(rng.random(batch) < 0.5)  # mirror: rays' x flips sign with the picture
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            rays = torch.where(flip[:, None, None, None], rays.flip(-1) * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1),
+                               rays)
+            prior = torch.where(flip[:, None, None, None], prior.flip(-1), prior)
+            target = torch.where(flip[:, None, None, None], target.flip(-1), target)
+            weight = torch.where(flip[:, None, None, None], weight.flip(-1), weight)
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, steps, lr, warmup=100)
+            pred = net(x, rays, prior)
+            l1 = ((pred - target).abs() * weight).sum() / weight.sum()
+            gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+            gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+            grad = (gx(pred) - gx(target)).abs().mean() + (gy(pred) - gy(target)).abs().mean()
+            loss = l1 + 0.5 * grad
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            bar.set_postfix(l1=f"{l1.item():.4f}")
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                _log(out, {"step": step + 1, "loss": loss.item(), "l1_log": l1.item(), "time": time.time() - t0})
+            if (step + 1) % save_every == 0 or step + 1 == steps:
+                _save_state(out, step + 1, {"depth": net}, opt)
     final = out / "depth_final.pt"
     torch.save({"depth": net.state_dict(), "cfg": net.cfg.to_dict()}, final)
     return final
