@@ -178,7 +178,6 @@ class DepthNet(nn.Module):
             logz = median_filter(logz, k)
         return logz[:, 0].exp()
 
-
     def predict_start(self, frames: torch.Tensor, intrinsics, median: int | None = None) -> torch.Tensor:
         """The start picture's depth: frames (1, 3, H, W) in [-1, 1] seen from the start camera -> (1, H, W) metres,
         through the start network where there is one (its own median unless `median` says otherwise), else this one."""

@@ -37,6 +37,13 @@ from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, fl
 
 HELD_OUT = 1_000_000  # scene seeds from here on are never trained on (benchmarks/world_quality.py uses them)
 KINDS = ("exact", "vae", "model")
+OBJECT_NEARER = 0.8  # a pixel whose exact depth is nearer than this x the level ground's is an object's
+
+
+def objects(log_depth, log_plane):
+    """Object pixels (numpy or torch, any shape): exact log depth below the level ground's (ray_inputs' prior) by more
+    than OBJECT_NEARER. Sky and the far field are never objects: the prior is at most log max_depth."""
+    return log_depth < log_plane + math.log(OBJECT_NEARER)
 
 
 def depth_views(seed: int, n_frames: int, size=(256, 256), fov_range=(50.0, 80.0), fps: int = 16,
@@ -173,7 +180,7 @@ def train_depth(data_dir: str | Path | list, out: str | Path, steps: int = 3000,
     """Train (or resume) a DepthNet; kind_p: how often a sample is the exact view, the VAE's, the model's (the start
     image, which the memory keeps for good, is exact). init: a depth run or bundle whose network this one starts from
     (a fresh run only; parts it lacks, such as a new fine stage, keep their zero-initialised start). object_weight:
-    the L1 of pixels nearer than 0.8 x the level ground counts 1 + this much. -> the path of depth_final.pt."""
+    the L1 of object pixels (`objects`) counts 1 + this much. -> the path of depth_final.pt."""
     torch.manual_seed(seed)
     data = DepthData(data_dir)
     missing = [k for k, p in zip(KINDS, kind_p) if p > 0 and k not in data.views]
@@ -199,9 +206,7 @@ def train_depth(data_dir: str | Path | list, out: str | Path, steps: int = 3000,
             kinds = rng.choice(len(KINDS), batch, p=np.asarray(kind_p) / np.sum(kind_p))
             frames = np.stack([data.views[KINDS[k]][i] for k, i in zip(kinds, idx)])
             x, rays, prior, target = batch_tensors(net, frames, data.depth[idx], data.c2w[idx], data.intr[idx])
-            # (B, 1, H, W) per-pixel weight: objects (nearer than 0.8 x the level ground, not sky) count 1 + object_weight
-            weight = 1 + object_weight * ((target < prior + math.log(0.8))
-                                          & (target < math.log(net.cfg.max_depth) - 1e-3)).float()
+            weight = 1 + object_weight * objects(target, prior).float()  # (B, 1, H, W): objects count more
             ys, xs = rng.integers(0, H - crop + 1, batch), rng.integers(0, W - crop + 1, batch)
             cut = lambda t: torch.stack([t[b, :, y:y + crop, x_:x_ + crop] for b, (y, x_) in  # noqa: E731
                                          enumerate(zip(ys, xs))])
@@ -275,15 +280,15 @@ def init_from(net: DepthNet, path: str | Path) -> None:
 
 def evaluate_depth(net: DepthNet, data_dir: str | Path, limit: int | None = None) -> dict:
     """AbsRel and δ < 1.25 per kind of view (exact, vae, model: those the folder has) over a (held-out) depth data
-    folder, and AbsRel on the objects alone (pixels nearer than 0.8 x the level ground, as train_depth weights them)."""
+    folder, and AbsRel on the objects alone (`objects`, as train_depth weights them)."""
     data = DepthData(data_dir)
     n = len(data) if limit is None else min(limit, len(data))
     cfg = net.cfg
     true = data.depth[:n].astype(np.float32)
     H, W = true.shape[1:]
     planes = [ray_inputs(data.intr[i], torch.from_numpy(data.c2w[i:i + 1]), (W, H), cfg.eye_height, cfg.min_depth,
-                         cfg.max_depth)[1][0, 0].exp().numpy() for i in range(n)]
-    objects = np.isfinite(true) & (true < cfg.max_depth) & (true < 0.8 * np.stack(planes))
+                         cfg.max_depth)[1][0, 0].numpy() for i in range(n)]  # log depth of the level ground
+    obj = objects(np.log(true), np.stack(planes))  # (sky: log inf, never an object)
     res = {}
     for kind in data.views:
         preds = []
@@ -294,8 +299,8 @@ def evaluate_depth(net: DepthNet, data_dir: str | Path, limit: int | None = None
                 preds.append(net.predict(x[j:j + 1], data.intr[sl][j], data.c2w[sl][j:j + 1])[0].numpy())
         pred = np.stack(preds)
         res[kind] = depth_metrics(pred, true, cfg.max_depth)
-        p, t = pred[objects].astype(np.float64), true[objects].astype(np.float64)
-        res[kind]["objects_absrel"] = float(np.mean(np.abs(p - t) / t)) if objects.any() else float("nan")
+        p, t = pred[obj].astype(np.float64), true[obj].astype(np.float64)
+        res[kind]["objects_absrel"] = float(np.mean(np.abs(p - t) / t)) if obj.any() else float("nan")
     return res
 
 
