@@ -1,4 +1,9 @@
-"""Start images: read from a path, PIL image or array, checked, resized and centre-cropped to the model's frame size."""
+"""Start images: read from a path, PIL image or array, checked, resized and centre-cropped to the model's frame size.
+
+A picture is walked as a person sees it in an image viewer or a browser (`as_seen`): turned upright by its EXIF
+orientation (a phone stores a portrait photograph sideways and says so in a tag), deeper than 8 bits scaled to 8 bits
+(not clipped: a 16-bit PNG would otherwise come out white), and transparent parts laid over white (a browser's page),
+not the colours hidden under them."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worldwalk.controls.intrinsics import adjust_for_resize_crop, resize_crop_geometry
 
@@ -27,12 +32,12 @@ def load_image(image) -> tuple[Image.Image, str]:
     elif isinstance(image, (bytes, bytearray)):
         label, data = "uploaded bytes", bytes(image)
     elif isinstance(image, Image.Image):
-        return _check_size(image.convert("RGB"), "image"), "image"
+        return _check_size(as_seen(image), "image"), "image"
     elif isinstance(image, np.ndarray):
         a = image
         if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
             raise ValueError(f"image: array of dtype {a.dtype} and shape {a.shape}; expected uint8 (H, W, 3)")
-        return _check_size(Image.fromarray(a).convert("RGB"), "array"), "array"
+        return _check_size(as_seen(Image.fromarray(a)), "array"), "array"
     else:
         raise ValueError(f"image: got {type(image).__name__}; expected a file path, bytes, a PIL image or a uint8 array")
     if not data:
@@ -43,7 +48,52 @@ def load_image(image) -> tuple[Image.Image, str]:
         img.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
         raise ValueError(f"image: {label}: not a readable image ({type(e).__name__}); expected PNG/JPEG/WebP") from None
-    return _check_size(img.convert("RGB"), label), label
+    return _check_size(as_seen(img), label), label
+
+
+TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1-8; 1: stored upright), 1 where there is none or it cannot be read."""
+    try:
+        o = int(img.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block is ignored, as viewers do
+        return 1
+    return o if 1 <= o <= 8 else 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """img turned as its EXIF orientation says (the same image where it says nothing)."""
+    if orientation(img) == 1:
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - as orientation(): a tag that cannot be applied is ignored
+        return img
+
+
+def as_seen(img: Image.Image) -> Image.Image:
+    """-> 8-bit RGB as a viewer shows img: upright (EXIF orientation), more than 8 bits a channel scaled to 8, a
+    float picture in [0, 1] (or beyond: its own range) to [0, 255], transparency over white."""
+    img = upright(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        a = np.where(np.isfinite(a), a, 0.0)
+        hi = float(a.max()) if a.size else 0.0
+        if img.mode.startswith("I;16") or (img.mode == "I" and 255 < hi <= 65535):
+            a = a / 257.0  # 16 bits a sample
+        elif img.mode == "F" and 0.0 <= float(a.min()) and hi <= 1.0:
+            a = a * 255.0
+        elif float(a.min()) < 0.0 or hi > 255.0:  # any other range: stretched to 0-255
+            lo = float(a.min())
+            a = (a - lo) * (255.0 / max(hi - lo, 1e-12))
+        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def _check_size(img: Image.Image, label: str) -> Image.Image:
@@ -56,8 +106,8 @@ def _check_size(img: Image.Image, label: str) -> Image.Image:
 
 
 def image_hash(img: Image.Image) -> str:
-    """sha256 of the decoded RGB pixels (so the same picture saved twice hashes the same)."""
-    return hashlib.sha256(np.asarray(img.convert("RGB")).tobytes()).hexdigest()
+    """sha256 of the decoded RGB pixels as seen (so the same picture saved twice hashes the same)."""
+    return hashlib.sha256(np.asarray(as_seen(img)).tobytes()).hexdigest()
 
 
 def fit_to_model(img: Image.Image, size_wh: tuple[int, int], intrinsics=None):

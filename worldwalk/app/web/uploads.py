@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from worldwalk.world.images import MAX_PIXELS
+from worldwalk.world.images import MAX_PIXELS, TRANSPOSING, as_seen, orientation
 
 MAX_SIDE = 16384
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -21,7 +21,8 @@ WORK_LONG_SIDE = 512  # an upload is kept at this size (or the model's frame, if
 
 
 def check_image(data: bytes, label: str, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[int, int]:
-    """Cheap checks of an uploaded start image that never decode pixels (size, type, dimensions). -> (w, h).
+    """Cheap checks of an uploaded start image that never decode pixels (size, type, dimensions). -> (w, h) as the
+    picture is seen: upright, by its EXIF orientation.
 
     Raises ValueError with a one-line message for the page that names the file (`label`).
     """
@@ -37,6 +38,7 @@ def check_image(data: bytes, label: str, max_bytes: int = MAX_UPLOAD_BYTES) -> t
             with Image.open(io.BytesIO(data)) as im:  # reads the header only
                 w, h = im.size
                 fmt = im.format
+                turned = orientation(im) in TRANSPOSING
     except Image.DecompressionBombError:
         raise ValueError(f"{label}: the image is too large (more than {MAX_PIXELS:,} pixels)") from None
     except Exception:  # PIL raises many kinds for junk
@@ -47,7 +49,7 @@ def check_image(data: bytes, label: str, max_bytes: int = MAX_UPLOAD_BYTES) -> t
         raise ValueError(f"{label}: the image is too large ({w}x{h} pixels); the limit is {MAX_PIXELS:,} pixels")
     if min(w, h) < 8:
         raise ValueError(f"{label}: the image is too small ({w}x{h} pixels); it needs at least 8x8")
-    return w, h
+    return (h, w) if turned else (w, h)
 
 
 def work_size(wh: tuple[int, int], frame_wh: tuple[int, int], long_side: int = WORK_LONG_SIDE) -> tuple[int, int]:
@@ -72,10 +74,11 @@ def prepare_image(data: bytes, label: str, frame_wh: tuple[int, int],
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
-                if im.format in ("JPEG", "MPO"):
-                    im.draft("RGB", (tw, th))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 of the size directly
+                if im.format in ("JPEG", "MPO"):  # DCT scaling: decodes at 1/2, 1/4 or 1/8 of the size directly
+                    # (the size as stored: sideways where the orientation turns it)
+                    im.draft("RGB", (th, tw) if orientation(im) in TRANSPOSING else (tw, th))
                 im.load()
-                rgb = im.convert("RGB")
+                rgb = as_seen(im)
     except Exception as e:  # noqa: BLE001 - truncated or damaged files raise OSError, SyntaxError, ValueError ...
         why = str(e).split("(")[0].strip().rstrip(".;:") or type(e).__name__
         raise ValueError(f"{label}: the image is damaged or cut short ({why}); choose another PNG, JPEG or WebP "
