@@ -242,6 +242,39 @@ def test_a_48_megapixel_upload_is_ready_in_seconds_and_the_walk_starts_from_the_
     page.close()
 
 
+def halves_rgb(page, selector) -> tuple[np.ndarray, np.ndarray]:
+    """Mean colours of the top and bottom halves of an element's screenshot."""
+    import io
+    a = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB"), dtype=np.float64)
+    h = a.shape[0]
+    return a[: h // 2].reshape(-1, 3).mean(0), a[h - h // 2:].reshape(-1, 3).mean(0)
+
+
+def test_a_phone_photo_is_walked_upright(context, server):
+    """A portrait JPEG stored sideways with EXIF orientation 6 (as phones save them): the preview and the walk's first
+    frame show it upright, sky above ground, as the visitor's own image viewer does."""
+    import io
+    up = np.zeros((400, 300, 3), np.uint8)
+    up[:200], up[200:] = (40, 90, 230), (40, 160, 40)  # blue sky over green ground
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(up, 1))).save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    page = open_page(context, server.url)
+    page.locator("#ww-upload input[type=file]").set_input_files(
+        files=[{"name": "phone.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}])
+    page.wait_for_function("() => (document.querySelector('#ww-status')?.innerText || '').includes('phone.jpg')",
+                           timeout=60_000)
+    page.wait_for_function("() => !!document.querySelector('#ww-preview img')?.complete", timeout=10_000)
+    for selector in ("#ww-preview img", "#ww-frame"):
+        if selector == "#ww-frame":
+            start_walk(page)
+            wait_frame_shown(page)
+        top, bottom = halves_rgb(page, selector)
+        assert top[2] > 150 and top[1] < 130 and bottom[1] > 110 and bottom[2] < 110, (selector, top, bottom)
+    page.close()
+
+
 def test_mouse_look_then_record_and_download_the_walk(context, server, tmp_path):
     import json
 
