@@ -138,6 +138,10 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": on})[0].seam == 1 and MemorySettings().seam == 0
     with pytest.raises(ValueError, match="seam 2"):
         MemorySettings(seam=2).validate()
+    # lone fragments (MemoryConfig.support): a recording made before the rule replays with fragments growing
+    before = {**rec, "config": {k: v for k, v in rec["config"].items() if k not in ("support", "support_ratio")}}
+    assert world_args.memory_from(parse(), {"memory": before})[0].config.support == 0
+    assert world_args.memory_from(parse(), {"memory": rec})[0].config.support == 5 == MemorySettings().config.support
     # the start picture's own median (MemorySettings.start_median; off by default): a recording made before it
     # replays without, one made with it with it
     before = {k: v for k, v in rec.items() if k != "start_median"}

@@ -21,15 +21,18 @@ def cloud(M, seed):
     return xyz, rgb, conf, steps.half()
 
 
-@pytest.mark.parametrize("M, W, H, levels, seed", [(1, 5, 3, 1, 0), (257, 37, 23, 3, 1), (3000, 64, 48, 4, 2),
-                                                    (2000, 50, 50, 4, 3)])
-def test_numba_matches_the_reference(M, W, H, levels, seed):
+@pytest.mark.parametrize("M, W, H, levels, seed, support", [(1, 5, 3, 1, 0, 0), (257, 37, 23, 3, 1, 0),
+                                                             (3000, 64, 48, 4, 2, 0), (2000, 50, 50, 4, 3, 0),
+                                                             (257, 37, 23, 3, 1, 2), (3000, 64, 48, 4, 2, 3),
+                                                             (2000, 50, 50, 4, 3, 1)])
+def test_numba_matches_the_reference(M, W, H, levels, seed, support):
     xyz, rgb, conf, steps = cloud(M, seed)
     poses = np.stack([np.eye(4), make_pose(rotation_from_angles(25.0, -10.0), np.array([0.5, 0.2, 1.5])),
                       make_pose(np.eye(3), np.array([0.0, 0.0, 40.0]))])  # the last stands past the cloud, facing away
     P = torch.from_numpy(poses).float()
     intr = (0.8 * W, 0.8 * W, W / 2 - 0.3, H / 2 + 0.2)
-    kw = dict(levels=levels, level_weight=(1.0, 0.85, 0.7, 0.55)[:levels], occlusion=0.08, magnified=1.5, near=0.05)
+    kw = dict(levels=levels, level_weight=(1.0, 0.85, 0.7, 0.55)[:levels], occlusion=0.08, magnified=1.5, near=0.05,
+              support=support, support_ratio=1.3)
     ref = splat_ref(xyz, rgb, conf, steps, P[:, :3, :3], P[:, :3, 3], intr, (W, H), **kw)
     out = splat_cpu(xyz, rgb, conf, steps, P[:, :3, :3], P[:, :3, 3], intr, (W, H), **kw)
     names = ("rgb", "depth", "conf", "level", "owner")
@@ -113,3 +116,44 @@ def test_pull_push_writes_into_a_channels_last_out():
         got = pull_push(img, weight, out=out)
         assert got is out
         assert torch.allclose(out, pull_push_ref(img, weight), atol=1e-6)
+
+
+def grid_points(z: float, f: float, W: int, H: int, rgb):
+    """One point per pixel of a W x H camera at the origin (focal f), on the plane at depth z, with its surface steps
+    (to the right and lower neighbours' points): a surface as the memory lifts it."""
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    xyz = torch.stack([(u - W / 2 + 0.5) * z / f, (v - H / 2 + 0.5) * z / f, torch.full_like(u, z)], -1).reshape(-1, 3)
+    steps = torch.zeros(len(xyz), 2, 3)
+    steps[:, 0, 0] = steps[:, 1, 1] = z / f
+    return xyz, torch.tensor(rgb, dtype=torch.uint8).expand(len(xyz), 3).clone(), torch.ones(len(xyz)), steps
+
+
+@pytest.mark.parametrize("fn", [splat_ref, splat_cpu])
+def test_a_lone_fragment_is_not_drawn_as_a_block_but_a_surface_still_fills(fn):
+    """Walking 1.5 m towards a lone point 2 m away (magnified 4x) in front of a far wall: with support, the pyramid no
+    longer grows it over the wall's own pixels into a square block; a whole near surface magnified alike still
+    covers everything it should (its inside and its straight edges: 5 of 8 neighbours)."""
+    W = H = 32
+    f = 32.0
+    wall = grid_points(40.0, 2 * f, 2 * W, 2 * H, (0, 0, 255))  # two points a pixel each way: no holes
+    lone = (torch.tensor([[0.01, 0.01, 2.0]]), torch.tensor([[255, 0, 0]], dtype=torch.uint8), torch.ones(1),
+            torch.full((1, 2, 3), 0.0).index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([0])),
+                                                  torch.tensor(2.0 / f)).index_put_(
+                (torch.tensor([0]), torch.tensor([1]), torch.tensor([1])), torch.tensor(2.0 / f)))
+    near = grid_points(2.0, f, W // 2, H // 2, (255, 0, 0))  # a 16 x 16 pixel patch of surface, 2 m away
+    pose = torch.eye(4)[None]
+    pose[0, 2, 3] = 1.5  # 1.5 m forward: the points 2 m away now 0.5 m away, 4x magnified
+    kw = dict(levels=4, level_weight=(1.0, 0.85, 0.7, 0.55), occlusion=0.08, magnified=1.5, near=0.05)
+    for scene, most in (("lone", None), ("near", None)):
+        pts = lone if scene == "lone" else near
+        cloud_ = tuple(torch.cat([a, b]) for a, b in zip(wall, pts))
+        drawn = {}
+        for support in (0, 5):
+            rgb, depth, *_ = fn(*cloud_, pose[:, :3, :3], pose[:, :3, 3], (f, f, W / 2, H / 2), (W, H),
+                                support=support, **kw)
+            drawn[support] = int((depth < 10).sum())  # pixels showing the near point(s), not the wall
+        if scene == "lone":
+            assert drawn[0] >= 16, drawn  # a block: the fragment grown over the wall's pixels
+            assert drawn[5] <= 2, drawn  # itself only
+        else:
+            assert drawn[0] == drawn[5] == W * H, drawn  # the patch, 4x magnified, fills the frame either way

@@ -191,9 +191,12 @@ def memory_from(args, recorded: dict | None = None):
         # ground detail (world/detail.py) without that, one made before the seams' colours (world/seam.py) or the
         # start picture's own median (MemorySettings.start_median) or the start picture's sky (world/sky.py)
         # without those, one made before a chunk lifted only its last latent frame with every latent lifted, and
-        # one made before the start picture's ground colour (world/ground_colour.py) without it
+        # one made before the start picture's ground colour (world/ground_colour.py) without it, and one made before
+        # a render's lone fragments stopped growing into blocks (MemoryConfig.support) with them growing
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
+        if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
+            settings["config"] = {"support": 0, **rec["config"]}
     if flag == "off":
         return None, None
     depth = getattr(args, "depth_net", None) or _default_depth(args.device)

@@ -56,6 +56,11 @@ class MemoryConfig:
     edge_inv: float = 0.02  # ... and |Δ 1/z| exceeds this (1/metres)
     near: float = 0.05  # metres: points closer to a camera than this are not drawn
     max_step: float = 0.0  # a surface step is at most this many pixel widths (z/fx) long; 0: no limit
+    support: int = 5  # a coarser level's pixel grows over a finer one's own point only where at least this many of
+    # its 8 neighbours hold a depth within support_ratio of its own: a surface's inside or straight edge (5), not a
+    # lone fragment, which a walk's magnification drew as a square block; 0: wherever the rules above let it
+    # (benchmarks/RESULTS.md "Lone fragments")
+    support_ratio: float = 1.5
 
     def validate(self) -> "MemoryConfig":
         if self.capacity < 1 or self.levels < 1 or len(self.level_weight) < self.levels:
@@ -63,6 +68,9 @@ class MemoryConfig:
                              f"{self.level_weight}: expected capacity >= 1, levels >= 1 and a weight per level")
         if not 0 < self.far < self.far_store:
             raise ValueError(f"MemoryConfig: far {self.far}, far_store {self.far_store}: expected 0 < far < far_store")
+        if not (0 <= self.support <= 8 and self.support_ratio > 1):
+            raise ValueError(f"MemoryConfig: support {self.support}, support_ratio {self.support_ratio}: expected 0 "
+                             f"to 8 neighbours and a depth ratio > 1")
         if not (self.edge > 0 and self.edge_inv >= 0):
             raise ValueError(f"MemoryConfig: edge {self.edge}, edge_inv {self.edge_inv}: expected edge > 0 (log "
                              f"depth) and edge_inv >= 0 (1/metres)")
@@ -301,7 +309,8 @@ class WorldMemory:
             pts = tuple(v[only] for v in pts)
         col, zl, cl, ll, owner = splat(*pts, poses[:, :3, :3], poses[:, :3, 3],
                                        (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
-                                       occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near)
+                                       occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near,
+                                       support=cfg.support, support_ratio=cfg.support_ratio)
         owner = owner.to(dev)
         if only is not None and only.numel():  # owner holds positions in `only`
             owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)

@@ -115,9 +115,25 @@ def _linear(i, n_out, n_in):  # pragma: no cover - compiled; torch's bilinear, a
     return i0, i1, 1.0 - l1, l1
 
 
+@nb.njit(inline="always", error_model="numpy")
+def _lone(cz, ccf, n, i, j, support, ratio):  # pragma: no cover - compiled
+    """A level's composited pixel (n, i, j), drawn, is not part of a surface: fewer than `support` of its 8
+    neighbours hold a depth within `ratio` times its own, those outside the level counting as holding one (the
+    surface may go on past the frame's edge; naive.supported_ref)."""
+    Hc, Wc = cz.shape[1], cz.shape[2]
+    i0, i1, j0, j1 = max(i - 1, 0), min(i + 2, Hc), max(j - 1, 0), min(j + 2, Wc)
+    z, cnt = cz[n, i, j], 9 - (i1 - i0) * (j1 - j0)
+    for ii in range(i0, i1):
+        for jj in range(j0, j1):
+            if (ii != i or jj != j) and ccf[n, ii, jj] > 0 and z <= cz[n, ii, jj] * ratio \
+                    and cz[n, ii, jj] <= z * ratio:
+                cnt += 1
+    return cnt < support
+
+
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
-               out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
+               support, ratio, out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
     too). Per level: colour (N, 3, H, W), depth, confidence, level, footprint; the finest level's are the outputs,
     written directly (with the level and the owner; no footprint there: nothing reads it). Each level's nearest and
@@ -173,8 +189,11 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 m = own[base + j]
                 cl = conf[m] * lw if m >= 0 else 0.0
                 upcf = ccf[n, ni, nj]
-                if m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
-                                          or cfp[n, ni, nj] < magnified):
+                mine = m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
+                                              or cfp[n, ni, nj] < magnified)
+                if not mine and m >= 0 and cl > 0 and support > 0:  # a lone coarser pixel does not grow over it
+                    mine = _lone(cz, ccf, n, ni, nj, support, ratio)
+                if mine:
                     for c in range(3):
                         ncol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
                     nz[n, i, j], ncf[n, i, j] = zb[base + j], cl
@@ -205,7 +224,7 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
 
 
 def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
-              occlusion=0.08, magnified=1.5, near=0.05):
+              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5):
     """The same call and result as naive.splat_ref, for CPU tensors."""
     W, H = size_wh
     N = R.shape[0]
@@ -226,7 +245,8 @@ def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
     owner0 = np.empty((N, H, W), np.int64)
     lw = np.asarray(level_weight[:levels], np.float32)
     _composite(xyz_, f(steps.float()), R_, t_, fx, fy, f(rgb), conf_, zb, own, offs, hs, ws, lw,
-               float(occlusion), float(magnified), out_col, out_z, out_cf, out_lv, owner0)
+               float(occlusion), float(magnified), int(support), float(support_ratio), out_col, out_z, out_cf, out_lv,
+               owner0)
     return (torch.from_numpy(out_col), torch.from_numpy(out_z), torch.from_numpy(out_cf), torch.from_numpy(out_lv),
             torch.from_numpy(owner0))
 

@@ -3,7 +3,7 @@ plain PyTorch: the references (any device).
 
     rgb, depth, conf, level, owner = splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, (W, H), levels=4,
                                                level_weight=(1, .85, .7, .55), occlusion=0.08, magnified=1.5,
-                                               near=0.05)
+                                               near=0.05, support=5, support_ratio=1.5)
     filled = pull_push_ref(img (N, C, H, W), weight (N, 1, H, W))   # holes (weight 0) filled from the rest
     weight = feather_ref(mask (N, 1, H, W), feather)                 # a mask eroded, then blurred: a blend weight
     mark_ref(seen (M,), owner (N, H, W), value)                       # seen[owner] = value where owner >= 0
@@ -23,7 +23,10 @@ coverage; depth, confidence, level and footprint by nearest); a pixel keeps its 
 coarser surface covers it, or the coarser surface lies within `occlusion` (relative depth) of it, or the coarser
 point is drawn narrower than `magnified` pixels (it does not leave gaps, so it must not grow over its neighbours).
 Otherwise the pixel takes the coarser value: the gaps of a magnified surface fill, and what they let through of the
-background is hidden.
+background is hidden. With `support` > 0 a coarser pixel grows over a finer one's own point only where it is part of a
+surface: at least `support` of its 8 neighbours at its level hold a depth within `support_ratio` times its own (those
+past the frame's edge count as holding one). A lone fragment (a flying pixel off a depth edge, lifted) is then drawn
+where it lies, not as a square block the size of the coarse cell it reached.
 
 -> rgb (N, 3, H, W) float in [-1, 1] (0 where nothing), depth (N, H, W) (inf where nothing), conf (N, H, W) (the
 point's conf times the level's weight; 0 where nothing), level (N, H, W) int8 (-1 where nothing), owner (N, H, W) long:
@@ -38,7 +41,7 @@ import torch.nn.functional as F
 
 
 def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
-              occlusion=0.08, magnified=1.5, near=0.05):
+              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5):
     W, H = size_wh
     dev = xyz.device
     N = R.shape[0]
@@ -100,10 +103,32 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
         up_z, up_cf, up_lv, up_fp = (F.interpolate(v_[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
                                      for v_ in (cz, ccf, clv, cfp))
         own = (cl > 0) & ((up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | (up_fp < magnified))
+        if support > 0:  # a lone coarser pixel (no surface around it) does not grow over this level's own points
+            sup = supported_ref(cz, ccf, support, support_ratio)
+            own |= (cl > 0) & ~F.interpolate(sup[:, None].float(), size=(Hl, Wl), mode="nearest")[:, 0].bool()
         out = (torch.where(own[:, None], col, up_col), torch.where(own, zl, up_z), torch.where(own, cl, up_cf),
                torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
     col, zl, cl, ll, _ = out
     return col.contiguous(), zl, cl, ll.to(torch.int8), owner0
+
+
+def supported_ref(z: torch.Tensor, cf: torch.Tensor, support: int, ratio: float) -> torch.Tensor:
+    """A level's composite depth z and confidence cf (N, h, w) -> (N, h, w) bool: nothing there, or at least `support`
+    of the 8 neighbours hold a depth within `ratio` times its own, those outside the level counting as holding one
+    (the surface may go on past the frame's edge)."""
+    N, h, w = z.shape
+    has = cf > 0
+    zp = F.pad(torch.where(has, z, torch.full_like(z, math.nan)), (1, 1, 1, 1), value=math.nan)
+    inside = F.pad(torch.ones(1, h, w, dtype=torch.bool, device=z.device), (1, 1, 1, 1), value=False)
+    count = torch.zeros(N, h, w, dtype=torch.int32, device=z.device)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di == 0 and dj == 0:
+                continue
+            nb = zp[:, 1 + di:1 + di + h, 1 + dj:1 + dj + w]  # (NaN where empty: every comparison is False)
+            out = ~inside[:, 1 + di:1 + di + h, 1 + dj:1 + dj + w]
+            count += (((z <= nb * ratio) & (nb <= z * ratio)) | out).int()
+    return ~has | (count >= support)
 
 
 def pull_push_ref(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
