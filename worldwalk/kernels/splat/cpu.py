@@ -189,11 +189,9 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 m = own[base + j]
                 cl = conf[m] * lw if m >= 0 else 0.0
                 upcf = ccf[n, ni, nj]
-                mine = m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
-                                              or cfp[n, ni, nj] < magnified)
-                if not mine and m >= 0 and cl > 0 and support > 0:  # a lone coarser pixel does not grow over it
-                    mine = _lone(cz, ccf, n, ni, nj, support, ratio)
-                if mine:
+                if m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
+                                          or cfp[n, ni, nj] < magnified
+                                          or (support > 0 and _lone(cz, ccf, n, ni, nj, support, ratio))):
                     for c in range(3):
                         ncol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
                     nz[n, i, j], ncf[n, i, j] = zb[base + j], cl

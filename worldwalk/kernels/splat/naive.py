@@ -102,10 +102,11 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
         up_col = num / den.clamp_min(1e-6)
         up_z, up_cf, up_lv, up_fp = (F.interpolate(v_[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
                                      for v_ in (cz, ccf, clv, cfp))
-        own = (cl > 0) & ((up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | (up_fp < magnified))
+        keep = (up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | (up_fp < magnified)
         if support > 0:  # a lone coarser pixel (no surface around it) does not grow over this level's own points
             sup = supported_ref(cz, ccf, support, support_ratio)
-            own |= (cl > 0) & ~F.interpolate(sup[:, None].float(), size=(Hl, Wl), mode="nearest")[:, 0].bool()
+            keep |= ~F.interpolate(sup[:, None].float(), size=(Hl, Wl), mode="nearest")[:, 0].bool()
+        own = (cl > 0) & keep
         out = (torch.where(own[:, None], col, up_col), torch.where(own, zl, up_z), torch.where(own, cl, up_cf),
                torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
     col, zl, cl, ll, _ = out
