@@ -131,7 +131,7 @@ def _lone(cz, ccf, n, i, j, support, ratio):  # pragma: no cover - compiled
     return cnt < support
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy")
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
                support, ratio, out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
@@ -380,55 +380,74 @@ def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | N
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _box_rows(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
+def _box_rows(src, dst, r, pad, erode, k, count, buf):  # pragma: no cover - compiled
     """Along each row of a (H, W) plane: the sum over [j - r, j + r], the outside counting as `pad`; erode: 1 where
     the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside the plane divided by their number
-    (count[j])."""
+    (count[j]). The row is copied into a padded buffer and its 2r + 1 shifts summed, a whole row per shift (no
+    running sum: the loops over a row vectorise)."""
     H, W = src.shape
+    buf[:r] = pad
+    buf[r + W:] = pad
     for i in range(H):
-        acc = pad * (r + max(r - W, 0))  # the window of pixel 0 before its own pixels
-        for j in range(min(r, W)):
-            acc += src[i, j]
-        for j in range(W):
-            acc += src[i, j + r] if j + r < W else pad  # enters
-            dst[i, j] = (1.0 if acc >= k - 1e-3 else 0.0) if erode else acc / count[j]
-            acc -= src[i, j - r] if j >= r else pad  # leaves
+        buf[r:r + W] = src[i]
+        row = dst[i]
+        row[:] = buf[:W]
+        for d in range(1, 2 * r + 1):
+            for j in range(W):
+                row[j] += buf[j + d]
+        if erode:
+            for j in range(W):
+                row[j] = np.float32(1.0) if row[j] >= k - 1e-3 else np.float32(0.0)
+        else:
+            for j in range(W):
+                row[j] = row[j] / count[j]
 
 
 @nb.njit(cache=True, error_model="numpy")
 def _box_cols(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
-    """_box_rows along each column, a row at a time (one running sum per column)."""
+    """_box_rows along each column, a row at a time (one running sum per column, in float64: float32's would drift
+    by its rounding)."""
     H, W = src.shape
     acc = np.full(W, pad * (r + max(r - H, 0)))
     for i in range(min(r, H)):
-        acc += src[i]
+        for j in range(W):
+            acc[j] += src[i, j]
     for i in range(H):
         if i + r < H:
-            acc += src[i + r]
+            for j in range(W):
+                acc[j] += src[i + r, j]
         else:
-            acc += pad
-        for j in range(W):
-            dst[i, j] = (1.0 if acc[j] >= k - 1e-3 else 0.0) if erode else acc[j] / count[i]
+            for j in range(W):
+                acc[j] += pad
+        if erode:
+            for j in range(W):
+                dst[i, j] = np.float32(1.0) if acc[j] >= k - 1e-3 else np.float32(0.0)
+        else:
+            for j in range(W):
+                dst[i, j] = acc[j] / count[i]
         if i >= r:
-            acc -= src[i - r]
+            for j in range(W):
+                acc[j] -= src[i - r, j]
         else:
-            acc -= pad
+            for j in range(W):
+                acc[j] -= pad
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _feather(mask, r, out):  # pragma: no cover - compiled
     N, H, W = mask.shape
-    k = 2.0 * r + 1.0
-    cw, ch = np.empty(W, np.float64), np.empty(H, np.float64)  # in-frame pixels per window, along rows / columns
+    k = np.float32(2 * r + 1)
+    cw, ch = np.empty(W, np.float32), np.empty(H, np.float64)  # in-frame pixels per window, along rows / columns
     for i in range(W):
         cw[i] = min(i + r, W - 1) - max(i - r, 0) + 1
     for i in range(H):
         ch[i] = min(i + r, H - 1) - max(i - r, 0) + 1
     for n in nb.prange(N):
-        a, b = np.empty((H, W), np.float64), np.empty((H, W), np.float64)
-        _box_rows(mask[n], a, r, 1.0, True, k, cw)
+        a, b = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
+        buf = np.empty(W + 2 * r, np.float32)
+        _box_rows(mask[n], a, r, np.float32(1.0), True, k, cw, buf)
         _box_cols(a, b, r, 1.0, True, k, ch)
-        _box_rows(b, a, r, 0.0, False, k, cw)
+        _box_rows(b, a, r, np.float32(0.0), False, k, cw, buf)
         _box_cols(a, out[n], r, 0.0, False, k, ch)
 
 

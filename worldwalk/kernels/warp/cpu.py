@@ -109,30 +109,36 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
         n, i = r // H, r % H
         rv = (i - cy) / fy
         o0, o1, o2 = t[n, 0], t[n, 1], t[n, 2]
+        # the first coordinates of this row and of the next (at the last row, the one before), each projected once:
+        # naive.grid_step's neighbours
+        wm = W if min_mag > 0 else 0
+        ax, ay, bx, by = np.empty(wm), np.empty(wm), np.empty(wm), np.empty(wm)
+        if min_mag > 0:
+            i2 = i + 1 if i + 1 < H else i - 1
+            for j in range(W):
+                ax[j], ay[j] = _first(R, t, n, i, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
+                if H > 1:
+                    bx[j], by[j] = _first(R, t, n, i2, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered)
         for j in range(W):
+            cov = covered[n, i, j]
+            dep = depth[n, i, j]
+            z_a = min(max(dep if cov else 1.0, 1e-2), 1e4)
+            if min_mag > 0:  # too little magnified is not followed (the pixel's first coordinates, its right / lower
+                # neighbour's, or at the last column / row the one before)
+                gx = gy = 0.0
+                if W > 1:
+                    j2 = j + 1 if j + 1 < W else j - 1
+                    gx = math.sqrt((ax[j2] - ax[j]) ** 2 + (ay[j2] - ay[j]) ** 2)
+                if H > 1:
+                    gy = math.sqrt((bx[j] - ax[j]) ** 2 + (by[j] - ay[j]) ** 2)
+                if 1 / max(max(gx, gy), 1e-4) < min_mag:
+                    qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = ax[j], ay[j], False
+                    continue
             ru = (j - cx) / fx
             d0 = R[n, 0, 0] * ru + R[n, 0, 1] * rv + R[n, 0, 2]
             d1 = R[n, 1, 0] * ru + R[n, 1, 1] * rv + R[n, 1, 2]
             d2 = R[n, 2, 0] * ru + R[n, 2, 1] * rv + R[n, 2, 2]
-            cov = covered[n, i, j]
-            dep = depth[n, i, j]
-            z_a = min(max(dep if cov else 1.0, 1e-2), 1e4)
             qx, qy, Z, iv = _at(z_a, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
-            if min_mag > 0:  # naive.grid_step of the first coordinates: too little magnified is not followed
-                # (the pixel's own are (qx, qy); its right / lower neighbour's, or at the last column / row the one
-                # before, are projected the same way)
-                gx = gy = 0.0
-                if W > 1:
-                    bx, by = _first(R, t, n, i, j + 1 if j + 1 < W else j - 1, fx, fy, cx, cy, f0x, f0y, c0x, c0y,
-                                    depth, covered)
-                    gx = math.sqrt((bx - qx) ** 2 + (by - qy) ** 2)
-                if H > 1:
-                    bx, by = _first(R, t, n, i + 1 if i + 1 < H else i - 1, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y,
-                                    depth, covered)
-                    gy = math.sqrt((bx - qx) ** 2 + (by - qy) ** 2)
-                if 1 / max(max(gx, gy), 1e-4) < min_mag:
-                    qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, False
-                    continue
             h_a = 1 / max(Z, 1e-3) - iv
             dz = d2 if abs(d2) >= 1e-6 else 1e-6
             z_b = (1 / max(iv, 1e-4) - o2) / dz
@@ -204,10 +210,13 @@ def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, r
             cx, cy = (x + 0.5) * (img.shape[2] / W0) - 0.5, (y + 0.5) * (img.shape[1] / H0) - 0.5
             al = min(max((mag - 1) / (scale - 1), 0.0), 1.0) if scale > 1 else 0.0
             hx, hy = (x + 0.5) * (hi.shape[2] / W0) - 0.5, (y + 0.5) * (hi.shape[1] / H0) - 0.5
-            v0, v1, v2 = _bicubic3(img, cx, cy)
-            if al > 0:
-                p0, p1, p2 = _bicubic3(hi, hx, hy)
-                v0, v1, v2 = v0 + al * (p0 - v0), v1 + al * (p1 - v1), v2 + al * (p2 - v2)
+            if al >= 1:  # the kept image's alone (the mix would give it, up to rounding)
+                v0, v1, v2 = _bicubic3(hi, hx, hy)
+            else:
+                v0, v1, v2 = _bicubic3(img, cx, cy)
+                if al > 0:
+                    p0, p1, p2 = _bicubic3(hi, hx, hy)
+                    v0, v1, v2 = v0 + al * (p0 - v0), v1 + al * (p1 - v1), v2 + al * (p2 - v2)
             rgb[n, 0, i, j], rgb[n, 1, i, j], rgb[n, 2, i, j] = v0, v1, v2
             weight[n, i, j] = min(max((mag - from_mag) / (full_at - from_mag), 0.0), 1.0)
 
