@@ -142,6 +142,13 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     before = {**rec, "config": {k: v for k, v in rec["config"].items() if k not in ("support", "support_ratio")}}
     assert world_args.memory_from(parse(), {"memory": before})[0].config.support == 0
     assert world_args.memory_from(parse(), {"memory": rec})[0].config.support == 5 == MemorySettings().config.support
+    # the start picture's enclosed far regions (MemorySettings.open_sky, world/far_field.py): a recording made before
+    # they took their surroundings' depth replays with them as predicted
+    before = {k: v for k, v in rec.items() if k != "open_sky"}
+    assert world_args.memory_from(parse(), {"memory": before})[0].open_sky is False
+    assert world_args.memory_from(parse(), {"memory": rec})[0].open_sky is True is MemorySettings().open_sky
+    with pytest.raises(ValueError, match="open_sky 1"):
+        MemorySettings(open_sky=1).validate()
     # the start picture's own median (MemorySettings.start_median; off by default): a recording made before it
     # replays without, one made with it with it
     before = {k: v for k, v in rec.items() if k != "start_median"}

@@ -192,8 +192,10 @@ def memory_from(args, recorded: dict | None = None):
         # start picture's own median (MemorySettings.start_median) or the start picture's sky (world/sky.py)
         # without those, one made before a chunk lifted only its last latent frame with every latent lifted, and
         # one made before the start picture's ground colour (world/ground_colour.py) without it, and one made before
-        # a render's lone fragments stopped growing into blocks (MemoryConfig.support) with them growing
-        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0}
+        # a render's lone fragments stopped growing into blocks (MemoryConfig.support) with them growing, and one
+        # made before the start picture's enclosed far regions took their surroundings' depth (far_field.py) without
+        old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
+               "open_sky": False}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}

@@ -116,6 +116,9 @@ class MemorySettings:
     lift_last: int = 1  # after each chunk, what the memory does not see yet of the chunk's last k latent frames is
     # lifted into it (0: of every latent frame). One strip a chunk, not one a latent frame: fewer seams between strips
     # the decoder drew differently, a third of the depth network's work (benchmarks/RESULTS.md "One lift a chunk")
+    open_sky: bool = True  # the start picture's far field (the depth network's sky) only where it reaches the top of
+    # the frame or a side above its middle; regions of it enclosed by nearer things (a cup's white rim, a pale wall
+    # beside a face) take the depth around them (world/far_field.py; False: as the network predicts them)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -133,6 +136,8 @@ class MemorySettings:
         if not (isinstance(self.lift_last, int) and not isinstance(self.lift_last, bool) and self.lift_last >= 0):
             raise ValueError(f"memory settings: lift_last {self.lift_last!r}: expected a count of latent frames >= 0 "
                              f"(0: all of them)")
+        if not isinstance(self.open_sky, bool):
+            raise ValueError(f"memory settings: open_sky {self.open_sky!r}: expected true or false")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -152,7 +157,7 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last"}
+                 "lift_last", "open_sky"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

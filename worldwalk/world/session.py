@@ -61,6 +61,7 @@ from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet
 from worldwalk.world.detail import GroundDetail
+from worldwalk.world.far_field import open_sky
 from worldwalk.world.ground_colour import GroundColour
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
@@ -326,9 +327,12 @@ class Session:
     def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
         """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, from the bundle's start picture
         network where it has one (world/depth.py), through the memory settings' own median
-        (MemorySettings.start_median)."""
+        (MemorySettings.start_median), its enclosed far regions filled (MemorySettings.open_sky)."""
         k = self.memory_settings.start_median
-        return self.depth.predict_start(x, intrinsics, median=k or None)[0]
+        z = self.depth.predict_start(x, intrinsics, median=k or None)[0]
+        if self.memory_settings.open_sky:  # its sky only where it can be sky (world/far_field.py)
+            z = open_sky(z, self.depth.cfg.max_depth / 2)
+        return z
 
     def _start_view_config(self) -> StartViewConfig:
         """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not
