@@ -4,9 +4,10 @@
 
 The depth networks learn from procedural worlds, where what lies beyond `far` is the sky: light, smooth, above the
 horizon, open to the top of the frame. On a photograph they also send some near things there: the white rim of a cup,
-a lion's open mouth, strands of a cheetah's white fur, a pale wall beside a person's face. Walking in, the near surfaces around such a region magnify and move
-outwards while the region stays put, 100 metres away, and the memory opens a hole around it that the model fills with
-whatever it draws (on a photograph: dark blobs, which are then lifted and kept).
+a lion's open mouth, strands of a cheetah's white fur, a pale wall beside a person's face. Walking in, the near
+surfaces around such a region magnify and move outwards while the region stays put, 100 metres away: the surfaces
+tear around it, and the model fills the hole with whatever it draws (on a photograph: blobs, which are then lifted
+and kept).
 
 A region of the far field that the frame's top row does not reach, nor a side column above the frame's middle row, is
 enclosed by nearer things, and the sky seldom is: its pixels take a smooth extension of the depth of the pixels around
