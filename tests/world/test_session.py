@@ -79,18 +79,19 @@ def test_streaming_matches_one_shot_chunk_causal(parts, rms):
 
 
 def test_window_bounds_the_state(parts):
-    """After 10 and after 1,000 chunks the carried state has the same size (1-step sampler to keep it quick)."""
+    """After 10 and after 250 chunks the carried state has the same size (1-step sampler to keep it quick; anything
+    carried that grows by a byte a chunk shows long before 250, and benchmarks/engine.py measures 10 minutes)."""
     model, vae = parts
     s = Session(model, vae, SamplerConfig(steps=1), window_chunks=1)
     s.start(image(), seed=0)
     n = s.frames_per_step
     sizes = {}
-    for k in range(1, 1001):
+    for k in range(1, 251):
         s.step(walk(k, n))
-        if k in (10, 1000):
+        if k in (10, 250):
             sizes[k] = s.state_nbytes()
-    assert sizes[10] == sizes[1000]
-    assert s.chunk_index == 1000 and s.frame_index == 1 + 1000 * n
+    assert sizes[10] == sizes[250]
+    assert s.chunk_index == 250 and s.frame_index == 1 + 250 * n
 
 
 def test_deterministic_and_seeded(parts):
