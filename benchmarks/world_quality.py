@@ -156,8 +156,8 @@ def window(m: dict, fps: int, lo: float, hi: float) -> dict[str, float]:
 
 
 def with_settings(settings: MemorySettings, items: list[str]) -> MemorySettings:
-    """settings with each KEY=VALUE of --memory-setting (VALUE a number) put in; exits 2 with one line when one does
-    not fit."""
+    """settings with each KEY=VALUE of --memory-setting (VALUE a number, or on / off for a switch) put in; exits 2
+    with one line when one does not fit."""
     d = settings.to_dict()
     for item in items:
         key, eq, value = item.partition("=")
@@ -166,6 +166,12 @@ def with_settings(settings: MemorySettings, items: list[str]) -> MemorySettings:
             keys = [k for k in d if k != "config"] + [f"config.{k}" for k, v in d["config"].items()
                                                       if not isinstance(v, (list, tuple))]
             sys.exit(f"error: --memory-setting {item!r}: expected KEY=VALUE with KEY one of {sorted(keys)}")
+        if isinstance(at[name], bool):  # a switch: on / off (true / false, 1 / 0)
+            flag = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}.get(value.lower())
+            if flag is None:
+                sys.exit(f"error: --memory-setting {item!r}: expected on or off for {key}")
+            at[name] = flag
+            continue
         try:
             at[name] = type(at[name])(float(value)) if isinstance(at[name], (int, float)) else float(value)
         except ValueError:

@@ -72,12 +72,24 @@ def test_world_quality_long_walk_alone_on_another_scene():
     (["--memory-setting", "config.edges=0.1"], "'config.edges=0.1': expected KEY=VALUE with KEY one of"),
     (["--memory-setting", "config.level_weight=1"], "KEY one of"),
     (["--memory-setting", "config.edge=-1"], "--memory-setting: "),
+    (["--memory-setting", "open_sky=maybe"], "'open_sky=maybe': expected on or off for open_sky"),
 ])
 def test_world_quality_bad_input_is_one_line(args, message):
     r = bench("world_quality.py", *args, timeout=60)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_memory_settings_take_numbers_and_switches():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from world_quality import with_settings
+
+    from worldwalk.world.memory import MemorySettings
+
+    s = with_settings(MemorySettings(), ["open_sky=off", "feather=3", "config.support=0"])
+    assert s.open_sky is False and s.feather == 3 and s.config.support == 0
+    assert with_settings(s, ["open_sky=on"]).open_sky is True and with_settings(s, ["open_sky=0"]).open_sky is False
 
 
 def test_engine_starts_from_the_apps_picture_or_another():
