@@ -131,7 +131,12 @@ def _lone(cz, ccf, n, i, j, support, ratio):  # pragma: no cover - compiled
     return cnt < support
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
+# fastmath without its no-NaN / no-infinity assumptions: empty pixels hold an infinite depth, and the tests compare
+# against it
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=_FAST)
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
                support, ratio, out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
