@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import cpu_header  # noqa: E402
+from world_quality import with_settings  # noqa: E402
 from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, PRESET_VAE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
@@ -70,6 +71,9 @@ def main():
                          "latent starts from a reprojection when the sampler reprojects)")
     ap.add_argument("--start-overlay", choices=("on", "off"), default="on",
                     help="the start image laid over the frames near where it was taken (default on, as the app runs)")
+    ap.add_argument("--memory-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a memory setting other than the bundle's, as a number or on / off, for a probe "
+                         "(repeatable; as world_quality.py)")
     ap.add_argument("--memory", choices=("on", "off"), default="on",
                     help="the world memory (default on when a depth network is at hand: the weights' own or the "
                          "embedded default's, as the app runs)")
@@ -112,6 +116,8 @@ def main():
                                                "guess": None if a.reproject == "off" else a.reproject})
         if a.start_view == "off":
             memory = MemorySettings.from_dict({**memory.to_dict(), "start_scale": 0})
+        if a.memory_setting:
+            memory = with_settings(memory, a.memory_setting)
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
                 start_overlay=a.start_overlay == "on", memory=memory, depth=depth)
     scenes = sorted((Path(__file__).resolve().parents[1] / "assets" / "scenes").glob("*.png"))
@@ -138,7 +144,8 @@ def main():
     print(f"engine: {what} | {a.device} {a.dtype} | {torch.get_num_threads()} threads | {platform.machine()} "
           f"{cpu_header()} | torch {torch.__version__} | {W}x{H} | {sam['steps']} steps | reproject "
           f"{sam.get('reproject') or 'off'} | memory "
-          f"{'off' if memory is None else f'on (guess {memory.guess})'} | start view "
+          f"{'off' if memory is None else f'on (guess {memory.guess})'} | "
+          f"{''.join(f'{m} | ' for m in a.memory_setting) if memory else ''}start view "
           f"{'on' if s.start_view is not None else 'off'} | {a.walk} | window {a.window} | "
           f"image {image if image == 'noise' else Path(image).name} | "
           f"{time.strftime('%Y-%m-%d')}")

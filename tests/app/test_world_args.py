@@ -149,6 +149,13 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": rec})[0].open_sky is True is MemorySettings().open_sky
     with pytest.raises(ValueError, match="open_sky 1"):
         MemorySettings(open_sky=1).validate()
+    # a latent's guess from its own frame alone (MemorySettings.guess_still): a recording made before replays with
+    # the guess from all of a latent's frames
+    before = {k: v for k, v in rec.items() if k != "guess_still"}
+    assert world_args.memory_from(parse(), {"memory": before})[0].guess_still is False
+    assert world_args.memory_from(parse(), {"memory": rec})[0].guess_still is True is MemorySettings().guess_still
+    with pytest.raises(ValueError, match="guess_still 1"):
+        MemorySettings(guess_still=1).validate()
     # the start picture's own median (MemorySettings.start_median; off by default): a recording made before it
     # replays without, one made with it with it
     before = {k: v for k, v in rec.items() if k != "start_median"}

@@ -127,6 +127,15 @@ def test_engine_bad_input_is_one_line():
     assert r.stderr.strip() == "error: no/such.safetensors: no such file (expected a .safetensors checkpoint)"
     r = bench("engine.py", "--reproject", "2", timeout=60)
     assert r.returncode == 2 and "--reproject" in r.stderr and "expected a noise level in (0, 1]" in r.stderr
+    r = bench("engine.py", "--preset", "test", "--memory-setting", "guess_still=maybe", timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: --memory-setting 'guess_still=maybe': expected on or off for guess_still"
+
+
+def test_engine_takes_a_memory_setting():
+    r = bench("engine.py", "--preset", "test", "--chunks", "2", "--steps", "1", "--memory-setting", "guess_still=off")
+    assert r.returncode == 0, r.stderr
+    assert "| memory on (guess 0.5) | guess_still=off | start view" in r.stdout.splitlines()[0]
 
 
 def test_lattice_figure_sees_a_pattern_on_the_latent_cells_not_blur():

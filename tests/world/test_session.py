@@ -7,7 +7,7 @@ from worldwalk.controls import rays
 from worldwalk.world.model import WorldModel
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
 from worldwalk.world.session import Session, Snapshot
-from worldwalk.world.vae import CausalVAE
+from worldwalk.world.vae import CausalVAE, VideoVAE
 
 
 def make_model(seed=0):
@@ -219,6 +219,25 @@ def test_vae_chunked_decode_equals_whole(rms):
     with torch.no_grad():
         feats = vae.decode_time(z, {})
         assert feats.shape[:2] == (1, 13) and rms(vae.decode_space(feats), whole) < 1e-6
+
+
+def test_vae_encode_next_is_encode_video_after_the_first(rms):
+    """CausalVAE.encode_next skips the first frame's pass and, for stills, the repeats' (the session's guess); the
+    interface's own version (any VideoVAE) encodes the whole clip. Both give encode_video's latents after the first."""
+    torch.manual_seed(0)
+    vae = CausalVAE("test-vae").eval()
+    s = vae.temporal_stride
+    frames = torch.rand(1, 3, 1 + 2 * s, 64, 96) * 2 - 1  # the first, then 2 latents of s frames
+    stills = frames[:, :, s::s]  # each latent's last frame
+    with torch.no_grad():
+        want = vae.encode_video(frames)[:, :, 1:]
+        want_still = vae.encode_video(torch.cat([frames[:, :, :1], stills.repeat_interleave(s, 2)], 2))[:, :, 1:]
+        for enc in (vae.encode_next, lambda *a, **k: VideoVAE.encode_next(vae, *a, **k)):
+            assert enc(frames[:, :, 0], frames[:, :, 1:]).shape == (1, 4, 2, 8, 12)
+            assert rms(enc(frames[:, :, 0], frames[:, :, 1:]), want) < 1e-6
+            assert rms(enc(frames[:, :, 0], stills, still=True), want_still) < 1e-6
+        with pytest.raises(ValueError, match="s·k"):
+            vae.encode_next(frames[:, :, 0], frames[:, :, 1:-1])
 
 
 def test_sampler_schedules():

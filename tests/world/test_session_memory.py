@@ -239,3 +239,26 @@ def test_lift_last_must_be_a_count():
         with pytest.raises(ValueError, match="lift_last"):
             MemorySettings(lift_last=bad).validate()
     assert MemorySettings.from_dict({"lift_last": 2}).lift_last == 2
+
+
+def test_a_latent_guess_comes_from_its_own_frame_held_still(parts, rms):
+    """guess_still (the default): each latent's guess is the encoding of its own (last) raw frame's render, its holes
+    filled, held still for its frames after the last frame shown; off: of the render of each of its frames. The
+    session's guess against the VAE's whole-clip encoding of both."""
+    from worldwalk.kernels.splat import pull_push
+
+    for still in (True, False):
+        s = session(parts, guess_still=still)
+        s.start(image(), seed=3)
+        s.step(walk(0, s.frames_per_step))
+        poses, st = walk(1, s.frames_per_step), s.stride
+        with torch.inference_mode():
+            view = s.memory.render(poses, s.intrinsics, s.size_wh, stamp=False)
+            guess, _, levels = s._memory_guess(poses, view)
+            filled = pull_push(view.rgb, view.coverage[:, None].float())  # (N, 3, H, W)
+            frames = filled[st - 1::st].repeat_interleave(st, 0) if still else filled
+            clip = torch.cat([s._unit(s.shown_frame)[None], frames])[None].transpose(1, 2)
+            want = s.vae.encode_video(clip)[:, :, 1:]
+        assert levels is not None and bool((levels < 1).any())  # the walk's next chunk is seen: a guess is made
+        assert guess.shape == want.shape and rms(guess, want) < 1e-5
+    assert MemorySettings().guess_still is True

@@ -98,6 +98,9 @@ class MemorySettings:
     generated_margin: int = 12  # pixels along a generated frame's border that are not lifted (the decoder's edges)
     guess: float | None = 0.5  # start noise level of a latent the memory sees whole (None: chunks start from noise)
     guess_min_coverage: float = 0.2  # a latent frame the memory sees less than this starts from pure noise
+    guess_still: bool = True  # a latent's guess from the render of its own (last) raw frame alone, held still for
+    # its s frames: a quarter of the hole filling and of the encoder's work, the same walks (benchmarks/RESULTS.md
+    # "The guess from a latent's own frame"; False: from the render of each of its frames)
     start_scale: float = 4.0  # the start picture is kept at its own resolution, up to this x the frame's, for the
     # views that magnify it (world/start_view.py; 1: at the frame's; 0: not kept)
     detail: float = 1.0  # where the frame does not show the start picture: this much of the start picture's ground
@@ -136,6 +139,8 @@ class MemorySettings:
         if not (isinstance(self.lift_last, int) and not isinstance(self.lift_last, bool) and self.lift_last >= 0):
             raise ValueError(f"memory settings: lift_last {self.lift_last!r}: expected a count of latent frames >= 0 "
                              f"(0: all of them)")
+        if not isinstance(self.guess_still, bool):
+            raise ValueError(f"memory settings: guess_still {self.guess_still!r}: expected true or false")
         if not isinstance(self.open_sky, bool):
             raise ValueError(f"memory settings: open_sky {self.open_sky!r}: expected true or false")
         if not 0 <= self.detail <= 2:
@@ -157,7 +162,7 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last", "open_sky"}
+                 "lift_last", "open_sky", "guess_still"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

@@ -565,8 +565,8 @@ class Session:
         last = self._unit(self.shown_frame)
         frames, seen = reproject_chunk(self._unit(self.start_pixels), last, self.last_pose, poses, self.intrinsics,
                                        sam.reproject_radius)  # (N, 3, H, W), (N, H, W)
-        clip = torch.cat([last[None], frames])[None].transpose(1, 2)  # (1, 3, 1 + N, H, W): 1 + s·k frames
-        guess = self.vae.encode_video(clip.to(self._vae_dtype())).float()[:, :, 1:]
+        dt = self._vae_dtype()  # the latents of the frames after the last shown (N = s·k of them)
+        guess = self.vae.encode_next(last[None].to(dt), frames[None].transpose(1, 2).to(dt)).float()
         # a latent cell counts as seen where more than half of its pixels were, in the latent's own (last) raw frame
         cells = F.avg_pool2d(seen[s - 1::s][:new, None].float(), self.cfg.spatial_factor)  # (new, 1, h, w)
         return guess, (cells > 0.5).transpose(0, 1)[None].to(self.device), levels.to(self.device)
@@ -585,13 +585,16 @@ class Session:
         levels = torch.where(cov < lo, torch.ones_like(levels), levels)
         if bool((levels >= 1).all()):
             return None, None, None
-        N, (W, H) = view.rgb.shape[0], self.size_wh
-        # the last frame shown, then the memory's render with what it does not see filled by a smooth extension of its
-        # own colours; channels-last, as the encoder's convolutions read them (no copy on the way)
-        clip = torch.empty((1 + N, 3, H, W), device=self.device, memory_format=torch.channels_last)
-        clip[0] = self._unit(self.shown_frame)
-        pull_push(view.rgb.to(self.device), view.coverage[:, None].float().to(self.device), out=clip[1:])
-        guess = self.vae.encode_video(clip[None].transpose(1, 2).to(self._vae_dtype())).float()[:, :, 1:]
+        # the memory's render with what it does not see filled by a smooth extension of its own colours, after the
+        # last frame shown; channels-last, as the encoder's convolutions read them (no copy on the way). guess_still:
+        # each latent's own raw frame only, held still
+        rgb, cov = (view.rgb[s - 1::s][:new], view.coverage[s - 1::s][:new]) if ms.guess_still else \
+            (view.rgb, view.coverage)
+        (W, H), dt = self.size_wh, self._vae_dtype()
+        clip = torch.empty((rgb.shape[0], 3, H, W), device=self.device, memory_format=torch.channels_last)
+        pull_push(rgb.to(self.device), cov[:, None].float().to(self.device), out=clip)
+        guess = self.vae.encode_next(self._unit(self.shown_frame)[None].to(dt), clip[None].transpose(1, 2).to(dt),
+                                     still=ms.guess_still).float()
         return guess, None, levels.to(self.device)
 
     # ------------------------------------------------------------------ state

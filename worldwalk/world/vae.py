@@ -39,6 +39,14 @@ class VideoVAE(nn.Module):
     def encode_image(self, img: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def encode_next(self, first: torch.Tensor, frames: torch.Tensor, still: bool = False) -> torch.Tensor:
+        """The latents of frames that follow `first`, as encode_video gives them after a clip's first latent:
+        first (B, 3, H, W), frames (B, 3, s·k, H, W) in [-1, 1] -> normalised latents (B, C, k, h, w).
+        still: frames (B, 3, k, H, W) instead, each held still for its latent's s frames."""
+        if still:
+            frames = frames.repeat_interleave(self.temporal_stride, dim=2)
+        return self.encode_video(torch.cat([first[:, :, None], frames], 2))[:, :, 1:]
+
     def new_decode_cache(self) -> dict:
         raise NotImplementedError
 
@@ -179,6 +187,21 @@ class CausalVAE(VideoVAE):
             zk = self.enc_group(g).view(B, k, self.latent_channels, *feats.shape[3:]).transpose(1, 2)
             z0 = torch.cat([z0, zk], dim=2)
         return self._norm(z0)
+
+    def encode_next(self, first: torch.Tensor, frames: torch.Tensor, still: bool = False) -> torch.Tensor:
+        """VideoVAE.encode_next without the first frame's pass: here a latent after the first reads its own s frames
+        only, each through the per-frame encoder (a still frame's once)."""
+        B, _, Fr, H, W = frames.shape
+        s = self.temporal_stride
+        if not still and Fr % s:
+            raise ValueError(f"frames: expected s·k = {s}·k frames after the first, got {Fr}")
+        x = frames.transpose(1, 2).reshape(B * Fr, 3, H, W).contiguous(memory_format=torch.channels_last)
+        feats = self.enc_frames(x).contiguous()  # (B*F, Wl, h, w)
+        k = Fr if still else Fr // s
+        g = feats.view(B * k, -1, *feats.shape[2:])  # (B*k, s·Wl, h, w): a latent's frames side by side
+        if still:
+            g = g.repeat(1, s, 1, 1)
+        return self._norm(self.enc_group(g).view(B, k, self.latent_channels, *feats.shape[2:]).transpose(1, 2))
 
     def encode_image(self, img: torch.Tensor) -> torch.Tensor:
         return self.encode_video(img[:, :, None])
