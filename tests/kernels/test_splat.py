@@ -101,9 +101,18 @@ def test_mark_matches_the_reference():
     g = torch.Generator().manual_seed(0)
     owner = torch.randint(-1, 50, (3, 7, 5), generator=g)
     a, b = torch.zeros(50, dtype=torch.int32), torch.zeros(50, dtype=torch.int32)
-    mark_ref(a, owner, 7)
-    mark_cpu(b, owner, 7)
+    assert mark_ref(a, owner, 7) is None and mark_cpu(b, owner, 7) is None
     assert torch.equal(a, b) and set(a.nonzero()[:, 0].tolist()) == set(owner[owner >= 0].tolist())
+    # with the slots' pinned flags: also where a pinned slot was drawn (and without seen: nothing stamped)
+    pinned = torch.rand(50, generator=g) < 0.3
+    want = torch.tensor([[[bool(m >= 0 and pinned[m]) for m in row] for row in cam] for cam in owner.tolist()])
+    for seen in (a.clone(), None):
+        before = None if seen is None else seen.clone()
+        got = mark_cpu(seen, owner, 9, pinned)
+        assert got.shape == owner.shape and torch.equal(got, want)
+        assert torch.equal(mark_ref(None, owner, 9, pinned), want)
+        if seen is not None:
+            assert bool((seen[owner[owner >= 0]] == 9).all()) and torch.equal(seen[seen != 9], before[seen != 9])
 
 
 def test_pull_push_writes_into_a_channels_last_out():

@@ -324,8 +324,7 @@ class WorldMemory:
         owner = owner.to(dev)
         if only is not None and only.numel():  # owner holds positions in `only`
             owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)
-        if stamp:
-            mark(self.seen, owner, self.clock)
-        pinned = (owner >= 0) & self.pinned[owner.clamp_min(0)]  # full-resolution pixels of pinned points
+        # stamp the points drawn as seen now; the full-resolution pixels of pinned points (one pass)
+        pinned = mark(self.seen if stamp else None, owner, self.clock, self.pinned)
         col, zl, cl, ll = (v.to(dev) for v in (col, zl, cl, ll))
         return MemoryView(col, zl, cl, ll, pinned)

@@ -51,11 +51,12 @@ def feather(mask, feather: int):
     return feather_ref(mask, feather)
 
 
-def mark(seen, owner, value: int) -> None:
-    """seen[slot] = value, in place, for every slot in owner (-1: none): the points a render drew."""
-    if splat_backend(seen.device) == "numba" and seen.is_contiguous() and owner.device == seen.device:
+def mark(seen, owner, value: int, pinned=None):
+    """seen[slot] = value, in place, for every slot in owner (-1: none): the points a render drew (seen None:
+    nothing stamped). pinned (per slot, bool): -> (owner's shape) bool, drawn from a pinned slot; else None."""
+    if splat_backend(owner.device) == "numba" and all(
+            t is None or (t.is_contiguous() and t.device == owner.device) for t in (seen, pinned)):
         from worldwalk.kernels.splat.cpu import mark_cpu
 
-        mark_cpu(seen, owner, value)
-        return
-    mark_ref(seen, owner, value)
+        return mark_cpu(seen, owner, value, pinned)
+    return mark_ref(seen, owner, value, pinned)

@@ -467,12 +467,24 @@ def feather_cpu(mask: torch.Tensor, feather: int) -> torch.Tensor:
 
 
 @nb.njit(parallel=True, cache=True)
-def _mark(seen, owner, value):  # pragma: no cover - compiled
+def _mark(seen, owner, value, stamp, pinned, out):  # pragma: no cover - compiled
+    """stamp: seen[slot] = value for every slot drawn; out (with pinned of a slot or more): drawn from a pinned one"""
     for i in nb.prange(owner.shape[0]):
-        if owner[i] >= 0:
-            seen[owner[i]] = value  # racing writes store the same value
+        m = owner[i]
+        if m >= 0:
+            if stamp:
+                seen[m] = value  # racing writes store the same value
+            if out.shape[0]:
+                out[i] = pinned[m]
+        elif out.shape[0]:
+            out[i] = False
 
 
-def mark_cpu(seen: torch.Tensor, owner: torch.Tensor, value: int) -> None:
-    """The same as naive.mark_ref, for CPU tensors."""
-    _mark(seen.numpy(), np.ascontiguousarray(owner.reshape(-1).numpy()), value)
+def mark_cpu(seen: torch.Tensor | None, owner: torch.Tensor, value: int, pinned: torch.Tensor | None = None
+             ) -> torch.Tensor | None:
+    """The same as naive.mark_ref, for CPU tensors: one pass over owner."""
+    flat = np.ascontiguousarray(owner.reshape(-1).numpy())
+    out = np.empty(flat.shape[0] if pinned is not None else 0, np.bool_)
+    _mark(seen.numpy() if seen is not None else np.empty(0, np.int32), flat, value, seen is not None,
+          pinned.numpy() if pinned is not None else np.empty(0, np.bool_), out)
+    return torch.from_numpy(out).reshape(owner.shape) if pinned is not None else None

@@ -177,6 +177,12 @@ def feather_ref(mask: torch.Tensor, feather: int) -> torch.Tensor:
     return m
 
 
-def mark_ref(seen: torch.Tensor, owner: torch.Tensor, value: int) -> None:
-    """seen[slot] = value, in place, for every slot in owner (any shape; -1: none)."""
-    seen[owner[owner >= 0]] = value
+def mark_ref(seen: torch.Tensor | None, owner: torch.Tensor, value: int, pinned: torch.Tensor | None = None
+             ) -> torch.Tensor | None:
+    """seen[slot] = value, in place, for every slot in owner (any shape; -1: none; seen None: nothing stamped).
+    pinned (per slot, bool): -> (owner's shape) bool, where owner holds a pinned slot."""
+    if seen is not None:
+        seen[owner[owner >= 0]] = value
+    if pinned is not None:
+        return (owner >= 0) & pinned[owner.clamp_min(0)]
+    return None
