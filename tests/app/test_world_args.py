@@ -156,6 +156,13 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse(), {"memory": rec})[0].guess_still is True is MemorySettings().guess_still
     with pytest.raises(ValueError, match="guess_still 1"):
         MemorySettings(guess_still=1).validate()
+    # the start view's rays that miss its surface at once (MemorySettings.start_miss): a recording made before
+    # replays following them all
+    before = {k: v for k, v in rec.items() if k != "start_miss"}
+    assert world_args.memory_from(parse(), {"memory": before})[0].start_miss == 0
+    assert world_args.memory_from(parse(), {"memory": rec})[0].start_miss == 0.3 == MemorySettings().start_miss
+    with pytest.raises(ValueError, match="start_miss -1"):
+        MemorySettings(start_miss=-1).validate()
     # the start picture's own median (MemorySettings.start_median; off by default): a recording made before it
     # replays without, one made with it with it
     before = {k: v for k, v in rec.items() if k != "start_median"}

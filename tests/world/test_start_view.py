@@ -116,6 +116,28 @@ def test_nothing_where_not_magnified_or_another_surface_shows(world):
     assert float(w_none.max()) == 0
 
 
+def test_rays_that_miss_the_start_surface_at_once_are_not_followed(world):
+    """miss: a ray whose first read (at the memory's depth) finds the start surface's inverse depth more than that
+    (relative) off is left there. With a lax `agree`, a memory depth 2.5x too far still ends on the start surface
+    after the secant steps; with miss=0.3 such rays are not followed (both kernels); on the true depth it leaves every
+    valid pixel as it was."""
+    sv = StartView(world["img"], world["hi"], world["z0"], world["intr"])
+    poses = torch.as_tensor(world["poses"], dtype=torch.float32)
+    z = torch.nan_to_num(world["z"], posinf=1e4)[:, ::2, ::2].contiguous()
+    covered = torch.isfinite(world["z"])[:, ::2, ::2].contiguous()
+    fx, fy, cx, cy = world["intr"]
+    args = (poses[:, :3, :3], poses[:, :3, 3], (fx / 2, fy / 2, cx / 2, cy / 2), sv.intrinsics, sv._inv, sv._edges)
+    for fn in (solve_ref, solve_cpu):
+        true = fn(*args, z, covered, steps=2)[2]
+        assert true.any() and torch.equal(fn(*args, z, covered, steps=2, miss=0.3)[2], true)
+        far = fn(*args, z * 2.5, covered, steps=2, agree=1.0)[2]
+        far_left = fn(*args, z * 2.5, covered, steps=2, agree=1.0, miss=0.3)[2]
+        assert float(far.float().mean()) > 0.3 * float(true.float().mean())  # followed: they find the surface
+        assert float(far_left.float().mean()) < 0.05 * float(far.float().mean())
+    with pytest.raises(ValueError, match="miss >= 0"):
+        StartViewConfig(miss=-1).validate()
+
+
 def test_state_round_trip_and_bad_input(world):
     sv = StartView(world["img"], world["hi"], world["z0"], world["intr"])
     again = StartView.from_state(sv.state_dict())

@@ -195,9 +195,10 @@ def memory_from(args, recorded: dict | None = None):
         # a render's lone fragments stopped growing into blocks (MemoryConfig.support) with them growing, and one
         # made before the start picture's enclosed far regions took their surroundings' depth (far_field.py) without
         # that, and one made before a latent's guess came from its own frame alone (MemorySettings.guess_still) from
-        # all of its frames
+        # all of its frames, and one made before the start view left the rays that miss its surface at once
+        # (MemorySettings.start_miss) following them all
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
-               "open_sky": False, "guess_still": False}
+               "open_sky": False, "guess_still": False, "start_miss": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}

@@ -119,6 +119,10 @@ class MemorySettings:
     lift_last: int = 1  # after each chunk, what the memory does not see yet of the chunk's last k latent frames is
     # lifted into it (0: of every latent frame). One strip a chunk, not one a latent frame: fewer seams between strips
     # the decoder drew differently, a third of the depth network's work (benchmarks/RESULTS.md "One lift a chunk")
+    start_miss: float = 0.3  # the start view does not follow a ray whose first read of the start surface, at the
+    # memory's depth, is off by more than this (relative inverse depth): the memory shows another surface there, and
+    # such rays never end on the start picture (0: every ray is followed to the end; benchmarks/RESULTS.md "The start
+    # view's rays")
     open_sky: bool = True  # the start picture's far field (the depth network's sky) only where it reaches the top of
     # the frame or a side above its middle; regions of it enclosed by nearer things (a cup's white rim, a pale wall
     # beside a face) take the depth around them (world/far_field.py; False: as the network predicts them)
@@ -139,6 +143,9 @@ class MemorySettings:
         if not (isinstance(self.lift_last, int) and not isinstance(self.lift_last, bool) and self.lift_last >= 0):
             raise ValueError(f"memory settings: lift_last {self.lift_last!r}: expected a count of latent frames >= 0 "
                              f"(0: all of them)")
+        if not self.start_miss >= 0:
+            raise ValueError(f"memory settings: start_miss {self.start_miss}: expected a relative inverse depth >= 0 "
+                             f"(0: every ray followed)")
         if not isinstance(self.guess_still, bool):
             raise ValueError(f"memory settings: guess_still {self.guess_still!r}: expected true or false")
         if not isinstance(self.open_sky, bool):
@@ -162,7 +169,7 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last", "open_sky", "guess_still"}
+                 "lift_last", "open_sky", "guess_still", "start_miss"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

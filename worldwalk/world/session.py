@@ -336,9 +336,9 @@ class Session:
 
     def _start_view_config(self) -> StartViewConfig:
         """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not
-        follow either)."""
-        cfg = self.memory_settings.config
-        return StartViewConfig(edge=cfg.edge, edge_inv=cfg.edge_inv)
+        follow either); the rays it leaves at their first read as the memory settings say (start_miss)."""
+        ms = self.memory_settings
+        return StartViewConfig(edge=ms.config.edge, edge_inv=ms.config.edge_inv, miss=ms.start_miss)
 
     def _ground_detail(self) -> GroundDetail:
         """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture

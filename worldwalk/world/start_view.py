@@ -43,15 +43,17 @@ class StartViewConfig:
     steps: int = 2  # secant steps along each ray
     tolerance: float = 0.02  # relative depth: the ray meets the start surface within this
     agree: float = 0.08  # relative depth: ... and the memory's render shows that surface (not a nearer/farther one)
+    miss: float = 0.0  # relative inverse depth: a ray whose first read (at the memory's depth) finds the start surface
+    # this far off is not followed: the memory shows another surface there (0: every ray is followed)
     feather: int = 2  # pixels: the weight fades in over this much from where the start view does not see
     edge: float = 0.05  # the start depth's edges (not followed): as the memory's (MemoryConfig.edge, edge_inv)
     edge_inv: float = 0.02
 
     def validate(self) -> "StartViewConfig":
         if not (self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0 and self.agree > 0
-                and self.feather >= 0):
+                and self.feather >= 0 and self.miss >= 0):
             raise ValueError(f"start view: {asdict(self)}; expected full_at > from_mag >= 1, steps >= 1, "
-                             f"tolerance > 0, agree > 0, feather >= 0")
+                             f"tolerance > 0, agree > 0, feather >= 0, miss >= 0")
         return self
 
 
@@ -107,7 +109,8 @@ class StartView:
         qx, qy, ok = solve(poses[:, :3, :3].to(dev), poses[:, :3, 3].to(dev), (fx / 2, fy / 2, cx / 2, cy / 2),
                            self.intrinsics, self._inv.to(dev), self._edges.to(dev), depth[:, ::2, ::2].float(),
                            covered[:, ::2, ::2], steps=cfg.steps, tolerance=cfg.tolerance, agree=cfg.agree,
-                           min_mag=0.95 * cfg.from_mag / 2)  # (on the half grid: grid pixels per start pixel)
+                           min_mag=0.95 * cfg.from_mag / 2,  # (on the half grid: grid pixels per start pixel)
+                           miss=cfg.miss)
         rgb, weight = colour(qx.to(dev), qy.to(dev), ok.to(dev), covered, self._img.to(dev),
                              None if self._hi is None else self._hi.to(dev), from_mag=cfg.from_mag, full_at=cfg.full_at)
         rgb, weight = rgb.to(dev), weight.to(dev)[:, None]

@@ -102,7 +102,7 @@ def _first(R, t, n, i, j, fx, fy, cx, cy, f0x, f0y, c0x, c0y, depth, covered):  
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
 def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered, steps, tolerance, agree, min_mag,
-           qx_out, qy_out, valid_out):  # pragma: no cover - compiled
+           miss, qx_out, qy_out, valid_out):  # pragma: no cover - compiled
     N, H, W = depth.shape
     H0, W0 = inv.shape[1], inv.shape[2]
     for r in nb.prange(N * H):
@@ -140,6 +140,9 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
             d2 = R[n, 2, 0] * ru + R[n, 2, 1] * rv + R[n, 2, 2]
             qx, qy, Z, iv = _at(z_a, o0, o1, o2, d0, d1, d2, f0x, f0y, c0x, c0y, inv, W0, H0)
             h_a = 1 / max(Z, 1e-3) - iv
+            if miss > 0 and abs(h_a) > miss * iv:  # the memory shows another surface than the start picture's
+                qx_out[n, i, j], qy_out[n, i, j], valid_out[n, i, j] = qx, qy, False
+                continue
             dz = d2 if abs(d2) >= 1e-6 else 1e-6
             z_b = (1 / max(iv, 1e-4) - o2) / dz
             if not z_b > 1e-2:
@@ -226,7 +229,7 @@ def _np32(x):
 
 
 def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
-              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0):
+              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0, miss: float = 0.0):
     N, H, W = depth.shape
     qx, qy = np.empty((N, H, W), np.float32), np.empty((N, H, W), np.float32)
     valid = np.empty((N, H, W), np.bool_)
@@ -234,7 +237,7 @@ def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     f0x, f0y, c0x, c0y = (float(v) for v in start_intrinsics)
     _solve(_np32(R), _np32(t), fx, fy, cx, cy, f0x, f0y, c0x, c0y, _np32(inv)[None], _np32(edges)[None],
            _np32(depth), np.ascontiguousarray(covered.cpu().numpy(), dtype=np.bool_), int(steps), float(tolerance),
-           float(agree), float(min_mag), qx, qy, valid)
+           float(agree), float(min_mag), float(miss), qx, qy, valid)
     return torch.from_numpy(qx), torch.from_numpy(qy), torch.from_numpy(valid)
 
 

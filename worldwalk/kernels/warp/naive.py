@@ -39,8 +39,10 @@ def sample_ref(img: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor, W: int, H:
 
 
 def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, steps: int = 3,
-              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0):
-    """-> qx, qy (N, H, W) float32 start pixel coordinates, valid (N, H, W) bool"""
+              tolerance: float = 0.02, agree: float = 0.08, min_mag: float = 0.0, miss: float = 0.0):
+    """-> qx, qy (N, H, W) float32 start pixel coordinates, valid (N, H, W) bool.
+    miss > 0: a ray whose first read, at the memory's depth, finds the start surface's inverse depth more than this
+    (relative) off the point's is not followed: what the memory shows there is not the start picture's surface."""
     N, H, W = depth.shape
     H0, W0 = inv.shape
     dev = depth.device
@@ -63,6 +65,7 @@ def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     qx, qy, Z, iv = at(z_a)
     est = 1 / grid_step(qx, qy).clamp_min(1e-4)  # how much the move magnifies, from the memory's depth alone
     h_a = 1 / Z.clamp_min(1e-3) - iv
+    near = h_a.abs() <= miss * iv if miss > 0 else torch.ones_like(covered)  # (the first read finds the surface)
     dz = torch.where(d[2].abs() < 1e-6, torch.full_like(d[2], 1e-6), d[2])
     z_b = (1 / iv.clamp_min(1e-4) - o[2]) / dz
     z_b = torch.where(z_b > 1e-2, z_b, z_a * 1.01)
@@ -78,7 +81,7 @@ def solve_ref(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     valid = (covered & (Z > 1e-2) & ((Z - Zs).abs() <= tolerance * Zs)
              & ((z_b - depth).abs() <= agree * depth.clamp_min(1e-3))
              & (qx >= -0.5) & (qx <= W0 - 0.5) & (qy >= -0.5) & (qy <= H0 - 0.5))
-    valid &= (sample_ref(edges[None], qx, qy, W0, H0)[:, 0] <= 0) & (est >= min_mag)
+    valid &= (sample_ref(edges[None], qx, qy, W0, H0)[:, 0] <= 0) & (est >= min_mag) & near
     return qx, qy, valid
 
 
