@@ -47,6 +47,53 @@ def walk_poses(k: int, n: int, fps: int, turn: bool = False) -> np.ndarray:
     return out
 
 
+# --parts: the world memory's parts, each timed where the session calls it (phase, label, where it lives, its name)
+PARTS = (("memory_render", "splat (z-buffer and composite)", "worldwalk.world.memory", "splat"),
+         ("memory_render", "stamp and pinned map", "worldwalk.world.memory", "mark"),
+         ("reproject", "guess: hole filling", "worldwalk.world.session", "pull_push"),
+         ("reproject", "guess: encode", "vae", "encode_next"),
+         ("memory_blend", "coverage feather", "worldwalk.world.session", "feathered"),
+         ("memory_blend", "start view", "worldwalk.world.start_view.StartView", "warp"),
+         ("memory_blend", "start view: solve", "worldwalk.world.start_view", "solve"),
+         ("memory_blend", "start view: colour", "worldwalk.world.start_view", "colour"),
+         ("memory_blend", "start view: feather", "worldwalk.world.start_view", "feather"),
+         ("memory_blend", "sky", "worldwalk.world.sky.SkyProfile", "blend"),
+         ("memory_blend", "ground colour", "worldwalk.world.ground_colour.GroundColour", "correct"),
+         ("memory_blend", "ground detail", "worldwalk.world.detail.GroundDetail", "add_to"),
+         ("memory_add", "depth of the new frame", "depth", "predict"),
+         ("memory_add", "lift", "worldwalk.world.memory.WorldMemory", "add"))
+
+
+def time_parts(session: Session) -> dict[str, float]:
+    """Wrap each of PARTS with a timer (an inner call of the same part, such as the depth network's own downscaled
+    pass, counts once) -> the dict the timers add seconds to."""
+    import importlib
+
+    acc: dict[str, float] = {}
+    for _, label, where, name in PARTS:
+        if where in ("vae", "depth"):  # the session's own
+            owner = getattr(session, where)
+        else:  # a module, or a class in one
+            try:
+                owner = importlib.import_module(where)
+            except ImportError:
+                module, _, cls = where.rpartition(".")
+                owner = getattr(importlib.import_module(module), cls)
+        fn, busy = getattr(owner, name), [0]
+
+        def timed(*args, _fn=fn, _label=label, _busy=busy, **kw):
+            _busy[0] += 1
+            t = time.perf_counter()
+            try:
+                return _fn(*args, **kw)
+            finally:
+                _busy[0] -= 1
+                if not _busy[0]:
+                    acc[_label] = acc.get(_label, 0.0) + time.perf_counter() - t
+        setattr(owner, name, timed)
+    return acc
+
+
 def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
@@ -71,6 +118,8 @@ def main():
                          "latent starts from a reprojection when the sampler reprojects)")
     ap.add_argument("--start-overlay", choices=("on", "off"), default="on",
                     help="the start image laid over the frames near where it was taken (default on, as the app runs)")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the world memory's parts (render, guess, blend, add) where the session calls them")
     ap.add_argument("--memory-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a memory setting other than the bundle's, as a number or on / off, for a probe "
                          "(repeatable; as world_quality.py)")
@@ -132,11 +181,16 @@ def main():
         sys.exit(f"error: {e}")
     fps, n = model.cfg.fps, s.frames_per_step
     chunks = a.chunks if a.minutes is None else int(np.ceil(a.minutes * 60 * fps / n))
-    timings, state = [], {}
+    timings, state, parts = [], {}, []
+    acc = time_parts(s) if a.parts and memory is not None else None
     t0 = time.perf_counter()
     for k in range(chunks):
+        if acc is not None:
+            acc.clear()
         s.step(walk_poses(k, n, fps, a.walk == "turn"))
         timings.append(s.last_timing)
+        if acc is not None:
+            parts.append(dict(acc))
         if k + 1 in (1, 10, 100, 1000) or k + 1 == chunks:
             state[k + 1] = s.state_nbytes()
     wall = time.perf_counter() - t0
@@ -162,6 +216,11 @@ def main():
                                                                "memory_add")) for t in timings[skip:])
         print(f"\nworld memory (render + guess encode + blend + add): {1000 * mem:.1f} ms = {100 * mem / med:.0f} % "
               f"of the median chunk")
+        if parts:
+            print("\n| memory part (phase) | median ms / chunk |\n|---|---:|")
+            for phase, label, _, _ in PARTS:
+                v = [p.get(label, 0.0) * 1000 for p in parts[skip:]]
+                print(f"| {label} ({phase}) | {statistics.median(v):.1f} |")
     print(f"\ngenerated fps: {n / med:.1f} (real time = {fps} fps: {n / med / fps:.2f}x real time)")
     print("state bytes after chunk " + ", ".join(f"{k}: {v:,}" for k, v in state.items()))
     print(f"peak memory: {peak_memory_mb(a.device):.0f} MiB")

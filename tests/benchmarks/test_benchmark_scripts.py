@@ -132,6 +132,20 @@ def test_engine_bad_input_is_one_line():
     assert r.stderr.strip() == "error: --memory-setting 'guess_still=maybe': expected on or off for guess_still"
 
 
+def test_engine_times_the_memory_parts():
+    """--parts: each part of the world memory timed where the session calls it; a phase's parts (medians, so
+    loosely) add up to no more than the phase."""
+    r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1", "--parts")
+    assert r.returncode == 0, r.stderr
+    phases = {m[1]: float(m[2]) for m in re.finditer(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \|$", r.stdout, re.M)}
+    parts = {m[1]: (m[2], float(m[3])) for m in re.finditer(r"^\| ([^|]+) \((\w+)\) \| ([\d.]+) \|$", r.stdout, re.M)}
+    assert len(parts) == 14 and parts["splat (z-buffer and composite)"][1] > 0 and parts["lift"][1] >= 0
+    assert parts["start view: solve"][1] <= parts["start view"][1] + 0.1
+    for phase in ("memory_render", "memory_blend", "memory_add"):
+        inside = [ms for label, (ph, ms) in parts.items() if ph == phase and not label.startswith("start view:")]
+        assert phases[phase] > 0 and sum(inside) <= 1.5 * phases[phase] + 1.0, (phase, inside, phases[phase])
+
+
 def test_engine_takes_a_memory_setting():
     r = bench("engine.py", "--preset", "test", "--chunks", "2", "--steps", "1", "--memory-setting", "guess_still=off")
     assert r.returncode == 0, r.stderr
