@@ -370,12 +370,12 @@ def main():
               f"{first['sharp']:.3f}, last 10 s {last['sharp']:.3f} (foggy {100 * last['foggy']:.0f} %); NaN-free "
               f"{np.isfinite(gen).all()}; "
               f"frame std min {gen.reshape(len(gen), -1).std(1).min():.1f}; mean colour range generated "
-              f"{means.min():.0f}-{means.max():.0f} vs exact {ex_means.min():.0f}-{ex_means.max():.0f}; "
+              f"{means.min():.1f}-{means.max():.1f} vs exact {ex_means.min():.1f}-{ex_means.max():.1f}; "
               f"{(len(gen) - 1) / dt:.1f} generated fps")
         real = np.concatenate(real_means + [ex_means])
         inside = real.min() <= means.min() and means.max() <= real.max()
         print(f"mean colour range of every exact frame of this benchmark ({len(real)} frames, {a.scenes + 1} "
-              f"scenes): {real.min():.0f}-{real.max():.0f}; the {a.long:.0f} s walk's generated range is "
+              f"scenes): {real.min():.1f}-{real.max():.1f}; the {a.long:.0f} s walk's generated range is "
               f"{'inside' if inside else 'outside'} it")
     if sheet_rows and a.sheet:
         Image.fromarray(contact_sheet(sheet_rows, fps)).save(a.sheet, quality=90)
