@@ -19,24 +19,24 @@ def _fold(x, lo, span2, inv_span2):  # pragma: no cover - compiled
 @nb.njit(inline="always")
 def _row(c2w, i, ry, eye):  # pragma: no cover - compiled
     """Camera i's pixel row at ry: the ray's world direction along it, d = a·rx + b per axis (ax, bx, ay, by, az, bz),
-    and the camera's height above the level ground (worked out once a row, not once a pixel)."""
+    the camera's height above the level ground and its x and z (worked out once a row, not once a pixel)."""
     return (c2w[i, 0, 0], c2w[i, 0, 1] * ry + c2w[i, 0, 2], c2w[i, 1, 0], c2w[i, 1, 1] * ry + c2w[i, 1, 2],
-            c2w[i, 2, 0], c2w[i, 2, 1] * ry + c2w[i, 2, 2], eye - c2w[i, 1, 3])
+            c2w[i, 2, 0], c2w[i, 2, 1] * ry + c2w[i, 2, 2], eye - c2w[i, 1, 3], c2w[i, 0, 3], c2w[i, 2, 3])
 
 
 @nb.njit(inline="always")
-def _source(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, i, rx, row, fx):  # pragma: no cover - compiled
-    """Where the ray (rx, ry, 1) of camera i (its row's terms from _row) reads the start picture: (su, sv, fade);
+def _source(sfx, sfy, scx, scy, eye, z0, z1, w, rx, row, fx):  # pragma: no cover - compiled
+    """Where the ray (rx, ry, 1) of a camera's row (its terms from _row) reads the start picture: (su, sv, fade);
     fade 0 off the ground. Two divisions a pixel: t = h / dy and 1 / sz (the rest multiplies by reciprocals)."""
-    ax, bx, ay, by, az, bz, h = row
+    ax, bx, ay, by, az, bz, h, tx, tz = row
     dy = ay * rx + by
     if dy <= 1e-6 or h <= 0.0:
         return 0.0, 0.0, 0.0
     t = h / dy
     if t >= 1e4:
         return 0.0, 0.0, 0.0
-    sx = _fold(c2w[i, 0, 3] + t * (ax * rx + bx), -w, 4.0 * w, 0.25 / w)
-    sz = _fold(c2w[i, 2, 3] + t * (az * rx + bz), z0, 2.0 * (z1 - z0), 0.5 / (z1 - z0))
+    sx = _fold(tx + t * (ax * rx + bx), -w, 4.0 * w, 0.25 / w)
+    sz = _fold(tz + t * (az * rx + bz), z0, 2.0 * (z1 - z0), 0.5 / (z1 - z0))
     iz = 1.0 / sz
     return sfx * sx * iz + scx, sfy * eye * iz + scy, min(max(sz * (fx / sfx) * dy / h, 0.0), 1.0)
 
@@ -72,12 +72,12 @@ def _bilinear(high, su, sv):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, row):  # pragma: no cover
+def _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, u, row):  # pragma: no cover
     """The detail of pixel (u, v) of camera i, weighted: (drawn, r, g, b); drawn False where there is none."""
     wt = weight[i, v, u]
     if wt <= 0.0:
         return False, 0.0, 0.0, 0.0
-    su, sv, fade = _source(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, i, (u - cx) / fx, row, fx)
+    su, sv, fade = _source(sfx, sfy, scx, scy, eye, z0, z1, w, (u - cx) / fx, row, fx)
     if fade <= 0.0:
         return False, 0.0, 0.0, 0.0
     r, g, b = _bilinear(high, su, sv)
@@ -92,7 +92,7 @@ def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight,
         i, v = job // H, job % H
         row = _row(c2w, i, (v - cy) / fy, eye)
         for u in range(W):
-            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, row)
+            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, u, row)
             if drawn:
                 out[i, 0, v, u] = r
                 out[i, 1, v, u] = g
@@ -106,7 +106,7 @@ def _add_u8(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weigh
         i, v = job // H, job % H
         row = _row(c2w, i, (v - cy) / fy, eye)
         for u in range(W):
-            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, cx, weight, i, v, u, row)
+            drawn, r, g, b = _pixel(high, sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, u, row)
             if drawn:
                 for c in range(3):
                     x = frames[i, v, u, c] + 127.5 * (r if c == 0 else (g if c == 1 else b))
