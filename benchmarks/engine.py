@@ -60,7 +60,7 @@ PARTS = (("memory_render", "splat (z-buffer and composite)", "worldwalk.world.me
          ("memory_blend", "sky", "worldwalk.world.sky.SkyProfile", "blend"),
          ("memory_blend", "ground colour", "worldwalk.world.ground_colour.GroundColour", "correct"),
          ("memory_blend", "ground detail", "worldwalk.world.detail.GroundDetail", "add_to"),
-         ("memory_add", "depth of the new frame", "depth", "predict"),
+         ("memory_add", "depth of the new frame", "_frames_depth", "predict"),
          ("memory_add", "lift", "worldwalk.world.memory.WorldMemory", "add"))
 
 
@@ -71,7 +71,7 @@ def time_parts(session: Session) -> dict[str, float]:
 
     acc: dict[str, float] = {}
     for _, label, where, name in PARTS:
-        if where in ("vae", "depth"):  # the session's own
+        if where in ("vae", "_frames_depth"):  # the session's own
             owner = getattr(session, where)
         else:  # a module, or a class in one
             try:

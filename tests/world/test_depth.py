@@ -166,3 +166,36 @@ def test_a_start_picture_network_round_trips_and_predicts_the_start(tmp_path):
     assert torch.equal(back.predict(x, intr, np.eye(4)[None]), alone)  # the frames' network is as it was
     plain = DepthNet(DepthConfig(widths=(4, 6)))  # a bundle without one loads without one
     assert load_depth(save_bundle(model, vae, tmp_path / "p.safetensors", depth=plain)).start is None
+
+
+def test_the_frames_network_is_bfloat16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    import worldwalk.world.depth as D
+
+    torch.manual_seed(0)
+    net = DepthNet(DepthConfig(widths=(8, 16), fine=4)).eval()
+    for p in net.parameters():  # a network that predicts more than its prior
+        p.data.normal_(0, 0.05)
+    net.start = DepthNet(DepthConfig(widths=(8, 16))).eval()
+    frames = torch.rand(2, 3, 24, 40) * 2 - 1
+    intr, c2w = from_fov(40, 24, 60.0), np.stack([np.eye(4)] * 2)
+    monkeypatch.setattr(D, "cpu_native_bf16", lambda: False)
+    assert D.frames_net(net) is net  # emulated bf16 elsewhere: never picked
+    monkeypatch.setattr(D, "cpu_native_bf16", lambda: True)
+    twin = D.frames_net(net)
+    assert twin is not net and next(twin.parameters()).dtype == torch.bfloat16 and twin.start is None
+    assert net.start is not None and next(net.parameters()).dtype == torch.float32  # the network itself untouched
+    ref, got = net.predict(frames, intr, c2w), twin.predict(frames, intr, c2w)
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    assert float((got.log() - ref.log()).abs().mean()) < 0.02
+    assert D.frames_net(net.to(torch.bfloat16)) is net  # only a float32 network gets a copy
+
+
+def test_native_bfloat16_is_off_where_onednn_is_held_to_avx2(monkeypatch):
+    from worldwalk.kernels import _runtime
+
+    _runtime.cpu_native_bf16.cache_clear()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    try:
+        assert _runtime.cpu_native_bf16() is False
+    finally:
+        _runtime.cpu_native_bf16.cache_clear()

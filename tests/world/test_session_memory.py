@@ -219,9 +219,9 @@ def test_a_chunk_lifts_only_its_last_latent_frames(parts):
         poses[:, 0, 0], poses[:, 0, 2], poses[:, 2, 0], poses[:, 2, 2] = np.cos(yaw), np.sin(yaw), -np.sin(yaw), \
             np.cos(yaw)
         adds, predicted = [], []
-        add, predict = s.memory.add, s.depth.predict
+        add, predict = s.memory.add, s._frames_depth.predict  # (the generated frames' network: world/depth.frames_net)
         s.memory.add = lambda rgb, z, c2w, *a, **k: adds.append(np.asarray(c2w)) or add(rgb, z, c2w, *a, **k)
-        s.depth.predict = lambda frames, *a, **k: predicted.append(frames.shape[0]) or predict(frames, *a, **k)
+        s._frames_depth.predict = lambda frames, *a, **k: predicted.append(frames.shape[0]) or predict(frames, *a, **k)
         before = s.memory.count
         s.step(poses)
         latent_poses = poses[st - 1::st]

@@ -64,3 +64,19 @@ def lowp_dot(dtype: torch.dtype) -> bool:
     """Feed bf16/fp16 operands straight to tl.dot (fast path on a GPU)? Never under the interpreter, whose bf16 dot
     is wrong (numpy has no bfloat16)."""
     return dtype in (torch.bfloat16, torch.float16) and not interpreting()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags in /proc/cpuinfo) and PyTorch uses
+    AVX-512 on it (not held to AVX2 by ATEN_CPU_CAPABILITY, or oneDNN by ONEDNN_MAX_CPU_ISA, to stand in for a
+    smaller CPU). Elsewhere bfloat16 is emulated, about a hundred times slower than float32: never pick it there."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return False
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    held = isa not in ("ALL", "DEFAULT") and "BF16" not in isa and "AMX" not in isa
+    return (bool(flags & {"avx512_bf16", "amx_bf16"}) and not held
+            and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))

@@ -87,7 +87,11 @@ class GroundColour:
         h, w = H // k, W // k
         if h < 1 or w < 1:
             return frames
-        low = F.adaptive_avg_pool2d(frames, (h, w))  # (N, 3, h, w)
+        if H == h * k and W == w * k:  # whole blocks: their sums over the frames as they lie in memory (the
+            # session's are a transposed view; adaptive_avg_pool2d copies them first: three times slower)
+            low = frames.unflatten(2, (h, k)).sum(3).unflatten(3, (w, k)).sum(4).div_(k * k)  # (N, 3, h, w)
+        else:
+            low = F.adaptive_avg_pool2d(frames, (h, w))  # (N, 3, h, w)
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         sx, sy = w / W, h / H
         small = (fx * sx, fy * sy, cx * sx, cy * sy)  # the same rays through the blocks' centres

@@ -59,7 +59,7 @@ from worldwalk.controls.se3 import rigidity_problem
 from worldwalk.world.cache import StreamCache
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
-from worldwalk.world.depth import DepthNet
+from worldwalk.world.depth import DepthNet, frames_net
 from worldwalk.world.detail import GroundDetail
 from worldwalk.world.far_field import open_sky
 from worldwalk.world.ground_colour import GroundColour
@@ -141,6 +141,8 @@ class Session:
         self.memory_settings = memory.validate() if memory is not None else None
         # channels-last convolutions: the depth network a third faster on the CPU (oneDNN), the same depth to 1e-5
         self.depth = depth.eval().to(memory_format=torch.channels_last) if memory is not None else None
+        # the generated frames' depth: in bfloat16 where the CPU computes it natively (world/depth.frames_net)
+        self._frames_depth = frames_net(self.depth) if self.depth is not None else None
         self.memory: WorldMemory | None = None
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
         self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
@@ -402,7 +404,8 @@ class Session:
             self.memory.tick()
             return
         pixels = torch.from_numpy(frames[todo])
-        depth = self.depth.predict(self._unit(pixels), self.intrinsics, poses[todo], downscale=ms.generated_depth_scale)
+        depth = self._frames_depth.predict(self._unit(pixels), self.intrinsics, poses[todo],
+                                           downscale=ms.generated_depth_scale)
         added = []  # slots written by this chunk's earlier frames: only they can change what a later frame sees
         for j, i in enumerate(todo):
             seen, px, extra = view.coverage[i], pixels[j], None
@@ -540,7 +543,8 @@ class Session:
         self.shown_frame = torch.from_numpy(out[-1].copy())  # (the next chunk's guess starts from it, without detail)
         if detail is not None:  # for display only
             t = time.perf_counter()
-            out = self._ground_detail().add_to(out.copy(), poses, self.intrinsics, detail)
+            out = self._ground_detail().add_to(out, poses, self.intrinsics, detail)  # (in place: the memory and
+            # shown_frame took copies of what they keep)
             timing["memory_blend"] += time.perf_counter() - t
         self._raw_frames += poses.shape[0]
         timing["total"] = sum(timing.values())
