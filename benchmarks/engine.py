@@ -212,10 +212,16 @@ def main():
         print(f"| {phase} | {statistics.median(v):.1f} | {v[int(0.9 * (len(v) - 1))]:.1f} |")
     med = statistics.median(t["total"] for t in timings[skip:])
     if memory is not None:
-        mem = statistics.median(sum(t.get(k, 0.0) for k in ("memory_render", "reproject", "memory_blend",
-                                                               "memory_add")) for t in timings[skip:])
+        mems = [sum(t.get(k, 0.0) for k in ("memory_render", "reproject", "memory_blend", "memory_add"))
+                for t in timings[skip:]]
+        mem = statistics.median(mems)
+        # each chunk's own share as well: the VM's speed drifts within a run, and a chunk's memory and total drift
+        # together, where the two medians above may come from different chunks
+        q1, q2, q3 = statistics.quantiles([m / t["total"] for m, t in zip(mems, timings[skip:])], n=4) \
+            if len(mems) > 1 else [mems[0] / timings[skip]["total"]] * 3
         print(f"\nworld memory (render + guess encode + blend + add): {1000 * mem:.1f} ms = {100 * mem / med:.0f} % "
-              f"of the median chunk")
+              f"of the median chunk (a chunk's own share: median {100 * q2:.1f} %, quartiles {100 * q1:.1f}-"
+              f"{100 * q3:.1f} %)")
         if parts:
             print("\n| memory part (phase) | median ms / chunk |\n|---|---:|")
             for phase, label, _, _ in PARTS:
