@@ -187,6 +187,10 @@ def test_the_frames_network_is_bfloat16_only_where_the_cpu_computes_it_natively(
     ref, got = net.predict(frames, intr, c2w), twin.predict(frames, intr, c2w)
     assert got.dtype == torch.float32 and got.shape == ref.shape
     assert float((got.log() - ref.log()).abs().mean()) < 0.02
+    assert D.frames_net(net) is twin  # one copy per network, shared by its sessions ...
+    with torch.no_grad():
+        net.head.bias.add_(0.1)
+    assert D.frames_net(net) is not twin  # ... made again once its weights change
     assert D.frames_net(net.to(torch.bfloat16)) is net  # only a float32 network gets a copy
 
 

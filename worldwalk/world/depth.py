@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -199,12 +200,21 @@ def frames_net(net: DepthNet) -> DepthNet:
     p = next(net.parameters())
     if p.device.type != "cpu" or p.dtype != torch.float32 or not cpu_native_bf16():
         return net
+    # one copy per network, shared by its sessions (a web server's walks), made again once its weights change
+    stamp = tuple(q._version for q in net.parameters())
+    kept = _TWINS.get(net)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
     start, net.start = net.start, None  # (not copied)
     try:
-        twin = copy.deepcopy(net).to(torch.bfloat16)
+        twin = copy.deepcopy(net).to(torch.bfloat16).eval()
     finally:
         net.start = start
-    return twin.eval()
+    _TWINS[net] = (stamp, twin)
+    return twin
+
+
+_TWINS: "weakref.WeakKeyDictionary[DepthNet, tuple]" = weakref.WeakKeyDictionary()  # network -> (versions, copy)
 
 
 def median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
