@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldwalk.kernels._runtime import cpu_native_bf16
+from worldwalk.kernels import cpu_native_bf16
 from worldwalk.kernels.median import median
 from worldwalk.world.layers import SiLU
 
@@ -193,7 +193,7 @@ class DepthNet(nn.Module):
 
 def frames_net(net: DepthNet) -> DepthNet:
     """The network for the generated frames' depth (the lift's, after every chunk): on a CPU that computes bfloat16
-    natively (AVX-512 BF16 or AMX: kernels/_runtime.cpu_native_bf16), a bfloat16 copy of a float32 CPU network, a
+    natively (AVX-512 BF16 or AMX: kernels.cpu_native_bf16), a bfloat16 copy of a float32 CPU network, a
     sixth faster with log depth 0.4 % apart on average; elsewhere the network itself (bfloat16 is emulated on other
     CPUs, a hundred times slower). The copy leaves out the start picture's own network: the start picture's depth,
     which the memory keeps for the whole walk, stays float32."""
