@@ -102,17 +102,9 @@ def frame_metrics(gen: np.ndarray, exact: np.ndarray) -> dict:
 
 def cpu_header() -> str:
     """The CPU model and its vector flags that matter for speed (AVX-512, native bf16, AMX)."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    from worldwalk.kernels import cpu_info
+
+    model, flags = cpu_info()
     keys = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"]
     shown = " ".join(f"{k}{'+' if k in flags else '-'}" for k in keys)
     # kernels held below what the CPU has (to stand in for a smaller CPU of this kind): say so, with what torch uses

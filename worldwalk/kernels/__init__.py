@@ -6,6 +6,7 @@
     sink_window_attention(q, k_cache, v_cache, k_new, v_new, scale=None) -> out         softmax vs sink + window cache
     SinkWindowCache(window)                                                              the constant-size K/V cache
     cpu_native_bf16() -> bool                                                            bf16 native on this CPU?
+    cpu_info() -> (model name, flags)                                                    from /proc/cpuinfo
 
 Each op has a PyTorch reference (kernels/gdn/naive.py, kernels/gdn/prep_naive.py) and a Triton twin beside it
 (kernels/gdn/stream.py, clip.py, prep.py); the softmax op runs through torch SDPA everywhere.
@@ -28,7 +29,7 @@ import os
 
 import torch
 
-from worldwalk.kernels._runtime import cpu_native_bf16, interpreting, triton_available
+from worldwalk.kernels._runtime import cpu_info, cpu_native_bf16, interpreting, triton_available
 from worldwalk.kernels.attention import SinkWindowCache, sink_window_attention
 from worldwalk.kernels.gdn.naive import gdn_chunked, gdn_recurrent
 from worldwalk.kernels.gdn.prep_naive import gdn_gates_ref, qk_norm_relu_ref
@@ -36,7 +37,7 @@ from worldwalk.kernels.gdn.prep_naive import gdn_gates_ref, qk_norm_relu_ref
 __all__ = [
     "frame_gdn_scan", "qk_norm_relu", "gdn_gates", "sink_window_attention", "SinkWindowCache",
     "gdn_recurrent", "gdn_chunked", "gdn_gates_ref", "qk_norm_relu_ref", "backend", "gdn_method", "triton_available",
-    "cpu_native_bf16",
+    "cpu_native_bf16", "cpu_info",
 ]
 
 _CHOICES = ("auto", "reference", "chunked", "triton")

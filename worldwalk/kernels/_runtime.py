@@ -67,15 +67,28 @@ def lowp_dot(dtype: torch.dtype) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """(the CPU's model name, its flags) from /proc/cpuinfo's first processor; ("unknown CPU", empty) without one."""
+    model, flags = "unknown CPU", frozenset()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = frozenset(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+@functools.lru_cache(maxsize=None)
 def cpu_native_bf16() -> bool:
     """True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX flags in /proc/cpuinfo) and PyTorch uses
     AVX-512 on it (not held to AVX2 by ATEN_CPU_CAPABILITY, or oneDNN by ONEDNN_MAX_CPU_ISA, to stand in for a
     smaller CPU). Elsewhere bfloat16 is emulated, about a hundred times slower than float32: never pick it there."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return False
+    flags = cpu_info()[1]
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     held = isa not in ("ALL", "DEFAULT") and "BF16" not in isa and "AMX" not in isa
     return (bool(flags & {"avx512_bf16", "amx_bf16"}) and not held
