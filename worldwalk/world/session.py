@@ -338,9 +338,11 @@ class Session:
 
     def _start_view_config(self) -> StartViewConfig:
         """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not
-        follow either); the rays it leaves at their first read as the memory settings say (start_miss)."""
+        follow either); the rays it leaves at their first read, and the pixels whose rays it follows, as the memory
+        settings say (start_miss, start_grid)."""
         ms = self.memory_settings
-        return StartViewConfig(edge=ms.config.edge, edge_inv=ms.config.edge_inv, miss=ms.start_miss)
+        return StartViewConfig(edge=ms.config.edge, edge_inv=ms.config.edge_inv, miss=ms.start_miss,
+                               grid=ms.start_grid)
 
     def _ground_detail(self) -> GroundDetail:
         """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture

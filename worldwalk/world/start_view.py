@@ -46,14 +46,16 @@ class StartViewConfig:
     miss: float = 0.0  # relative inverse depth: a ray whose first read (at the memory's depth) finds the start surface
     # this far off is not followed: the memory shows another surface there (0: every ray is followed)
     feather: int = 2  # pixels: the weight fades in over this much from where the start view does not see
+    grid: int = 4  # the rays are followed for every grid-th pixel of each row and column, the start coordinates
+    # between them interpolated (exact on planes; 1: every pixel)
     edge: float = 0.05  # the start depth's edges (not followed): as the memory's (MemoryConfig.edge, edge_inv)
     edge_inv: float = 0.02
 
     def validate(self) -> "StartViewConfig":
         if not (self.full_at > self.from_mag >= 1 and self.steps >= 1 and self.tolerance > 0 and self.agree > 0
-                and self.feather >= 0 and self.miss >= 0):
+                and self.feather >= 0 and self.miss >= 0 and isinstance(self.grid, int) and self.grid >= 1):
             raise ValueError(f"start view: {asdict(self)}; expected full_at > from_mag >= 1, steps >= 1, "
-                             f"tolerance > 0, agree > 0, feather >= 0, miss >= 0")
+                             f"tolerance > 0, agree > 0, feather >= 0, miss >= 0, grid an integer >= 1")
         return self
 
 
@@ -103,16 +105,18 @@ class StartView:
             raise ValueError(f"start view: depth {tuple(depth.shape)} for cameras of {W}x{H}")
         poses = torch.as_tensor(np.asarray(c2w, dtype=np.float64), dtype=torch.float32).reshape(-1, 4, 4)
         dev = depth.device
-        # the rays are followed for every other pixel (the even rows and columns: intrinsics halved), the start
-        # coordinates between them interpolated (kernels/warp)
+        # the rays are followed for every grid-th pixel (rows and columns 0, g, 2g, ...: intrinsics divided by g),
+        # the start coordinates between them interpolated (kernels/warp)
+        g = cfg.grid
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
-        qx, qy, ok = solve(poses[:, :3, :3].to(dev), poses[:, :3, 3].to(dev), (fx / 2, fy / 2, cx / 2, cy / 2),
-                           self.intrinsics, self._inv.to(dev), self._edges.to(dev), depth[:, ::2, ::2].float(),
-                           covered[:, ::2, ::2], steps=cfg.steps, tolerance=cfg.tolerance, agree=cfg.agree,
-                           min_mag=0.95 * cfg.from_mag / 2,  # (on the half grid: grid pixels per start pixel)
+        qx, qy, ok = solve(poses[:, :3, :3].to(dev), poses[:, :3, 3].to(dev), (fx / g, fy / g, cx / g, cy / g),
+                           self.intrinsics, self._inv.to(dev), self._edges.to(dev), depth[:, ::g, ::g].float(),
+                           covered[:, ::g, ::g], steps=cfg.steps, tolerance=cfg.tolerance, agree=cfg.agree,
+                           min_mag=0.95 * cfg.from_mag / g,  # (on the grid: grid pixels per start pixel)
                            miss=cfg.miss)
         rgb, weight = colour(qx.to(dev), qy.to(dev), ok.to(dev), covered, self._img.to(dev),
-                             None if self._hi is None else self._hi.to(dev), from_mag=cfg.from_mag, full_at=cfg.full_at)
+                             None if self._hi is None else self._hi.to(dev), from_mag=cfg.from_mag, full_at=cfg.full_at,
+                             grid=g)
         rgb, weight = rgb.to(dev), weight.to(dev)[:, None]
         if cfg.feather:  # fade in from where the start view does not see (the ramp inside stays as it is); frames
             # where it sees nothing (a turn) stay 0 without the pass

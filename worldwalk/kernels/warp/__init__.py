@@ -19,8 +19,8 @@ def solve(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, **kw):
 
 
 def colour(qx, qy, valid, covered, img, hi, **kw):
-    """solve's output on every other pixel of covered's (N, H, W) -> rgb (N, 3, H, W), weight (N, H, W)
-    (naive.colour_ref)"""
+    """solve's output on every grid-th pixel of covered's (N, H, W) (grid=2 unless given) -> rgb (N, 3, H, W),
+    weight (N, H, W) (naive.colour_ref)"""
     if splat_backend(qx.device) == "numba":
         from worldwalk.kernels.warp.cpu import colour_cpu
 

@@ -2,9 +2,9 @@
 
 The reference makes many whole-array PyTorch passes and grid_samples over every pixel of a chunk's cameras; here one
 compiled pass per row follows each solved pixel's ray to the start surface (its bilinear depth reads inlined), and a
-second, at full resolution, interpolates between the solved pixels and reads the colours (bicubic) where they are
-valid and magnified. Rows of every camera in parallel. Compiled on first use and
-cached on disk by numba.
+second, at full resolution, interpolates between the solved pixels (every grid-th one) and reads the colours
+(bicubic) where they are valid and magnified. Rows of every camera in parallel. Compiled on first use and cached on
+disk by numba.
 """
 from __future__ import annotations
 
@@ -163,27 +163,27 @@ def _solve(R, t, fx, fy, cx, cy, f0x, f0y, c0x, c0y, inv, edges, depth, covered,
 
 
 @nb.njit(inline="always", cache=True)
-def _up(i, n2):  # pragma: no cover - compiled; naive.upsample_index for one row / column
-    a = i // 2
-    if i % 2 == 0 or n2 == 1:
+def _up(i, n2, grid):  # pragma: no cover - compiled; naive.upsample_index for one row / column
+    a, k = i // grid, i % grid
+    if k == 0 or n2 == 1:
         a = min(a, n2 - 1)
         return a, a, 0.0
     if a + 1 < n2:
-        return a, a + 1, 0.5
-    return a - 1, a, 1.5
+        return a, a + 1, k / grid
+    return a - 1, a, 1.0 + k / grid
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
-def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, rgb,
+def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, grid, rgb,
             weight):  # pragma: no cover - compiled
     N, H, W = covered.shape
     h2, w2 = qx.shape[1], qx.shape[2]
     for r in nb.prange(N * H):
         n, i = r // H, r % H
-        r0, r1, rt = _up(i, h2)
-        a = i // 2
+        r0, r1, rt = _up(i, h2, grid)
+        a = i // grid
         for j in range(W):
-            c0, c1, ct = _up(j, w2)
+            c0, c1, ct = _up(j, w2, grid)
             ok = covered[n, i, j] and valid[n, r0, c0]
             if ok and rt != 0:
                 ok = valid[n, r1, c0]
@@ -191,14 +191,14 @@ def _colour(qx, qy, valid, covered, img, hi, scale, from_mag, full_at, H0, W0, r
                 ok = valid[n, r0, c1] and (rt == 0 or valid[n, r1, c1])
             mag = 0.0
             if ok:
-                b = j // 2
+                b = j // grid
                 gx = gy = 0.0
                 if w2 > 1:
                     b0, b1 = (b, b + 1) if b + 1 < w2 else (b - 1, b)
-                    gx = 0.5 * math.sqrt((qx[n, a, b1] - qx[n, a, b0]) ** 2 + (qy[n, a, b1] - qy[n, a, b0]) ** 2)
+                    gx = math.sqrt((qx[n, a, b1] - qx[n, a, b0]) ** 2 + (qy[n, a, b1] - qy[n, a, b0]) ** 2) / grid
                 if h2 > 1:
                     a0, a1 = (a, a + 1) if a + 1 < h2 else (a - 1, a)
-                    gy = 0.5 * math.sqrt((qx[n, a1, b] - qx[n, a0, b]) ** 2 + (qy[n, a1, b] - qy[n, a0, b]) ** 2)
+                    gy = math.sqrt((qx[n, a1, b] - qx[n, a0, b]) ** 2 + (qy[n, a1, b] - qy[n, a0, b]) ** 2) / grid
                 mag = 1 / max(max(gx, gy), 1e-4)
             if not ok or mag <= from_mag:  # (weight 0)
                 weight[n, i, j] = 0.0
@@ -241,13 +241,17 @@ def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
     return torch.from_numpy(qx), torch.from_numpy(qy), torch.from_numpy(valid)
 
 
-def colour_cpu(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5):
+def colour_cpu(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5, grid: int = 2):
     N, H, W = covered.shape
+    h2, w2 = qx.shape[1:]
+    if grid < 1 or h2 != -(-H // grid) or w2 != -(-W // grid):
+        raise ValueError(f"start view colour: samples {h2}x{w2} for {H}x{W} pixels at grid {grid}: expected "
+                         f"ceil(H / grid) x ceil(W / grid)")
     H0, W0 = img.shape[1:]
     hi_a = _np32(hi) if hi is not None else np.zeros((3, 1, 1), np.float32)
     scale = min(hi_a.shape[1] / H0, hi_a.shape[2] / W0) if hi is not None else 1.0
     rgb, weight = np.empty((N, 3, H, W), np.float32), np.empty((N, H, W), np.float32)
     _colour(_np32(qx), _np32(qy), np.ascontiguousarray(valid.cpu().numpy(), dtype=np.bool_),
             np.ascontiguousarray(covered.cpu().numpy(), dtype=np.bool_), _np32(img), hi_a, float(scale),
-            float(from_mag), float(full_at), H0, W0, rgb, weight)
+            float(from_mag), float(full_at), H0, W0, int(grid), rgb, weight)
     return torch.from_numpy(rgb), torch.from_numpy(weight)

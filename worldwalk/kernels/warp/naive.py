@@ -13,11 +13,11 @@ q = (qx, qy), the point's start depth Z and the surface's Zs = 1/inv(q). Valid: 
 |Z − Zs| <= tolerance·Zs, |z − depth| <= agree·depth, q inside the start frame (±0.5 px), and no start depth edge
 (edges (H0, W0) > 0, bilinear) at q, and the move magnifies the pixel at least min_mag times, judged before the steps
 from the memory's depth alone (grid_step of the first q; a pixel below it is not followed). That is `solve`, run on
-every other pixel of the frame (the even rows and columns: intrinsics halved).
+every grid-th pixel of the frame (rows and columns 0, grid, 2 grid, ...: intrinsics divided by grid).
 
 `colour` brings that to full resolution: q interpolated between the samples (exact on planes, where inverse depth is
 affine in the image), valid where every sample read is (and covered_full), the magnification (frame pixels per start
-pixel) 1 / the larger of the samples' forward differences / 2, per 2 x 2 block. Colour: img (3, H0, W0) at q,
+pixel) 1 / the larger of the samples' forward differences / grid, per grid x grid block. Colour: img (3, H0, W0) at q,
 bicubic (sharper than bilinear where a pixel is magnified), mixed towards hi (3, h, w; the same view at scale
 s = h / H0 > 1, or None) by clamp((mag − 1) / (s − 1), 0, 1). weight = valid · clamp((mag − from_mag) /
 (full_at − from_mag), 0, 1); rgb is 0 where the weight is.
@@ -95,32 +95,37 @@ def grid_step(qx, qy):
     return torch.maximum(gx, gy)
 
 
-def upsample_index(n: int, n2: int):
-    """Full-resolution rows (or columns) 0..n-1 from every other one (n2 of them, at 0, 2, 4, ...): -> (a0, a1, t)
-    with value = v[a0] + t (v[a1] - v[a0]): even rows their own sample (t = 0), odd ones the mean of their two
-    neighbours, and a last odd row past the samples extrapolated from the two before it (t = 1.5)."""
+def upsample_index(n: int, n2: int, grid: int = 2):
+    """Full-resolution rows (or columns) 0..n-1 from every grid-th one (n2 of them, at 0, grid, 2 grid, ...): -> (a0,
+    a1, t) with value = v[a0] + t (v[a1] - v[a0]): a sampled row its own sample (t = 0), the rows between two samples
+    linearly between them (t = k / grid for the k-th), and the rows past the last sample extrapolated from the two
+    before it (t = 1 + k / grid)."""
     a0, a1, t = [], [], []
     for i in range(n):
-        a = i // 2
-        if i % 2 == 0 or n2 == 1:
+        a, k = divmod(i, grid)
+        if k == 0 or n2 == 1:
             a0.append(min(a, n2 - 1)), a1.append(min(a, n2 - 1)), t.append(0.0)
         elif a + 1 < n2:
-            a0.append(a), a1.append(a + 1), t.append(0.5)
+            a0.append(a), a1.append(a + 1), t.append(k / grid)
         else:
-            a0.append(a - 1), a1.append(a), t.append(1.5)
+            a0.append(a - 1), a1.append(a), t.append(1 + k / grid)
     return torch.tensor(a0), torch.tensor(a1), torch.tensor(t)
 
 
-def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5):
-    """qx, qy, valid (N, h2, w2): solved on every other pixel of covered's (N, H, W) (2 h2 - 1 <= H <= 2 h2, alike W)
-    -> rgb (N, 3, H, W), weight (N, H, W) at full resolution; 0 in both where not valid or not magnified.
-    The start coordinates in between are interpolated (upsample_index), a pixel is valid where every sample it reads
-    is valid and covered says so; the magnification is its 2 x 2 block's, from the samples' forward differences."""
+def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5, grid: int = 2):
+    """qx, qy, valid (N, h2, w2): solved on every grid-th pixel of covered's (N, H, W) (the rows and columns 0, grid,
+    2 grid, ...: h2 = ceil(H / grid), alike W) -> rgb (N, 3, H, W), weight (N, H, W) at full resolution; 0 in both
+    where not valid or not magnified. The start coordinates in between are interpolated (upsample_index), a pixel is
+    valid where every sample it reads is valid and covered says so; the magnification is its grid x grid block's,
+    from the samples' forward differences."""
     N, H, W = covered.shape
     h2, w2 = qx.shape[1:]
     H0, W0 = img.shape[1:]
-    r0, r1, rt = upsample_index(H, h2)
-    c0, c1, ct = upsample_index(W, w2)
+    if grid < 1 or h2 != -(-H // grid) or w2 != -(-W // grid):
+        raise ValueError(f"start view colour: samples {h2}x{w2} for {H}x{W} pixels at grid {grid}: expected "
+                         f"ceil(H / grid) x ceil(W / grid)")
+    r0, r1, rt = upsample_index(H, h2, grid)
+    c0, c1, ct = upsample_index(W, w2, grid)
     rt, ct = rt.to(qx).view(1, H, 1), ct.to(qx).view(1, 1, W)
 
     def up(x):  # (N, h2, w2) -> (N, H, W)
@@ -129,8 +134,8 @@ def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: 
     ok = valid[:, r0] & ((rt == 0) | valid[:, r1])
     ok = ok[:, :, c0] & ((ct == 0) | ok[:, :, c1]) & covered
     fx, fy = up(qx), up(qy)
-    mag = 1 / (grid_step(qx, qy) / 2).clamp_min(1e-4)
-    mag = mag[:, torch.arange(H) // 2][:, :, torch.arange(W) // 2]
+    mag = 1 / (grid_step(qx, qy) / grid).clamp_min(1e-4)
+    mag = mag[:, torch.arange(H) // grid][:, :, torch.arange(W) // grid]
     rgb = sample_ref(img, fx, fy, W0, H0, "bicubic")
     if hi is not None:
         s = min(hi.shape[1] / H0, hi.shape[2] / W0)
