@@ -76,8 +76,9 @@ class StartView:
         self._inv = 1 / z  # (H, W) inverse depth
         edges = depth_edges(z.clamp(max=150.0), self.cfg.edge, self.cfg.edge_inv).float()[None, None]
         self._edges = F.max_pool2d(edges, 3, 1, 1)[0, 0]  # (H, W): 1 within a pixel of a depth edge
-        self._img = image.permute(2, 0, 1).float() / 127.5 - 1  # (3, H, W) in [-1, 1]
-        self._hi = hires.permute(2, 0, 1).float() / 127.5 - 1 if self.scale > 1 else None
+        # (3, H, W) in [-1, 1], laid out as their shape reads (the kernels would copy a permuted view every call)
+        self._img = (image.permute(2, 0, 1).float() / 127.5 - 1).contiguous()
+        self._hi = (hires.permute(2, 0, 1).float() / 127.5 - 1).contiguous() if self.scale > 1 else None
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.image, self.hires, self.depth))
