@@ -408,7 +408,7 @@ def pull_push_cpu(img: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | N
 @nb.njit(cache=True, error_model="numpy")
 def _box_rows(src, dst, r, pad, erode, k, count, buf):  # pragma: no cover - compiled
     """Along each row of a (H, W) plane: the sum over [j - r, j + r], the outside counting as `pad`; erode: 1 where
-    the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside the plane divided by their number
+    the sum reaches k - 1e-3, else 0; else the sum over the window's pixels inside the plane times 1 / their number
     (count[j]). The row is copied into a padded buffer and its 2r + 1 shifts summed, a whole row per shift (no
     running sum: the loops over a row vectorise)."""
     H, W = src.shape
@@ -426,7 +426,7 @@ def _box_rows(src, dst, r, pad, erode, k, count, buf):  # pragma: no cover - com
                 row[j] = np.float32(1.0) if row[j] >= k - 1e-3 else np.float32(0.0)
         else:
             for j in range(W):
-                row[j] = row[j] / count[j]
+                row[j] = row[j] * count[j]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -450,7 +450,7 @@ def _box_cols(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
                 dst[i, j] = np.float32(1.0) if acc[j] >= k - 1e-3 else np.float32(0.0)
         else:
             for j in range(W):
-                dst[i, j] = acc[j] / count[i]
+                dst[i, j] = acc[j] * count[i]
         if i >= r:
             for j in range(W):
                 acc[j] -= src[i - r, j]
@@ -463,11 +463,12 @@ def _box_cols(src, dst, r, pad, erode, k, count):  # pragma: no cover - compiled
 def _feather(mask, r, out):  # pragma: no cover - compiled
     N, H, W = mask.shape
     k = np.float32(2 * r + 1)
-    cw, ch = np.empty(W, np.float32), np.empty(H, np.float64)  # in-frame pixels per window, along rows / columns
+    cw, ch = np.empty(W, np.float32), np.empty(H, np.float64)  # 1 / the in-frame pixels per window, along rows /
+    # columns (multiplied by: a division per pixel cost a fifth of the pass)
     for i in range(W):
-        cw[i] = min(i + r, W - 1) - max(i - r, 0) + 1
+        cw[i] = np.float32(1.0) / np.float32(min(i + r, W - 1) - max(i - r, 0) + 1)
     for i in range(H):
-        ch[i] = min(i + r, H - 1) - max(i - r, 0) + 1
+        ch[i] = 1.0 / (min(i + r, H - 1) - max(i - r, 0) + 1)
     for n in nb.prange(N):
         a, b = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
         buf = np.empty(W + 2 * r, np.float32)
