@@ -1,5 +1,5 @@
 """The start picture's sky laid over frames on the CPU, compiled with numba: the same maths as kernels/sky/naive.py, one
-pass over the pixels (rows of every camera in parallel), in place, touching only pixels with weight and sky. Compiled
+pass over the pixels (rows of every camera in parallel), in place, changing only pixels with weight and sky. Compiled
 on first use, cached on disk."""
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ def _blend(frames, table, lo, inv_step, r1, fx, fy, cx, cy, weight):  # pragma: 
         i, v = job // H, job % H
         y = (v + 0.5 - cy) / fy
         base = r1[i, 1] * y + r1[i, 2]
+        ts = np.empty(W)
+        for u in range(W):  # each pixel's elevation, as a table position: one loop without branches (it vectorises;
+            # pixel by pixel, the square root and division cost more than working out every pixel's)
+            x = (u + 0.5 - cx) / fx
+            s = -(r1[i, 0] * x + base) / math.sqrt(x * x + y * y + 1.0)
+            ts[u] = min(max((s - lo) * inv_step, 0.0), B - 1.0)
         for u in range(W):
             k = weight[i, v, u]
             if k <= 0.0:
                 continue
-            x = (u + 0.5 - cx) / fx
-            s = -(r1[i, 0] * x + base) / math.sqrt(x * x + y * y + 1.0)
-            t = min(max((s - lo) * inv_step, 0.0), B - 1.0)
+            t = ts[u]
             i0 = min(int(t), B - 1)
             i1 = min(i0 + 1, B - 1)
             f = t - i0
