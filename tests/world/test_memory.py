@@ -125,13 +125,16 @@ def test_empty_memory_renders_nothing():
 
 
 def test_settings_round_trip_and_refuse_unknown_fields():
-    ms = MemorySettings(config=MemoryConfig(capacity=1000), guess=0.4)
+    ms = MemorySettings(config=MemoryConfig(capacity=1000), guess=0.4, start_grid=3)
     assert MemorySettings.from_dict(ms.to_dict()) == ms
     assert MemorySettings.from_dict({}) == MemorySettings()
     with pytest.raises(ValueError, match="unknown fields"):
         MemorySettings.from_dict({"blend": 1})
     with pytest.raises(ValueError, match="guess"):
         MemorySettings(guess=1.5).validate()
+    for bad in (0, 9, True, 2.0):
+        with pytest.raises(ValueError, match="start_grid"):
+            MemorySettings(start_grid=bad).validate()
 
 
 def test_rendering_only_the_points_just_added_is_rendering_a_memory_of_them_alone(scene):

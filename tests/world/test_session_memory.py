@@ -171,17 +171,17 @@ def test_the_seams_colours_touch_only_what_the_memory_did_not_see(parts):
 
 def test_the_start_view_leaves_out_the_memory_own_depth_edges(parts):
     """What the lift leaves out as a depth edge (MemoryConfig.edge, edge_inv), the start view does not follow either,
-    after a restore too."""
+    after a restore too; it follows the rays of the pixels the memory settings say (start_grid)."""
     model, vae, depth = parts
-    for edge in (0.05, 0.3):
-        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13, edge=edge, edge_inv=0.01))
+    for edge, grid in ((0.05, 4), (0.3, 3)):
+        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13, edge=edge, edge_inv=0.01), start_grid=grid)
         s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
         s.start(image(hw=(64, 96)), seed=1)
-        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv) == (edge, 0.01)
+        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv, s.start_view.cfg.grid) == (edge, 0.01, grid)
         snap = s.snapshot()
         s.start(image(hw=(64, 96)), seed=2)
         s.restore(snap)
-        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv) == (edge, 0.01)
+        assert (s.start_view.cfg.edge, s.start_view.cfg.edge_inv, s.start_view.cfg.grid) == (edge, 0.01, grid)
 
 
 def test_the_start_picture_depth_goes_through_its_own_median(parts):

@@ -9,7 +9,6 @@ import torch
 from worldwalk.controls.intrinsics import from_fov
 from worldwalk.kernels.warp import colour_ref, solve_ref
 from worldwalk.world.procedural.scene import Scene
-from worldwalk.world.memory import MemorySettings
 from worldwalk.world.start_view import StartView, StartViewConfig
 
 numba = pytest.importorskip("numba")
@@ -191,5 +190,3 @@ def test_every_fourth_ray_gives_the_same_view_as_every_other(world):
     assert float(diff.mean()) < 0.01 and float((diff > 0.05).float().mean()) < 0.02  # (measured: 0.001, 0.0003)
     with pytest.raises(ValueError, match="grid"):
         StartViewConfig(grid=0).validate()
-    with pytest.raises(ValueError, match="start_grid"):
-        MemorySettings(start_grid=0).validate()
