@@ -14,6 +14,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from worldwalk.kernels.warp.naive import check_grid
+
 
 @nb.njit(inline="always", cache=True)
 def _coord(q, n_out, n_in):  # pragma: no cover - compiled; frame coordinate -> clamped image coordinate
@@ -243,10 +245,7 @@ def solve_cpu(R, t, intrinsics, start_intrinsics, inv, edges, depth, covered, st
 
 def colour_cpu(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5, grid: int = 2):
     N, H, W = covered.shape
-    h2, w2 = qx.shape[1:]
-    if grid < 1 or h2 != -(-H // grid) or w2 != -(-W // grid):
-        raise ValueError(f"start view colour: samples {h2}x{w2} for {H}x{W} pixels at grid {grid}: expected "
-                         f"ceil(H / grid) x ceil(W / grid)")
+    check_grid(qx.shape[1:], (H, W), grid)
     H0, W0 = img.shape[1:]
     hi_a = _np32(hi) if hi is not None else np.zeros((3, 1, 1), np.float32)
     scale = min(hi_a.shape[1] / H0, hi_a.shape[2] / W0) if hi is not None else 1.0

@@ -112,6 +112,15 @@ def upsample_index(n: int, n2: int, grid: int = 2):
     return torch.tensor(a0), torch.tensor(a1), torch.tensor(t)
 
 
+def check_grid(samples_hw, size_hw, grid: int) -> None:
+    """colour's samples (h2, w2) must be those of every grid-th pixel of its (H, W) frames: ceil(H / grid) x
+    ceil(W / grid). Else a one-line ValueError."""
+    (h2, w2), (H, W) = samples_hw, size_hw
+    if grid < 1 or h2 != -(-H // grid) or w2 != -(-W // grid):
+        raise ValueError(f"start view colour: samples {h2}x{w2} for {H}x{W} pixels at grid {grid}: expected "
+                         f"ceil(H / grid) x ceil(W / grid)")
+
+
 def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: float = 1.5, grid: int = 2):
     """qx, qy, valid (N, h2, w2): solved on every grid-th pixel of covered's (N, H, W) (the rows and columns 0, grid,
     2 grid, ...: h2 = ceil(H / grid), alike W) -> rgb (N, 3, H, W), weight (N, H, W) at full resolution; 0 in both
@@ -121,9 +130,7 @@ def colour_ref(qx, qy, valid, covered, img, hi, from_mag: float = 1.0, full_at: 
     N, H, W = covered.shape
     h2, w2 = qx.shape[1:]
     H0, W0 = img.shape[1:]
-    if grid < 1 or h2 != -(-H // grid) or w2 != -(-W // grid):
-        raise ValueError(f"start view colour: samples {h2}x{w2} for {H}x{W} pixels at grid {grid}: expected "
-                         f"ceil(H / grid) x ceil(W / grid)")
+    check_grid(qx.shape[1:], (H, W), grid)
     r0, r1, rt = upsample_index(H, h2, grid)
     c0, c1, ct = upsample_index(W, w2, grid)
     rt, ct = rt.to(qx).view(1, H, 1), ct.to(qx).view(1, 1, W)
