@@ -178,3 +178,19 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse()) == (None, None)
     with pytest.raises(ValueError, match=r"^--memory on: no depth network"):
         world_args.memory_from(parse("--memory", "on"))
+
+
+def test_the_steps_help_names_the_embedded_defaults_own_setting():
+    """--steps, --shift and --sampler default to the weights' own sampler (the embedded default's is one step), and
+    the help says so instead of a fixed number the embedded default does not run."""
+    from worldwalk.world.bundle import DEFAULT_BUNDLE
+    p = argparse.ArgumentParser()
+    add_world_args(p)
+    text = " ".join(p.format_help().split())
+    assert "1 for the embedded default" in text and "(default 4)" not in text
+    args = parse()
+    load_world(args)
+    assert args.weights is None and DEFAULT_BUNDLE.exists()
+    assert sampler_from(args).steps == 1 == args.default_sampler["steps"]
+    assert sampler_from(parse("--steps", "3")).steps == 3  # the flag wins; without weights' own, 3
+    assert sampler_from(parse()).steps == 4  # no weights loaded: the sampler's own default

@@ -18,9 +18,13 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default=None, help="with --random-weights: which preset (default tiny)")
     g.add_argument("--random-weights", action="store_true",
                    help="untrained weights (tests, speed measurements): frames are not a world")
-    g.add_argument("--steps", type=whole_number(1), default=None, help="denoising steps per chunk (default 4)")
-    g.add_argument("--shift", type=positive_number, default=None, help="schedule shift (default 8)")
-    g.add_argument("--sampler", choices=("renoise", "euler"), default=None, help="update rule (default renoise)")
+    g.add_argument("--steps", type=whole_number(1), default=None,
+                   help="denoising steps per chunk (default: the weights' own setting, 1 for the embedded default, "
+                        "or the recording's; else 4)")
+    g.add_argument("--shift", type=positive_number, default=None,
+                   help="schedule shift (default: the weights' own setting, or the recording's; else 8)")
+    g.add_argument("--sampler", choices=("renoise", "euler"), default=None,
+                   help="update rule (default: the weights' own setting, or the recording's; else renoise)")
     g.add_argument("--reproject", type=reproject_level, default=None,
                    help="start each chunk from what the walk has shown, reprojected into its poses, noised to this "
                         "level where the camera only turns (0-1], or off (default: the weights' own setting, or "
