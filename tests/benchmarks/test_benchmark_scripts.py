@@ -28,7 +28,9 @@ def test_world_quality_on_random_weights(tmp_path):
               "--sheet", str(sheet))
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert re.search(r"\(\d+ cores; avx2[+-] fma[+-] avx512f[+-] avx512_bf16[+-] amx_bf16[+-]; malloc (heap|system)", out)
+    # (on a CPU whose kernels are held to AVX2 to stand in for a smaller one, the header says so before malloc)
+    assert re.search(r"\(\d+ cores; avx2[+-] fma[+-] avx512f[+-] avx512_bf16[+-] amx_bf16[+-](; kernels limited: "
+                     r"[^;]+, torch uses \w+)?; malloc (heap|system)", out)
     for name in ("walk_forward", "orbit", "look_around", "strafe", "random"):
         row = next(line for line in out.splitlines() if line.startswith(f"| {name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
