@@ -25,14 +25,18 @@ def _row(c2w, i, ry, eye):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, row, su, sv, k):  # pragma: no cover
-    """Where each ray (rx, ry, 1) of camera i's row v (its terms from _row) reads the start picture: su, sv (W,), and
-    its weight times the fade, k (W,; 0 off the ground). One loop without branches over the row (it vectorises: the
-    two divisions and two floors of a pixel were most of the pass done pixel by pixel)."""
-    ax, bx, ay, by, az, bz, h, tx, tz = row
+def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v):  # pragma: no cover
+    """Where each ray (rx, ry, 1) of camera i's row v reads the start picture -> su, sv (W,), and its weight times the
+    fade, k (W,; 0 off the ground, and all 0 where the camera is not above it). One loop without branches over the
+    row (it vectorises: the two divisions and two floors of a pixel were most of the pass done pixel by pixel)."""
+    W = weight.shape[2]
+    su, sv, k = np.empty(W), np.empty(W), np.zeros(W)
+    ax, bx, ay, by, az, bz, h, tx, tz = _row(c2w, i, (v - cy) / fy, eye)
+    if h <= 0.0:  # the camera is not above the ground: no detail
+        return su, sv, k
     span_x, inv_x, span_z, inv_z = 4.0 * w, 0.25 / w, 2.0 * (z1 - z0), 0.5 / (z1 - z0)  # _fold's terms, once
     k_fade = fx / sfx
-    for u in range(su.shape[0]):
+    for u in range(W):
         rx = (u - cx) / fx
         dy = ay * rx + by
         ok = dy > 1e-6  # (the ray goes down; elsewhere its values are worked out, then weighted 0)
@@ -44,6 +48,7 @@ def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, row, su, 
         su[u] = sfx * x * iz + scx
         sv[u] = sfy * eye * iz + scy
         k[u] = weight[i, v, u] * min(max(z * k_fade * dy / h, 0.0), 1.0) if ok else 0.0
+    return su, sv, k
 
 
 @nb.njit(inline="always")
@@ -81,11 +86,7 @@ def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight,
     N, H, W = weight.shape
     for job in nb.prange(N * H):
         i, v = job // H, job % H
-        row = _row(c2w, i, (v - cy) / fy, eye)
-        if row[6] <= 0.0:  # the camera is not above the ground: no detail
-            continue
-        su, sv, k = np.empty(W), np.empty(W), np.empty(W)
-        _sources(sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, row, su, sv, k)
+        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v)
         for u in range(W):
             if k[u] > 0.0:
                 r, g, b = _bilinear(high, su[u], sv[u])
@@ -99,11 +100,7 @@ def _add_u8(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weigh
     N, H, W = weight.shape
     for job in nb.prange(N * H):
         i, v = job // H, job % H
-        row = _row(c2w, i, (v - cy) / fy, eye)
-        if row[6] <= 0.0:
-            continue
-        su, sv, k = np.empty(W), np.empty(W), np.empty(W)
-        _sources(sfx, sfy, scx, scy, eye, z0, z1, w, fx, cx, weight, i, v, row, su, sv, k)
+        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v)
         for u in range(W):
             if k[u] > 0.0:
                 r, g, b = _bilinear(high, su[u], sv[u])
