@@ -30,6 +30,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worldwalk.app.world_args import positive_number, whole_number  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
 from worldwalk.world.depth import ray_inputs  # noqa: E402
 
@@ -173,15 +174,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data")
-    d.add_argument("--first", type=int, required=True)
-    d.add_argument("--count", type=int, required=True)
+    d.add_argument("--first", type=whole_number(0), required=True)
+    d.add_argument("--count", type=whole_number(1), required=True)
     d.add_argument("--out", required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", required=True)
     t.add_argument("--val", required=True)
-    t.add_argument("--steps", type=int, default=4500)
-    t.add_argument("--batch", type=int, default=24)
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--steps", type=whole_number(1), default=4500)
+    t.add_argument("--batch", type=whole_number(1), default=24)
+    t.add_argument("--lr", type=positive_number, default=2e-3)
     t.add_argument("--out", required=True)
     w = sub.add_parser("walk")
     w.add_argument("--net", required=True)
@@ -189,6 +190,10 @@ def main() -> None:
     a = p.parse_args()
     if a.cmd == "walk" and a.rest[:1] == ["--"]:
         a.rest = a.rest[1:]
+    for flag in {"train": ("data", "val"), "walk": ("net",)}.get(a.cmd, ()):
+        if not Path(getattr(a, flag)).is_file():
+            p.error(f"--{flag} {getattr(a, flag)}: no such file; expected "
+                    f"{'a trained network (.pt)' if flag == 'net' else 'the .npz that data writes'}")
     {"data": cmd_data, "train": cmd_train, "walk": cmd_walk}[a.cmd](a)
 
 

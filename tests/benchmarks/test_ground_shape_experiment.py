@@ -32,3 +32,14 @@ def test_data_then_training(tmp_path):
     assert 0 < plane < 1 and ours != plane and np.isfinite(ours)
     state = torch.load(net)
     assert state["head.weight"].abs().sum() > 0  # the zero-initialised head has moved
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    for args, message in ((["train", "--data", "no/such.npz", "--val", "no/such.npz", "--out", "x.pt"],
+                           "--data no/such.npz: no such file"),
+                          (["walk", "--net", "no/such.pt"], "--net no/such.pt: no such file"),
+                          (["data", "--first", "0", "--count", "0", "--out", str(tmp_path / "d.npz")],
+                           "argument --count: '0' is below 1")):
+        r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "d.npz").exists()
