@@ -78,6 +78,13 @@ fi
 stage grain "$OUT/grain/vae_final.pt" train decoder-adv --dir "$OUT/long" --vae "$OUT/decoder" --world "$WORLD" \
   --out "$OUT/grain" --steps 1500 --batch 4 --crop 128 --adv-weight 0 --d-warmup 100000 --d-width 16 \
   --spectral-weight 3 --l1 0 --lr 3e-4 --grain 0.3
+# the start picture's ground shape (issue 24): 6000 start pictures with their terrain's exact depth (two workers, about
+# 16 min), 200 held-out ones, then STEPS_GROUND steps (world/train/ground_shape.py)
+stage ground-data "$OUT/ground_data/shard_0029.npz" train ground-data --out "$OUT/ground_data" --pictures 6000
+stage ground-val "$OUT/ground_val/shard_0000.npz" train ground-data --out "$OUT/ground_val" --pictures 200 --held-out
+stage ground-shape "$OUT/ground/ground_final.pt" train ground-shape --dir "$OUT/ground_data" --eval "$OUT/ground_val" \
+  --out "$OUT/ground" --steps 8000
 stage bundle-depth "$OUT/default_world.safetensors" train bundle --vae "$OUT/grain" --world "$WORLD" \
-  --depth "$OUT/depth/depth_final.pt" --out "$OUT/default_world.safetensors" --sampler "$SAMPLER"
+  --depth "$OUT/depth/depth_final.pt" --ground-shape "$OUT/ground" --out "$OUT/default_world.safetensors" \
+  --sampler "$SAMPLER"
 awk -F'\t' '{s += $2} END {printf "training time over all runs: %.1f min (world 150 min, depth about 55)\n", s / 60}' "$OUT/times.tsv"

@@ -6,6 +6,7 @@ from worldwalk.world.train.data import cmd_data
 from worldwalk.world.train.decoder import cmd_decoder
 from worldwalk.world.train.decoder_adv import cmd_decoder_adv
 from worldwalk.world.train.depth import cmd_depth, cmd_depth_data
+from worldwalk.world.train.ground_shape import cmd_ground_data, cmd_ground_shape
 from worldwalk.world.train.vae import cmd_vae
 from worldwalk.world.train.world import cmd_world
 from worldwalk.world.train.world_adv import cmd_world_adv
@@ -183,6 +184,9 @@ def add_parser(sub) -> None:
     b.add_argument("--start-depth", default=None,
                    help="with --depth: the start picture's own depth network, a depth run or a bundle (its start "
                         "network where it has one)")
+    b.add_argument("--ground-shape", default=None,
+                   help="with --depth: the start picture's ground-shape network, a ground-shape run "
+                        "(world/train/ground_shape.py) or a bundle that has one")
     b.set_defaults(func=cmd_bundle)
     dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
                                             "generates them (world/train/depth.py)")
@@ -226,3 +230,26 @@ def add_parser(sub) -> None:
     de.add_argument("--object-weight", type=float, default=0.0,
                     help="the L1 of object pixels (nearer than 0.8 x the level ground) counts 1 + this (0: all alike)")
     de.set_defaults(func=cmd_depth)
+    gd = tsub.add_parser("ground-data", help="render start pictures with their terrain's depth (the ground-shape "
+                                             "network's data, world/train/ground_shape.py)")
+    gd.add_argument("--out", required=True)
+    gd.add_argument("--pictures", type=int, default=6000)
+    gd.add_argument("--held-out", action="store_true", help="scenes no training data uses (for evaluation)")
+    gd.add_argument("--shard-size", type=int, default=200)
+    gd.add_argument("--fov", type=float, nargs=2, default=(60.0, 60.0), metavar=("LOW", "HIGH"),
+                    help="horizontal field of view in degrees, drawn uniformly from LOW to HIGH per picture")
+    gd.add_argument("--seed", type=int, default=0)
+    gd.add_argument("--workers", type=int, default=2, help="processes rendering shards side by side")
+    gd.set_defaults(func=cmd_ground_data)
+    gs = tsub.add_parser("ground-shape", help="train the start picture's ground-shape network "
+                                              "(world/train/ground_shape.py)")
+    gs.add_argument("--dir", required=True, action="append", help="ground-data folder (repeat for several sets)")
+    gs.add_argument("--eval", default=None, action="append", help="a held-out ground-data folder: the ground's "
+                                                                  "AbsRel every 500 steps")
+    gs.add_argument("--out", required=True)
+    gs.add_argument("--steps", type=int, default=8000)
+    gs.add_argument("--batch", type=int, default=24)
+    gs.add_argument("--lr", type=float, default=2e-3)
+    gs.add_argument("--width", type=int, default=32, help="the network's channels")
+    gs.add_argument("--seed", type=int, default=0)
+    gs.set_defaults(func=cmd_ground_shape)

@@ -27,6 +27,10 @@ whole walk, while the generated frames are blurry; one network trained for both 
 poorly (a box merged with the ground behind it), and the start picture is worth a network of its own, fine-tuned on
 exact start pictures with its objects weighted up (launch.py train depth --exact-only --object-weight).
 
+It may also carry the start picture's ground shape (`net.ground_shape`, world/ground_shape.py, stored under
+`depth.ground_shape.*`): predict_start then takes the ground's depth from it (the terrain's waves, which this network
+reads as the level plane).
+
     frames_net(net) -> the network the generated frames' depth comes from: a bfloat16 copy on a CPU that computes
                        bfloat16 natively, the network itself elsewhere (the start picture's depth stays float32)
 """
@@ -128,6 +132,7 @@ class DepthNet(nn.Module):
             nn.init.zeros_(self.fine_head.bias)
         self.to(memory_format=torch.channels_last)  # the CPU's convolutions at these few channels run faster so
         self.start: DepthNet | None = None  # the start picture's own network, where the bundle has one
+        self.ground_shape = None  # the start picture's ground shape (world/ground_shape.py), where the bundle has one
 
     def forward(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
@@ -186,17 +191,22 @@ class DepthNet(nn.Module):
 
     def predict_start(self, frames: torch.Tensor, intrinsics, median: int | None = None) -> torch.Tensor:
         """The start picture's depth: frames (1, 3, H, W) in [-1, 1] seen from the start camera -> (1, H, W) metres,
-        through the start network where there is one (its own median unless `median` says otherwise), else this one."""
+        through the start network where there is one (its own median unless `median` says otherwise), else this one;
+        its ground then from the ground-shape network where there is one (world/ground_shape.py)."""
         net = self.start if self.start is not None else self
-        return net.predict(frames, intrinsics, np.eye(4)[None], median=median)
+        z = net.predict(frames, intrinsics, np.eye(4)[None], median=median)
+        if self.ground_shape is not None:
+            cfg = self.cfg
+            z = self.ground_shape.apply(frames, intrinsics, z[0], cfg.eye_height, cfg.min_depth, cfg.max_depth)[None]
+        return z
 
 
 def frames_net(net: DepthNet) -> DepthNet:
     """The network for the generated frames' depth (the lift's, after every chunk): on a CPU that computes bfloat16
     natively (AVX-512 BF16 or AMX: kernels.cpu_native_bf16), a bfloat16 copy of a float32 CPU network, a
     sixth faster with log depth 0.4 % apart on average; elsewhere the network itself (bfloat16 is emulated on other
-    CPUs, a hundred times slower). The copy leaves out the start picture's own network: the start picture's depth,
-    which the memory keeps for the whole walk, stays float32."""
+    CPUs, a hundred times slower). The copy leaves out the start picture's own networks (its depth, its ground's
+    shape): the start picture's depth, which the memory keeps for the whole walk, stays float32."""
     p = next(net.parameters())
     if p.device.type != "cpu" or p.dtype != torch.float32 or not cpu_native_bf16():
         return net
@@ -205,11 +215,11 @@ def frames_net(net: DepthNet) -> DepthNet:
     kept = _TWINS.get(net)
     if kept is not None and kept[0] == stamp:
         return kept[1]
-    start, net.start = net.start, None  # (not copied)
+    start, ground, net.start, net.ground_shape = net.start, net.ground_shape, None, None  # (not copied)
     try:
         twin = copy.deepcopy(net).to(torch.bfloat16).eval()
     finally:
-        net.start = start
+        net.start, net.ground_shape = start, ground
     _TWINS[net] = (stamp, twin)
     return twin
 

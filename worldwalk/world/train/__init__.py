@@ -9,6 +9,8 @@
     python launch.py train decoder --dir runs/data --vae runs/vae --world runs/world --out runs/decoder --steps 600
     python launch.py train depth-data --out runs/depth_data --clips 240 --world assets/default_world.safetensors
     python launch.py train depth --dir runs/depth_data --out runs/depth --steps 3000
+    python launch.py train ground-data --out runs/ground_data --pictures 6000
+    python launch.py train ground-shape --dir runs/ground_data --out runs/ground --steps 8000
     python launch.py train bundle --vae runs/decoder --world runs/roll --out assets/default_world.safetensors
 
 (scripts/train_default_world.sh runs them all from nothing.) Every stage resumes from its last checkpoint in --out
@@ -23,6 +25,7 @@
     decoder_adv.py `decoder-adv`: the decoder against discriminators, a per-tile spectrum term, world-anchored grain
     world_adv.py `world-adv`: adversarial post-training of the one-step generator on its own streamed rollouts
     depth.py     `depth-data`, `depth`: the world memory's depth network on views with exact depth
+    ground_shape.py `ground-data`, `ground-shape`: the start picture's ground-shape network (the terrain's waves)
     bundle.py    `bundle`: VAE + world model (+ depth network) into one .safetensors file
 
 Each stage is `cmd_<stage>(a) -> int` over the parsed flags; the flags themselves live in the app room.

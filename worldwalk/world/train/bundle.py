@@ -1,6 +1,6 @@
 """Stage `bundle`: pack a trained VAE and world model (runs or bundles), with the sampler's settings and optionally the
-world memory's depth network (and the start picture's own, --start-depth) and settings, into one world bundle
-(.safetensors, bfloat16; world/bundle.py).
+world memory's depth network (and the start picture's own, --start-depth, and its ground-shape network,
+--ground-shape) and settings, into one world bundle (.safetensors, bfloat16; world/bundle.py).
 """
 from __future__ import annotations
 
@@ -32,9 +32,19 @@ def cmd_bundle(a) -> int:
         if a.start_depth:  # the start picture's own network: a run's, or a bundle's start network (else its one)
             start = load_depth_source(a.start_depth, "--start-depth")
             depth.start = start.start if start.start is not None else start
+        if a.ground_shape:  # a ground-shape run, or a bundle's
+            if a.ground_shape.endswith(".safetensors"):
+                ground = load_depth_source(a.ground_shape, "--ground-shape").ground_shape
+                if ground is None:
+                    raise ValueError(f"--ground-shape {a.ground_shape}: this bundle has no ground-shape network")
+            else:
+                from worldwalk.world.train.ground_shape import load_ground_shape
+                ground = load_ground_shape(a.ground_shape)
+            depth.ground_shape = ground
         extra["memory"] = json.loads(a.memory)
-    elif a.start_depth:
-        raise ValueError(f"--start-depth {a.start_depth}: needs --depth (the generated frames' network) beside it")
+    elif a.start_depth or a.ground_shape:
+        flag, value = ("--start-depth", a.start_depth) if a.start_depth else ("--ground-shape", a.ground_shape)
+        raise ValueError(f"{flag} {value}: needs --depth (the generated frames' network) beside it")
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
     return 0

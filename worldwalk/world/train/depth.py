@@ -270,7 +270,8 @@ def init_from(net: DepthNet, path: str | Path) -> None:
     """Copy a depth run's or bundle's network into `net`, whose extra parts (absent there) stay as they are. Raises
     ValueError (one line) when there is no depth network there or a shared tensor has another size."""
     theirs, ours = load_depth_source(path, "--init").state_dict(), net.state_dict()
-    theirs = {k: v for k, v in theirs.items() if not k.startswith("start.")}  # (a bundle's start picture network)
+    theirs = {k: v for k, v in theirs.items()  # (a bundle's start picture networks)
+              if not k.startswith(("start.", "ground_shape."))}
     for k, v in theirs.items():
         if k not in ours or ours[k].shape != v.shape:
             raise ValueError(f"--init {path}: its depth tensor {k} {tuple(v.shape)} does not fit this network's "
