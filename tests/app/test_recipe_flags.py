@@ -15,7 +15,7 @@ def recipe_commands() -> list[tuple[str, list[str]]]:
     subst = {"$OUT": "runs/recipe", "$SAMPLER": "{}", "$WORLD": "runs/recipe/roll", "$RECYCLE": "cpu"}
     out = []
     for line in text.splitlines():
-        if not line.startswith("stage ") and not line.lstrip().startswith("stage "):
+        if not line.lstrip().startswith("stage "):  # (a stage inside the if block is indented)
             continue
         for k, v in subst.items():
             line = line.replace(k, v)

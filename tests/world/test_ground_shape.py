@@ -98,6 +98,8 @@ def test_ground_shape_stages_end_to_end(tmp_path, capsys):
     assert net.ground_shape is not None and net.ground_shape.cfg.width == 8
     assert all(torch.equal(net.ground_shape.state_dict()[k], t) for k, t in trained.state_dict().items())
     assert frames_net(net).ground_shape is None and net.ground_shape is not None
+    again = load_ground_shape(b)  # (a bundle as the source, as `bundle --ground-shape B.safetensors` takes it)
+    assert all(torch.equal(again.state_dict()[k], t) for k, t in trained.state_dict().items())
     m, vv, extra = load_bundle(b)
     sess = Session(m, vv, SamplerConfig(**extra["sampler"]), memory=MemorySettings(start_median=0, open_sky=False),
                    depth=net)

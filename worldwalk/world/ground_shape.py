@@ -68,9 +68,15 @@ def features(frames: torch.Tensor, intrinsics, eye_height: float, min_depth: flo
              ) -> torch.Tensor:
     """frames (N, 3, H, W) in [-1, 1] seen from the start camera (level, `eye_height` above the ground), intrinsics
     [fx, fy, cx, cy] in their pixels -> (N, N_FEATURES, H/4, W/4)."""
-    N, _, H, W = frames.shape
+    H, W = frames.shape[-2:]
     rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
                              max_depth)
+    return _features(frames, rays, prior)
+
+
+def _features(frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """features() from the start camera's ray maps (1, 2, H, W) and level-plane log depth (1, 1, H, W)."""
+    N = frames.shape[0]
     x = frames.float()
     g = x.mean(1, keepdim=True)  # (N, 1, H, W) grey
     bands = []
@@ -106,11 +112,11 @@ class GroundShape(nn.Module):
         """frames (1, 3, H, W) in [-1, 1] from the start camera; z (H, W) the depth network's metres for them -> (H, W)
         with the ground's depth the plane's times exp(the predicted ratio), the rest as z."""
         H, W = frames.shape[-2:]
-        p = next(self.parameters())
-        ratio = self(features(frames, intrinsics, eye_height, min_depth, max_depth).to(p))
+        rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
+                                 max_depth)
+        ratio = self(_features(frames, rays, prior).to(next(self.parameters())))
         ratio = F.interpolate(ratio.float(), size=(H, W), mode="bilinear", align_corners=False)[0, 0]
-        plane = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
-                           max_depth)[1][0, 0].exp()  # (H, W) metres
+        plane = prior[0, 0].exp()  # (H, W) metres
         zf = z.float()
         ground = (plane < PLANE_FAR * max_depth) & (zf > GROUND_NEARER * plane) & (zf < 0.95 * max_depth)
         return torch.where(ground, (plane * ratio.exp()).clamp(min_depth, max_depth), zf).to(z)

@@ -33,14 +33,9 @@ def cmd_bundle(a) -> int:
             start = load_depth_source(a.start_depth, "--start-depth")
             depth.start = start.start if start.start is not None else start
         if a.ground_shape:  # a ground-shape run, or a bundle's
-            if a.ground_shape.endswith(".safetensors"):
-                ground = load_depth_source(a.ground_shape, "--ground-shape").ground_shape
-                if ground is None:
-                    raise ValueError(f"--ground-shape {a.ground_shape}: this bundle has no ground-shape network")
-            else:
-                from worldwalk.world.train.ground_shape import load_ground_shape
-                ground = load_ground_shape(a.ground_shape)
-            depth.ground_shape = ground
+            from worldwalk.world.train.ground_shape import load_ground_shape
+
+            depth.ground_shape = load_ground_shape(a.ground_shape)
         extra["memory"] = json.loads(a.memory)
     elif a.start_depth or a.ground_shape:
         flag, value = ("--start-depth", a.start_depth) if a.start_depth else ("--ground-shape", a.ground_shape)

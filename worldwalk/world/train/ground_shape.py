@@ -173,8 +173,16 @@ def train_ground_shape(data_dirs, out: str | Path, eval_dirs=None, steps: int = 
 
 
 def load_ground_shape(path: str | Path, flag: str = "--ground-shape") -> GroundShape:
-    """A ground-shape run's ground_final.pt (or the folder holding it). Raises ValueError (one line, naming `flag`)."""
+    """A ground-shape run's ground_final.pt (or the folder holding it), or a bundle's (.safetensors) ground-shape
+    network. Raises ValueError (one line, naming `flag`)."""
     p = Path(path)
+    if p.suffix == ".safetensors":
+        from worldwalk.world.train.depth import load_depth_source
+
+        net = load_depth_source(p, flag).ground_shape
+        if net is None:
+            raise ValueError(f"{flag} {path}: this bundle has no ground-shape network")
+        return net
     p = p / "ground_final.pt" if p.is_dir() else p
     if not p.is_file():
         raise ValueError(f"{flag} {path}: no such ground-shape run (a folder with ground_final.pt, or that file)")
