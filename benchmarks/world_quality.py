@@ -29,7 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import FOGGY, contact_sheet, cpu_header, frame_metrics, psnr, ssim, turn_steadiness  # noqa: E402
+from metrics import (FLAT, FOGGY, contact_sheet, cpu_header, frame_metrics, gradient_energy, psnr, ssim,  # noqa: E402
+                     turn_steadiness)
 from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.controls.builtin import load_builtin  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
@@ -144,14 +145,20 @@ def per_frame(gen, exact) -> dict[str, np.ndarray]:
     out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     out["base_psnr"] = np.array([psnr(exact[0], e) for e in exact])
     out["base_ssim"] = np.array([ssim(exact[0], e) for e in exact])
+    out["flat"] = np.array([gradient_energy(e) < FLAT for e in exact], dtype=float)  # no detail to lose
     return out
 
 
 def window(m: dict, fps: int, lo: float, hi: float) -> dict[str, float]:
-    """Means over frames in seconds [lo, hi) (frame 0 excluded), and the share of foggy frames."""
+    """Means over frames in seconds [lo, hi) (frame 0 excluded), and the share of foggy frames. The sharpness ratios
+    and the foggy share leave out frames whose exact frame is flat (metrics.FLAT: no detail to lose; NaN if all are);
+    "flat" is the share left out."""
     idx = np.arange(max(1, int(lo * fps)), min(len(m["psnr"]), int(hi * fps)))
     out = {k: float(np.mean(v[idx])) for k, v in m.items()}
-    out["foggy"] = float(np.mean(m["sharp"][idx] < FOGGY))
+    detail = idx[m["flat"][idx] == 0]
+    for k in ("sharp", "sharp4"):
+        out[k] = float(np.mean(m[k][detail])) if len(detail) else float("nan")
+    out["foggy"] = float(np.mean(m["sharp"][detail] < FOGGY)) if len(detail) else float("nan")
     return out
 
 
@@ -332,15 +339,16 @@ def main():
         print("\n| trajectory | s1-4 PSNR (copy-first) | SSIM (copy-first) | sharpness full | sharpness 1/4 | foggy "
               "frames |\n|---|---:|---:|---:|---:|---:|")
         for name in names:
-            r = {k: np.mean([x[k] for x in results[name]]) for k in results[name][0]}
+            r = {k: np.nanmean([x[k] for x in results[name]]) for k in results[name][0]}
             print(f"| {name} | {r['psnr']:.2f} ({r['base_psnr']:.2f}) | {r['ssim']:.3f} ({r['base_ssim']:.3f}) | "
                   f"{r['sharp']:.3f} | {r['sharp4']:.3f} | {100 * r['foggy']:.0f} % |")
         mv = [x for n in MOVING if n in results for x in results[n]]
-        g = {k: np.mean([x[k] for x in mv]) for k in mv[0]}
+        g = {k: np.nanmean([x[k] for x in mv]) for k in mv[0]}
         print(f"\nturning-and-moving walks, seconds 1-4: model {g['psnr']:.2f} dB vs copy-first-frame "
               f"{g['base_psnr']:.2f} dB ({g['psnr'] - g['base_psnr']:+.2f} dB); SSIM {g['ssim']:.3f} vs "
               f"{g['base_ssim']:.3f}; sharpness {g['sharp']:.3f} full, {g['sharp4']:.3f} at 1/4; foggy frames "
-              f"{100 * g['foggy']:.0f} %; lattice {g['lattice']:+.2f} dB")
+              f"{100 * g['foggy']:.0f} %; lattice {g['lattice']:+.2f} dB"
+              + (f" ({100 * g['flat']:.1f} % of frames flat, left out of the sharpness figures)" if g["flat"] else ""))
         print(f"VAE round trip of the exact frames, same walks and seconds (what decoded pixels can reach): "
               f"{np.mean(ceiling):.2f} dB{' (colour-matched as the session)' if session.colour_match else ''}")
         if returns:

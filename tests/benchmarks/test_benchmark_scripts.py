@@ -94,6 +94,31 @@ def test_memory_settings_take_numbers_and_switches():
     assert with_settings(s, ["open_sky=on"]).open_sky is True and with_settings(s, ["open_sky=0"]).open_sky is False
 
 
+def test_sharpness_leaves_out_frames_whose_exact_frame_is_flat():
+    """A plain wall filling the exact view has no detail to lose: its sharpness ratio divides by almost nothing, so the
+    sharpness means and the foggy share leave such frames out; PSNR and SSIM keep every frame."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from world_quality import per_frame, window
+
+    rng = np.random.default_rng(0)
+    textured = rng.integers(0, 256, (6, 32, 32, 3)).astype(np.uint8)
+    exact = textured.copy()
+    exact[3] = 128  # the wall
+    exact[3, 0, 0] = 129  # (not exactly zero: the ratio would only be larger)
+    gen = exact.copy()
+    gen[1] = 128  # fog where there was texture
+    gen[3] = textured[3]  # grain on the wall: a ratio in the thousands
+    m = per_frame(gen, exact)
+    assert m["flat"].tolist() == [0, 0, 0, 1, 0, 0] and m["sharp"][3] > 1000
+    w = window(m, fps=1, lo=0, hi=6)  # frames 1-5
+    assert w["sharp"] == pytest.approx(np.mean(m["sharp"][[1, 2, 4, 5]]))
+    assert w["sharp4"] == pytest.approx(np.mean(m["sharp4"][[1, 2, 4, 5]]))
+    assert w["foggy"] == pytest.approx(0.25) and w["flat"] == pytest.approx(0.2)
+    assert w["psnr"] == pytest.approx(np.mean(m["psnr"][1:]))  # every frame
+    only = window(m, fps=1, lo=3, hi=4)  # the wall alone: nothing to score
+    assert np.isnan(only["sharp"]) and np.isnan(only["foggy"]) and np.isfinite(only["psnr"])
+
+
 def test_engine_starts_from_the_apps_picture_or_another():
     r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1")
     assert r.returncode == 0, r.stderr
