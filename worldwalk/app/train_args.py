@@ -7,6 +7,7 @@ from worldwalk.world.train.decoder import cmd_decoder
 from worldwalk.world.train.decoder_adv import cmd_decoder_adv
 from worldwalk.world.train.depth import cmd_depth, cmd_depth_data
 from worldwalk.world.train.ground_shape import cmd_ground_data, cmd_ground_shape
+from worldwalk.world.train.object_mask import cmd_object_mask
 from worldwalk.world.train.vae import cmd_vae
 from worldwalk.world.train.world import cmd_world
 from worldwalk.world.train.world_adv import cmd_world_adv
@@ -187,6 +188,9 @@ def add_parser(sub) -> None:
     b.add_argument("--ground-shape", default=None,
                    help="with --depth: the start picture's ground-shape network, a ground-shape run "
                         "(world/train/ground_shape.py) or a bundle that has one")
+    b.add_argument("--object-mask", default=None,
+                   help="with --depth: the start picture's object network, an object-mask run "
+                        "(world/train/object_mask.py) or a bundle that has one")
     b.set_defaults(func=cmd_bundle)
     dd = tsub.add_parser("depth-data", help="render views with exact depth, through the VAE and as the world model "
                                             "generates them (world/train/depth.py)")
@@ -253,3 +257,15 @@ def add_parser(sub) -> None:
     gs.add_argument("--width", type=int, default=32, help="the network's channels")
     gs.add_argument("--seed", type=int, default=0)
     gs.set_defaults(func=cmd_ground_shape)
+    om = tsub.add_parser("object-mask", help="train the start picture's object network, which stands objects on "
+                                             "their feet (world/train/object_mask.py)")
+    om.add_argument("--dir", required=True, action="append", help="ground-data folder (repeat for several sets)")
+    om.add_argument("--eval", default=None, action="append", help="a held-out ground-data folder: the objects' IoU "
+                                                                  "every 500 steps")
+    om.add_argument("--out", required=True)
+    om.add_argument("--steps", type=int, default=4000)
+    om.add_argument("--batch", type=int, default=16)
+    om.add_argument("--crop", type=int, default=128, help="square crops of this many pixels (a multiple of 16)")
+    om.add_argument("--lr", type=float, default=2e-3)
+    om.add_argument("--seed", type=int, default=0)
+    om.set_defaults(func=cmd_object_mask)

@@ -16,6 +16,7 @@ from worldwalk.world.checkpoint import CheckpointError, load_state_dict_strict, 
 from worldwalk.world.depth import DepthConfig, DepthNet
 from worldwalk.world.ground_shape import GroundShape, GroundShapeConfig
 from worldwalk.world.model import WorldModel
+from worldwalk.world.object_mask import ObjectMask, ObjectMaskConfig
 from worldwalk.world.presets import ModelConfig, get_preset
 from worldwalk.world.vae import CausalVAE, VAEConfig
 
@@ -28,8 +29,8 @@ PRESET_VAE = {"tiny": "tiny-vae", "test": "test-vae"}
 def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict | None = None,
                 dtype: torch.dtype | None = torch.bfloat16, depth: DepthNet | None = None) -> Path:
     """depth: the world memory's depth network, stored under depth.* (float32: it is small) with its config, and
-    its start picture's networks (depth.start, depth.ground_shape, where set) under depth.start.* and
-    depth.ground_shape.* with their own."""
+    its start picture's networks (depth.start, depth.ground_shape, depth.object_mask, where set) under depth.start.*,
+    depth.ground_shape.* and depth.object_mask.* with their own."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cast = lambda v: v.to(dtype) if dtype is not None and v.is_floating_point() else v  # noqa: E731
@@ -44,6 +45,8 @@ def save_bundle(model: WorldModel, vae: CausalVAE, path: str | Path, extra: dict
             meta["worldwalk_start_depth"] = json.dumps(depth.start.cfg.to_dict())
         if depth.ground_shape is not None:
             meta["worldwalk_ground_shape"] = json.dumps(depth.ground_shape.cfg.to_dict())
+        if depth.object_mask is not None:
+            meta["worldwalk_object_mask"] = json.dumps(depth.object_mask.cfg.to_dict())
     tmp = path.with_name(path.name + ".tmp")
     save_file(t, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -69,8 +72,8 @@ def load_bundle(path: str | Path, device="cpu", dtype: torch.dtype = torch.float
 
 
 def load_depth(path: str | Path, device="cpu") -> DepthNet | None:
-    """The world memory's depth network of a bundle (with its start picture's networks as .start and .ground_shape
-    where the bundle has them), or None when the bundle has none. Raises CheckpointError."""
+    """The world memory's depth network of a bundle (with its start picture's networks as .start, .ground_shape and
+    .object_mask where the bundle has them), or None when the bundle has none. Raises CheckpointError."""
     meta: dict = {}
     tensors, _, _ = read_checkpoint(path, meta)
     dmeta = meta.get("worldwalk_depth")
@@ -84,6 +87,9 @@ def load_depth(path: str | Path, device="cpu") -> DepthNet | None:
         gmeta = meta.get("worldwalk_ground_shape")
         if gmeta is not None:
             net.ground_shape = GroundShape(GroundShapeConfig.from_dict(json.loads(gmeta)))
+        ometa = meta.get("worldwalk_object_mask")
+        if ometa is not None:
+            net.object_mask = ObjectMask(ObjectMaskConfig.from_dict(json.loads(ometa)))
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{path}: bad depth config in metadata: {e}") from None
     load_state_dict_strict(net, {k[6:]: v for k, v in tensors.items() if k.startswith("depth.")}, f"{path} (depth)")

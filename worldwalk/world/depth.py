@@ -29,7 +29,9 @@ exact start pictures with its objects weighted up (launch.py train depth --exact
 
 It may also carry the start picture's ground shape (`net.ground_shape`, world/ground_shape.py, stored under
 `depth.ground_shape.*`): predict_start then takes the ground's depth from it (the terrain's waves, which this network
-reads as the level plane).
+reads as the level plane), and its object network (`net.object_mask`, world/object_mask.py, under
+`depth.object_mask.*`): predict_start then stands each object that rests on the ground at the ground's depth of its
+foot.
 
     frames_net(net) -> the network the generated frames' depth comes from: a bfloat16 copy on a CPU that computes
                        bfloat16 natively, the network itself elsewhere (the start picture's depth stays float32)
@@ -133,6 +135,7 @@ class DepthNet(nn.Module):
         self.to(memory_format=torch.channels_last)  # the CPU's convolutions at these few channels run faster so
         self.start: DepthNet | None = None  # the start picture's own network, where the bundle has one
         self.ground_shape = None  # the start picture's ground shape (world/ground_shape.py), where the bundle has one
+        self.object_mask = None  # the start picture's objects (world/object_mask.py), where the bundle has them
 
     def forward(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
@@ -192,12 +195,26 @@ class DepthNet(nn.Module):
     def predict_start(self, frames: torch.Tensor, intrinsics, median: int | None = None) -> torch.Tensor:
         """The start picture's depth: frames (1, 3, H, W) in [-1, 1] seen from the start camera -> (1, H, W) metres,
         through the start network where there is one (its own median unless `median` says otherwise), else this one;
-        its ground then from the ground-shape network where there is one (world/ground_shape.py)."""
+        its ground then from the ground-shape network where there is one (world/ground_shape.py), and its objects that
+        rest on the ground stood on their feet where there is an object network (world/object_mask.py)."""
         net = self.start if self.start is not None else self
         z = net.predict(frames, intrinsics, np.eye(4)[None], median=median)
+        if self.ground_shape is None and self.object_mask is None:
+            return z
+        from worldwalk.world.object_mask import stand
+
+        cfg = self.cfg
+        H, W = frames.shape[-2:]
+        rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), cfg.eye_height,
+                                 cfg.min_depth, cfg.max_depth)
+        ground = prior[0, 0].exp()  # (H, W) the level plane, or the ground's shape where there is one
         if self.ground_shape is not None:
-            cfg = self.cfg
-            z = self.ground_shape.apply(frames, intrinsics, z[0], cfg.eye_height, cfg.min_depth, cfg.max_depth)[None]
+            ground = self.ground_shape.ground(frames, rays, prior)
+            z = self.ground_shape.apply(frames, intrinsics, z[0], cfg.eye_height, cfg.min_depth, cfg.max_depth,
+                                        ground=ground)[None]
+        if self.object_mask is not None:
+            objects = self.object_mask.predict(frames, rays, prior)
+            z = stand(z[0], objects, ground.clamp(cfg.min_depth, cfg.max_depth), 0.95 * cfg.max_depth)[None]
         return z
 
 
@@ -206,7 +223,7 @@ def frames_net(net: DepthNet) -> DepthNet:
     natively (AVX-512 BF16 or AMX: kernels.cpu_native_bf16), a bfloat16 copy of a float32 CPU network, a
     sixth faster with log depth 0.4 % apart on average; elsewhere the network itself (bfloat16 is emulated on other
     CPUs, a hundred times slower). The copy leaves out the start picture's own networks (its depth, its ground's
-    shape): the start picture's depth, which the memory keeps for the whole walk, stays float32."""
+    shape, its objects): the start picture's depth, which the memory keeps for the whole walk, stays float32."""
     p = next(net.parameters())
     if p.device.type != "cpu" or p.dtype != torch.float32 or not cpu_native_bf16():
         return net
@@ -215,11 +232,12 @@ def frames_net(net: DepthNet) -> DepthNet:
     kept = _TWINS.get(net)
     if kept is not None and kept[0] == stamp:
         return kept[1]
-    start, ground, net.start, net.ground_shape = net.start, net.ground_shape, None, None  # (not copied)
+    kept_parts = net.start, net.ground_shape, net.object_mask
+    net.start = net.ground_shape = net.object_mask = None  # (not copied)
     try:
         twin = copy.deepcopy(net).to(torch.bfloat16).eval()
     finally:
-        net.start, net.ground_shape = start, ground
+        net.start, net.ground_shape, net.object_mask = kept_parts
     _TWINS[net] = (stamp, twin)
     return twin
 

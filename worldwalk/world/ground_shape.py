@@ -107,16 +107,27 @@ class GroundShape(nn.Module):
         return F.interpolate(F.avg_pool2d(y, 4), size=y.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
-    def apply(self, frames: torch.Tensor, intrinsics, z: torch.Tensor, eye_height: float, min_depth: float,
-              max_depth: float) -> torch.Tensor:
-        """frames (1, 3, H, W) in [-1, 1] from the start camera; z (H, W) the depth network's metres for them -> (H, W)
-        with the ground's depth the plane's times exp(the predicted ratio), the rest as z."""
+    def ground(self, frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """frames (1, 3, H, W) in [-1, 1], the start camera's ray maps (1, 2, H, W) and level-plane log depth
+        (1, 1, H, W) (world/depth.py ray_inputs) -> (H, W) metres: the ground under every pixel, the plane times
+        exp(the predicted ratio) (the far limit where the plane is)."""
         H, W = frames.shape[-2:]
-        rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
-                                 max_depth)
         ratio = self(_features(frames, rays, prior).to(next(self.parameters())))
         ratio = F.interpolate(ratio.float(), size=(H, W), mode="bilinear", align_corners=False)[0, 0]
         plane = prior[0, 0].exp()  # (H, W) metres
+        return torch.where(plane < PLANE_FAR * plane.max(), plane * ratio.exp(), plane)
+
+    @torch.no_grad()
+    def apply(self, frames: torch.Tensor, intrinsics, z: torch.Tensor, eye_height: float, min_depth: float,
+              max_depth: float, ground: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (1, 3, H, W) in [-1, 1] from the start camera; z (H, W) the depth network's metres for them -> (H, W)
+        with the ground's depth the plane's times exp(the predicted ratio), the rest as z. ground: self.ground's map
+        for these frames, where the caller has it already."""
+        H, W = frames.shape[-2:]
+        rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
+                                 max_depth)
+        g = self.ground(frames, rays, prior) if ground is None else ground
+        plane = prior[0, 0].exp()  # (H, W) metres
         zf = z.float()
-        ground = (plane < PLANE_FAR * max_depth) & (zf > GROUND_NEARER * plane) & (zf < 0.95 * max_depth)
-        return torch.where(ground, (plane * ratio.exp()).clamp(min_depth, max_depth), zf).to(z)
+        ground_px = (plane < PLANE_FAR * max_depth) & (zf > GROUND_NEARER * plane) & (zf < 0.95 * max_depth)
+        return torch.where(ground_px, g.clamp(min_depth, max_depth), zf).to(z)

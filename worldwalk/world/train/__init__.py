@@ -26,6 +26,7 @@
     world_adv.py `world-adv`: adversarial post-training of the one-step generator on its own streamed rollouts
     depth.py     `depth-data`, `depth`: the world memory's depth network on views with exact depth
     ground_shape.py `ground-data`, `ground-shape`: the start picture's ground-shape network (the terrain's waves)
+    object_mask.py `object-mask`: the start picture's object network (objects stood on their feet)
     bundle.py    `bundle`: VAE + world model (+ depth network) into one .safetensors file
 
 Each stage is `cmd_<stage>(a) -> int` over the parsed flags; the flags themselves live in the app room.

@@ -1,6 +1,6 @@
 """Stage `bundle`: pack a trained VAE and world model (runs or bundles), with the sampler's settings and optionally the
-world memory's depth network (and the start picture's own, --start-depth, and its ground-shape network,
---ground-shape) and settings, into one world bundle (.safetensors, bfloat16; world/bundle.py).
+world memory's depth network (and the start picture's own, --start-depth, its ground-shape network, --ground-shape,
+and its object network, --object-mask) and settings, into one world bundle (.safetensors, bfloat16; world/bundle.py).
 """
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ def cmd_bundle(a) -> int:
             from worldwalk.world.train.ground_shape import load_ground_shape
 
             depth.ground_shape = load_ground_shape(a.ground_shape)
+        if a.object_mask:  # an object-mask run, or a bundle's
+            from worldwalk.world.train.object_mask import load_object_mask
+
+            depth.object_mask = load_object_mask(a.object_mask)
         extra["memory"] = json.loads(a.memory)
-    elif a.start_depth or a.ground_shape:
-        flag, value = ("--start-depth", a.start_depth) if a.start_depth else ("--ground-shape", a.ground_shape)
+    elif a.start_depth or a.ground_shape or a.object_mask:
+        flag, value = next((f, v) for f, v in (("--start-depth", a.start_depth), ("--ground-shape", a.ground_shape),
+                                               ("--object-mask", a.object_mask)) if v)
         raise ValueError(f"{flag} {value}: needs --depth (the generated frames' network) beside it")
     p = save_bundle(model, vae, a.out, extra=extra, dtype=torch.bfloat16, depth=depth)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")

@@ -271,7 +271,7 @@ def init_from(net: DepthNet, path: str | Path) -> None:
     ValueError (one line) when there is no depth network there or a shared tensor has another size."""
     theirs, ours = load_depth_source(path, "--init").state_dict(), net.state_dict()
     theirs = {k: v for k, v in theirs.items()  # (a bundle's start picture networks)
-              if not k.startswith(("start.", "ground_shape."))}
+              if not k.startswith(("start.", "ground_shape.", "object_mask."))}
     for k, v in theirs.items():
         if k not in ours or ours[k].shape != v.shape:
             raise ValueError(f"--init {path}: its depth tensor {k} {tuple(v.shape)} does not fit this network's "

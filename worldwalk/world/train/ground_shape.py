@@ -4,8 +4,10 @@ Data (`ground_data`): start pictures of procedural worlds (the start camera, lev
 field of view from `fov`), each rendered twice: with its objects and without them. Where the two agree and the bare
 terrain is nearer than 150 m below the horizon, a pixel is open ground; its target is the log ratio of the terrain's
 depth to the level plane's. Kept at 1/4 resolution (the network's own), in shards of `shard_size` pictures
-(imgs uint8 (N, H, W, 3), ratio float16 (N, H/4, W/4), mask bool, intrinsics (N, 4)); resumable by shard, rendered
-by `workers` processes (0.3 s a picture on one core).
+(imgs uint8 (N, H, W, 3), ratio float16 (N, H/4, W/4), mask bool, intrinsics (N, 4), and objects (N, H, W/8):
+the full-resolution pixels where an object stands in front of the terrain, bit-packed along rows, for the object
+network, world/train/object_mask.py); resumable by shard, rendered by `workers` processes (0.3 s a picture on one
+core).
 
 Objective (`ground_shape`): L1 on the log ratio over the ground pixels, mirrored pictures half the time (the ray map's
 x flips sign), AdamW with a warm-up and a cosine decay; the ground's AbsRel on a held-out folder every `eval_every`
@@ -70,6 +72,7 @@ def _ground_shard(job) -> None:
     imgs = np.zeros((len(idx), H, W, 3), np.uint8)
     ratio = np.zeros((len(idx), H // 4, W // 4), np.float16)
     mask = np.zeros((len(idx), H // 4, W // 4), bool)
+    objects = np.zeros((len(idx), H, W), bool)
     intrs = np.zeros((len(idx), 4), np.float32)
     for j, i in enumerate(idx):
         intr = from_fov(W, H, float(fovs[i]))
@@ -82,9 +85,10 @@ def _ground_shard(job) -> None:
         imgs[j] = img[0]
         ratio[j] = np.where(ground, np.log(np.where(ground, bare[0], 1) / plane), 0)[2::4, 2::4]
         mask[j] = ground[2::4, 2::4]
+        objects[j] = np.isfinite(dep[0]) & (dep[0] < 0.97 * bare[0])  # an object in front of the terrain
         intrs[j] = intr
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, imgs=imgs, ratio=ratio, mask=mask, intrinsics=intrs)
+    np.savez(tmp, imgs=imgs, ratio=ratio, mask=mask, intrinsics=intrs, objects=np.packbits(objects, axis=-1))
     tmp.replace(path)
 
 
