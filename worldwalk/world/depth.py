@@ -201,7 +201,7 @@ class DepthNet(nn.Module):
         z = net.predict(frames, intrinsics, np.eye(4)[None], median=median)
         if self.ground_shape is None and self.object_mask is None:
             return z
-        from worldwalk.world.object_mask import stand
+        from worldwalk.world.object_mask import stand  # (here: object_mask imports ground_shape, which imports us)
 
         cfg = self.cfg
         H, W = frames.shape[-2:]
