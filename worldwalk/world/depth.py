@@ -93,6 +93,34 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), SiLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), SiLU())
 
 
+def unet_layers(widths: tuple[int, ...]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The encoder (6 input channels -> 1/2 ... 1/2^len(widths), two 3x3 convs a level) and the decoder (back up to 1/2
+    with the encoder's skips) of the U-Nets over unet_inputs (this network, world/object_mask.py)."""
+    w = widths
+    return (nn.ModuleList([_block(6 if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))]),
+            nn.ModuleList([_block(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))]))
+
+
+def unet_inputs(frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """frames (N, 3, H, W) in [-1, 1], rays (N or 1, 2, H, W), prior (N or 1, 1, H, W) log depth -> (N, 6, H, W), the
+    prior roughly centred (log 7.4 m) and scaled."""
+    N = len(frames)
+    return torch.cat([frames, rays.expand(N, -1, -1, -1), ((prior - 2.0) / 2.0).expand(N, -1, -1, -1)], 1)
+
+
+def unet_features(down: nn.ModuleList, up: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """unet_layers over x (N, 6, H, W), H and W multiples of 2^len(down) -> the features at 1/2 (N, widths[0], ...)."""
+    skips = []
+    for blk in down:
+        x = blk(x)
+        skips.append(x)
+    x = skips.pop()
+    for blk in up:
+        s = skips.pop()
+        x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1))
+    return x
+
+
 def ray_inputs(intrinsics, c2w: torch.Tensor, size_wh: tuple[int, int], eye_height: float, min_depth: float,
                max_depth: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel ray maps and the ground-plane prior for N cameras.
@@ -121,8 +149,7 @@ class DepthNet(nn.Module):
         super().__init__()
         self.cfg = cfg = (cfg or DepthConfig()).validate()
         w = cfg.widths
-        self.down = nn.ModuleList([_block(6 if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))])
-        self.up = nn.ModuleList([_block(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
+        self.down, self.up = unet_layers(w)
         self.head = nn.Conv2d(w[0], 1, 3, 1, 1)
         nn.init.zeros_(self.head.weight)  # starts as the ground-plane prior
         nn.init.zeros_(self.head.bias)
@@ -141,15 +168,8 @@ class DepthNet(nn.Module):
         """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> log z-depth (N, 1, H, W).
         H and W must be multiples of cfg.factor (predict() pads)."""
         lo, hi = math.log(self.cfg.min_depth), math.log(self.cfg.max_depth)
-        inp = x = torch.cat([frames, rays, (prior - 2.0) / 2.0], 1)  # prior roughly centred (log 7.4 m) and scaled
-        skips = []
-        for blk in self.down:
-            x = blk(x)
-            skips.append(x)
-        x = skips.pop()
-        for blk in self.up:
-            s = skips.pop()
-            x = blk(torch.cat([F.interpolate(x, size=s.shape[-2:], mode="nearest"), s], 1))
+        inp = unet_inputs(frames, rays, prior)
+        x = unet_features(self.down, self.up, inp)  # (N, w0, H/2, W/2)
         half = F.avg_pool2d(prior, 2) + self.head(x)  # (N, 1, H/2, W/2)
         out = F.interpolate(half, size=frames.shape[-2:], mode="bilinear", align_corners=False)  # (N, 1, H, W)
         if self.cfg.fine:
@@ -201,7 +221,9 @@ class DepthNet(nn.Module):
         z = net.predict(frames, intrinsics, np.eye(4)[None], median=median)
         if self.ground_shape is None and self.object_mask is None:
             return z
-        from worldwalk.world.object_mask import stand  # (here: object_mask imports ground_shape, which imports us)
+        # (imported here: both modules import this one)
+        from worldwalk.world.ground_shape import replace_ground
+        from worldwalk.world.object_mask import stand
 
         cfg = self.cfg
         H, W = frames.shape[-2:]
@@ -210,8 +232,7 @@ class DepthNet(nn.Module):
         ground = prior[0, 0].exp()  # (H, W) the level plane, or the ground's shape where there is one
         if self.ground_shape is not None:
             ground = self.ground_shape.ground(frames, rays, prior)
-            z = self.ground_shape.apply(frames, intrinsics, z[0], cfg.eye_height, cfg.min_depth, cfg.max_depth,
-                                        ground=ground)[None]
+            z = replace_ground(z[0], prior, ground, cfg.min_depth, cfg.max_depth)[None]
         if self.object_mask is not None:
             objects = self.object_mask.predict(frames, rays, prior)
             z = stand(z[0], objects, ground.clamp(cfg.min_depth, cfg.max_depth), 0.95 * cfg.max_depth)[None]

@@ -119,15 +119,21 @@ class GroundShape(nn.Module):
 
     @torch.no_grad()
     def apply(self, frames: torch.Tensor, intrinsics, z: torch.Tensor, eye_height: float, min_depth: float,
-              max_depth: float, ground: torch.Tensor | None = None) -> torch.Tensor:
+              max_depth: float) -> torch.Tensor:
         """frames (1, 3, H, W) in [-1, 1] from the start camera; z (H, W) the depth network's metres for them -> (H, W)
-        with the ground's depth the plane's times exp(the predicted ratio), the rest as z. ground: self.ground's map
-        for these frames, where the caller has it already."""
+        with the ground's depth the plane's times exp(the predicted ratio), the rest as z."""
         H, W = frames.shape[-2:]
         rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), eye_height, min_depth,
                                  max_depth)
-        g = self.ground(frames, rays, prior) if ground is None else ground
-        plane = prior[0, 0].exp()  # (H, W) metres
-        zf = z.float()
-        ground_px = (plane < PLANE_FAR * max_depth) & (zf > GROUND_NEARER * plane) & (zf < 0.95 * max_depth)
-        return torch.where(ground_px, g.clamp(min_depth, max_depth), zf).to(z)
+        return replace_ground(z, prior, self.ground(frames, rays, prior), min_depth, max_depth)
+
+
+def replace_ground(z: torch.Tensor, prior: torch.Tensor, ground: torch.Tensor, min_depth: float, max_depth: float
+                   ) -> torch.Tensor:
+    """z (H, W) the depth network's metres, prior (1, 1, H, W) the level plane's log depth, ground (H, W) metres
+    (GroundShape.ground) -> z with its ground pixels (below the horizon, at least GROUND_NEARER x the plane's depth,
+    not the sky) at the ground's depth, the rest as z."""
+    plane = prior[0, 0].exp()  # (H, W) metres
+    zf = z.float()
+    ground_px = (plane < PLANE_FAR * max_depth) & (zf > GROUND_NEARER * plane) & (zf < 0.95 * max_depth)
+    return torch.where(ground_px, ground.clamp(min_depth, max_depth), zf).to(z)

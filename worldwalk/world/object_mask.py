@@ -28,6 +28,7 @@ ray_inputs; the horizon and the field of view are in them):
 
     encoder  (6, H, W) -> 1/2 -> 1/4 -> 1/8 -> 1/16    widths (16, 24, 32, 48), two 3x3 convs per level
     decoder  1/16 -> ... -> 1/2 with the encoder's skips; head at 1/2, the logits brought up bilinearly
+    (the depth network's encoder and decoder, world/depth.py unet_layers, at other widths)
 
 Trained on start pictures of procedural worlds rendered with and without their objects (world/train/object_mask.py,
 `launch.py train object-mask`), shipped in the world bundle beside the depth network (`depth.object_mask.*`;
@@ -43,8 +44,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy import ndimage
 
+from worldwalk.world.depth import unet_features, unet_inputs, unet_layers
 from worldwalk.world.ground_shape import GROUND_NEARER
-from worldwalk.world.layers import SiLU
 
 FOOT_ROWS = 3  # a column whose region ends this close to the region's lowest row stands on the ground
 LARGEST = 0.5  # a region covering more than this share of the picture is not a thing standing in the world seen
@@ -76,36 +77,16 @@ class ObjectMaskConfig:
         return cls(**d).validate()
 
 
-def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), SiLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), SiLU())
-
-
-def mask_inputs(frames: torch.Tensor, rays: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-    """frames (N, 3, H, W) in [-1, 1], rays (N, 2, H, W), prior (N, 1, H, W) log depth -> (N, 6, H, W)."""
-    return torch.cat([frames.float(), rays.expand(len(frames), -1, -1, -1),
-                      ((prior - 2.0) / 2.0).expand(len(frames), -1, -1, -1)], 1)
-
-
 class ObjectMask(nn.Module):
     def __init__(self, cfg: ObjectMaskConfig | None = None):
         super().__init__()
         self.cfg = cfg = (cfg or ObjectMaskConfig()).validate()
-        w = cfg.widths
-        self.down = nn.ModuleList([_block(6 if i == 0 else w[i - 1], w[i], 2) for i in range(len(w))])
-        self.up = nn.ModuleList([_block(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
-        self.head = nn.Conv2d(w[0], 1, 3, 1, 1)
+        self.down, self.up = unet_layers(cfg.widths)
+        self.head = nn.Conv2d(cfg.widths[0], 1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """mask_inputs (N, 6, H, W), H and W multiples of cfg.factor -> logits (N, 1, H, W): > 0 an object."""
-        skips = []
-        h = x
-        for blk in self.down:
-            h = blk(h)
-            skips.append(h)
-        h = skips.pop()
-        for blk in self.up:
-            s = skips.pop()
-            h = blk(torch.cat([F.interpolate(h, size=s.shape[-2:], mode="nearest"), s], 1))
+        """unet_inputs (N, 6, H, W), H and W multiples of cfg.factor -> logits (N, 1, H, W): > 0 an object."""
+        h = unet_features(self.down, self.up, x)  # (N, widths[0], H/2, W/2)
         return F.interpolate(self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
@@ -114,7 +95,7 @@ class ObjectMask(nn.Module):
         -> (H, W) bool: the objects (any H, W: the edges replicated up to the network's factor)."""
         H, W = frames.shape[-2:]
         f = self.cfg.factor
-        x = mask_inputs(frames, rays, prior)
+        x = unet_inputs(frames.float(), rays, prior)
         ph, pw = (-H) % f, (-W) % f
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")

@@ -155,6 +155,33 @@ def load_any_vae(path: str | Path) -> CausalVAE:
     return load_bundle(path)[1]
 
 
+def load_start_part(path: str | Path, flag: str, part: str, final: str, stage: str, what: str, make):
+    """One of the start picture's networks that the bundle keeps beside the depth network (DepthNet.<part>): a run's
+    <final> (`torch.save({part: weights, "cfg": config})`) or the folder holding it, or a bundle's. `make` builds the
+    network from the saved config dict; `stage` and `what` name the run and the network in the messages. Raises
+    ValueError (one line, naming `flag`)."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from worldwalk.world.train.depth import load_depth_source
+
+        net = getattr(load_depth_source(p, flag), part)
+        if net is None:
+            raise ValueError(f"{flag} {path}: this bundle has no {what}")
+        return net
+    p = p / final if p.is_dir() else p
+    if not p.is_file():
+        raise ValueError(f"{flag} {path}: no such {stage} run (a folder with {final}, or that file)")
+    try:
+        st = torch.load(p, weights_only=False, map_location="cpu")
+        net = make(st["cfg"])
+        net.load_state_dict(st[part])
+    except Exception as e:  # a file of another stage or a damaged one
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ValueError(f"{flag} {path}: not {article} {what} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    return net.eval()
+
+
 # ====================================================================== latents
 def encode_dataset(data: ClipData, vae: CausalVAE, batch: int = 4) -> torch.Tensor:
     """(n, C, T, h, w) normalised latents of every clip."""

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from worldwalk.controls.intrinsics import from_fov
 from worldwalk.world.depth import DepthConfig, ray_inputs
 from worldwalk.world.ground_shape import RAY_X, GroundShape, GroundShapeConfig, features
-from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, flush_denormals
+from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, flush_denormals, load_start_part
 from worldwalk.world.train.depth import HELD_OUT
 
 TRAIN_FIRST = 600_000  # training scene seeds start here (the depth stages draw theirs from 0 ... 10^6 at random)
@@ -179,25 +179,8 @@ def train_ground_shape(data_dirs, out: str | Path, eval_dirs=None, steps: int = 
 def load_ground_shape(path: str | Path, flag: str = "--ground-shape") -> GroundShape:
     """A ground-shape run's ground_final.pt (or the folder holding it), or a bundle's (.safetensors) ground-shape
     network. Raises ValueError (one line, naming `flag`)."""
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from worldwalk.world.train.depth import load_depth_source
-
-        net = load_depth_source(p, flag).ground_shape
-        if net is None:
-            raise ValueError(f"{flag} {path}: this bundle has no ground-shape network")
-        return net
-    p = p / "ground_final.pt" if p.is_dir() else p
-    if not p.is_file():
-        raise ValueError(f"{flag} {path}: no such ground-shape run (a folder with ground_final.pt, or that file)")
-    try:
-        st = torch.load(p, weights_only=False, map_location="cpu")
-        net = GroundShape(GroundShapeConfig.from_dict(st["cfg"]))
-        net.load_state_dict(st["ground_shape"])
-    except Exception as e:  # a file of another stage or a damaged one
-        raise ValueError(f"{flag} {path}: not a ground-shape network ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    return net.eval()
+    return load_start_part(path, flag, "ground_shape", "ground_final.pt", "ground-shape", "ground-shape network",
+                           lambda cfg: GroundShape(GroundShapeConfig.from_dict(cfg)))
 
 
 # ====================================================================== stages

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldwalk.world.depth import DepthConfig, ray_inputs
-from worldwalk.world.object_mask import RAY_X, ObjectMask, ObjectMaskConfig, mask_inputs
-from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, flush_denormals
+from worldwalk.world.depth import DepthConfig, ray_inputs, unet_inputs
+from worldwalk.world.object_mask import RAY_X, ObjectMask, ObjectMaskConfig
+from worldwalk.world.train.common import _load_state, _log, _lr, _save_state, flush_denormals, load_start_part
 
 
 def load_object_data(dirs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,13 +47,13 @@ def load_object_data(dirs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _inputs(imgs: np.ndarray, intrs: np.ndarray) -> torch.Tensor:
-    """(B, H, W, 3) uint8, (B, 4) -> mask_inputs (B, 6, H, W) from each picture's start camera."""
+    """(B, H, W, 3) uint8, (B, 4) -> unet_inputs (B, 6, H, W) from each picture's start camera."""
     cfg = DepthConfig()
     B, H, W = imgs.shape[:3]
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
     rays, prior = ray_inputs(torch.from_numpy(intrs), torch.eye(4).expand(B, 4, 4), (W, H), cfg.eye_height,
                              cfg.min_depth, cfg.max_depth)
-    return mask_inputs(x, rays, prior)
+    return unet_inputs(x, rays, prior)
 
 
 def object_iou(net: ObjectMask, data) -> float:
@@ -125,25 +125,8 @@ def train_object_mask(data_dirs, out: str | Path, eval_dirs=None, steps: int = 4
 def load_object_mask(path: str | Path, flag: str = "--object-mask") -> ObjectMask:
     """An object-mask run's object_final.pt (or the folder holding it), or a bundle's (.safetensors) object network.
     Raises ValueError (one line, naming `flag`)."""
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from worldwalk.world.train.depth import load_depth_source
-
-        net = load_depth_source(p, flag).object_mask
-        if net is None:
-            raise ValueError(f"{flag} {path}: this bundle has no object network")
-        return net
-    p = p / "object_final.pt" if p.is_dir() else p
-    if not p.is_file():
-        raise ValueError(f"{flag} {path}: no such object-mask run (a folder with object_final.pt, or that file)")
-    try:
-        st = torch.load(p, weights_only=False, map_location="cpu")
-        net = ObjectMask(ObjectMaskConfig.from_dict(st["cfg"]))
-        net.load_state_dict(st["object_mask"])
-    except Exception as e:  # a file of another stage or a damaged one
-        raise ValueError(f"{flag} {path}: not an object network ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    return net.eval()
+    return load_start_part(path, flag, "object_mask", "object_final.pt", "object-mask", "object network",
+                           lambda cfg: ObjectMask(ObjectMaskConfig.from_dict(cfg)))
 
 
 # ====================================================================== stages
