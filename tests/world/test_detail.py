@@ -90,10 +90,21 @@ def test_ground_points_read_the_same_texture_from_any_camera():
 
 def test_objects_in_the_start_picture_are_not_copied():
     px, depth, K = start_picture(obj=True)
-    g = GroundDetail(px, depth, K, EYE, blur=5)
     H = depth.shape[0]
-    assert g.high[0, :, H // 2 + 1:, :20 + 3].abs().max() == 0  # the object and the pixels its edge reaches
-    assert g.high[0, :, H // 2 + 4:, 40:].abs().mean() > 0.02
+    obj = px.clone()
+    obj[H // 2 + 1:, :20] = torch.from_numpy(np.indices((H - H // 2 - 1, 20)).sum(0) % 2 * 160 + 40)[..., None]
+    g = GroundDetail(obj, depth, K, EYE, blur=5)
+    hp = g.high[0]
+    assert hp[:, H // 2 + 4:, 40:].abs().mean() > 0.02
+    # the object and the pixels its edge reaches (20 + 3 columns) hold none of the object's checker (whose high-pass
+    # is +-0.2, the clamp), but the ground's texture from beside them or below them (the fill), in every row
+    rows = slice(H // 2 + 1, H)
+    inside = hp[:, rows, :23]
+    sign = torch.from_numpy(np.indices((H - H // 2 - 1, 23)).sum(0) % 2 * 2 - 1).float()
+    assert inside.abs().mean() > 0.02 and bool((inside.abs().sum(0) > 0).all())
+    assert (inside * sign).mean().abs() < 0.1 * inside.abs().mean()
+    kept = GroundDetail(obj, depth, K, EYE, blur=5, edge=10.0, object_ratio=0.0).high[0]  # (the checker, were it kept)
+    assert (kept[:, H // 2 + 4:, :17] * sign[3:, :17]).mean() > 0.1
     flat = GroundDetail(torch.full((64, 96, 3), 90, dtype=torch.uint8), depth, K, EYE)
     assert flat.high.abs().max() < 1e-6  # a picture without texture gives none
 
@@ -152,3 +163,23 @@ def test_edges_on_the_ground_leave_no_lines():
     # without the edge test the band is the step's response: dark below it, bright above
     raw = GroundDetail(torch.from_numpy(img.clip(0, 255).astype(np.uint8)), depth, K, EYE, blur=5, edge=10.0)
     assert raw.high[0].numpy()[:, near & dark].mean() < -0.05
+
+
+def test_a_coarse_texture_is_mostly_kept():
+    """Grass in blotches of 4 px, +-30 levels: its 9-px box means step by more than the edge threshold from one box
+    to the next, but over the edge test's larger box they average away, so most ground pixels keep their own
+    high-pass instead of being left out as an edge and filled from elsewhere."""
+    W, H = 192, 128
+    K = from_fov(W, H, 70.0)
+    rng = np.random.default_rng(3)
+    blot = np.kron(rng.integers(-30, 31, (H // 4 + 1, W // 4 + 1, 1)), np.ones((4, 4, 1)))[:H, :W]
+    px = np.full((H, W, 3), 170.0)
+    px[H // 2 + 1:] = 120 + blot[H // 2 + 1:]
+    _, prior = ray_inputs(K, torch.eye(4)[None], (W, H), EYE, 0.2, 200.0)
+    img = torch.from_numpy(px.astype(np.uint8))
+    x = img.permute(2, 0, 1)[None].float() / 127.5 - 1
+    own = (x - box_mean(x, 9)).clamp(-0.2, 0.2)[0]
+    rows = slice(int(K[3]) + 25, H - 5)  # the ground, off the horizon (a step from the sky) and the lower edge
+    kept = [float((GroundDetail(img, prior[0, 0].exp(), K, EYE, edge_box=b).high[0][:, rows] == own[:, rows])
+                  .all(0).float().mean()) for b in (None, 9)]
+    assert kept[0] > 0.75 and kept[1] < 0.3, kept

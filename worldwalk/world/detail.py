@@ -39,47 +39,59 @@ def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
 
 class GroundDetail:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, eye_height: float, blur: int = 9,
-                 clamp: float = 0.2, object_ratio: float = 0.7, edge: float = 0.12):
+                 clamp: float = 0.2, object_ratio: float = 0.7, edge: float = 0.12, edge_box: int | None = None):
         """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres);
         intrinsics [fx, fy, cx, cy] in its pixels; eye_height: metres from the start camera down to the ground.
         blur: the box (odd, pixels) whose mean the high-pass takes out; clamp: the largest change of a channel (in
         [-1, 1] units); object_ratio: a pixel nearer than this share of the ground plane's depth along its ray is an
-        object (not copied, nor the pixels its edge reaches through the box); edge: a step of the box mean this large
-        (in [-1, 1] units, across one box width) is an edge on the ground (a shadow's border), left out likewise."""
+        object (not copied, nor the pixels its edge reaches through the box); edge: a step of the mean over
+        edge_box x edge_box (odd; default 2 blur + 1) this large (in [-1, 1] units, across one such box) is an edge on
+        the ground (a shadow's border), left out likewise. The edge box is larger than the high-pass's: a coarse
+        texture's own blotches (grass, gravel) step by more than `edge` from one 9-px box to the next, and were they
+        taken for edges most of such a ground would be left out; over the larger box they average away, and a
+        shadow's border, a step of the ground's colour, remains."""
         H, W = depth.shape
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         self.intrinsics, self.eye_height, self.size_wh = (fx, fy, cx, cy), float(eye_height), (W, H)
         img = pixels.permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, H, W)
-        low = box_mean(img, blur)
-        high = (img - low).clamp(-clamp, clamp)
-        low = low[0]  # (3, H, W)
+        high = (img - box_mean(img, blur)).clamp(-clamp, clamp)
         rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
         below = rows - cy > 0.5  # rays that meet the ground plane
         ground = torch.where(below, eye_height * fy / (rows - cy).clamp_min(0.5), torch.inf)  # its z-depth
         obj = below & (depth.float().cpu() < object_ratio * ground)
         # edges in the ground's own colours (a shadow's border, a path): the box mean steps across them, and tiled, a
         # step's high-pass would draw a lattice of lines over the world; they are left out like the objects
-        r = blur // 2
+        eb = 2 * blur + 1 if edge_box is None else int(edge_box)
+        coarse = box_mean(img, eb)[0]  # (3, H, W)
+        r = eb // 2
         step = torch.zeros(H, W)
-        step[:, r:-r] = (low[:, :, 2 * r:] - low[:, :, :-2 * r]).abs().amax(0)
-        step[r:-r, :] = torch.maximum(step[r:-r, :], (low[:, 2 * r:, :] - low[:, :-2 * r, :]).abs().amax(0))
+        step[:, r:-r] = (coarse[:, :, 2 * r:] - coarse[:, :, :-2 * r]).abs().amax(0)
+        step[r:-r, :] = torch.maximum(step[r:-r, :], (coarse[:, 2 * r:, :] - coarse[:, :-2 * r, :]).abs().amax(0))
         k = blur + 2
         near_obj = F.max_pool2d(F.max_pool2d((obj | (step > edge))[None, None].float(), (1, k), 1, (0, k // 2)),
                                 (k, 1), 1, (k // 2, 0))[0, 0] > 0
         keep = below & ~near_obj & (rows > cy + 2)  # not the last rows before the horizon (sub-pixel texture)
         high = high * keep
         # what was left out inside the ground is filled with the texture three boxes above or below it (six, nine),
-        # so that the tiling has no bare bands where an edge was
+        # then beside it (three to twelve boxes), so that the tiling has no bare bands where an edge or object was
         filled = keep.clone()
-        for dv in (3 * blur, -3 * blur, 6 * blur, -6 * blur, 9 * blur, -9 * blur):
-            if abs(dv) >= H or bool(filled[below].all()):
+        steps = (3 * blur, -3 * blur, 6 * blur, -6 * blur, 9 * blur, -9 * blur)
+        shifts = [(d, 0) for d in steps] + [(0, d) for d in steps + (12 * blur, -12 * blur)]
+        for dv, du in shifts:
+            if bool(filled[below].all()):
                 break
-            take = below & ~filled & torch.roll(keep, -dv, 0)
+            if abs(dv) >= H or abs(du) >= W:
+                continue
+            take = below & ~filled & torch.roll(filled, (-dv, -du), (0, 1))  # (what was filled is clean too)
             if dv > 0:
                 take[H - dv:] = False
-            else:
+            elif dv < 0:
                 take[:-dv] = False
-            high = torch.where(take, torch.roll(high, -dv, 2), high)
+            if du > 0:
+                take[:, W - du:] = False
+            elif du < 0:
+                take[:, :-du] = False
+            high = torch.where(take, torch.roll(high, (-dv, -du), (2, 3)), high)
             filled = filled | take
         self.high = high.contiguous(memory_format=torch.channels_last)  # (1, 3, H, W), stored as the kernel reads it
         # the source rectangle: from a little beyond the nearest ground the picture shows, as wide as the picture is
