@@ -183,3 +183,61 @@ def test_a_coarse_texture_is_mostly_kept():
     kept = [float((GroundDetail(img, prior[0, 0].exp(), K, EYE, edge_box=b).high[0][:, rows] == own[:, rows])
                   .all(0).float().mean()) for b in (None, 9)]
     assert kept[0] > 0.75 and kept[1] < 0.3, kept
+
+
+def test_magnified_is_where_the_start_pictures_ground_is_enlarged():
+    """Walking forward by dz, a ground pixel the camera sees at z-depth t was seen by the start camera at t + dz:
+    magnified (t + dz) / t. The weight is 0 up to 1.2x, 1 from 2x, linear between; 0 on the sky, where the frame shows
+    something nearer than the ground (an object), at the start pose, and less where the picture was kept larger."""
+    px, depth, K = start_picture(W=96, H=64)
+    g = GroundDetail(px, depth, K, EYE, blur=5)
+    W, H = g.size_wh
+    assert g.magnified(np.eye(4)[None], K, (W, H), depth[None]).max() == 0  # the start view: not magnified
+    dz = 3.0
+    c2w = np.eye(4)[None].copy()
+    c2w[0, 2, 3] = dz
+    m = g.magnified(c2w, K, (W, H), depth[None])[0]
+    rows = torch.arange(H, dtype=torch.float32)
+    t = EYE * K[1] / (rows - K[3])  # the ground's z-depth in each row below the horizon
+    expect = (((t + dz) / t - 1.2) / 0.8).clamp(0, 1)
+    below = rows > K[3] + 0.5
+    assert torch.allclose(m[below], expect[below, None].expand(-1, W), atol=1e-4)
+    assert m[~below].max() == 0 and m[-1].min() > 0.5 and m[below].min() == 0  # far ground: hardly magnified
+    obj = depth.clone()
+    obj[H - 20:, :30] *= 0.5  # something standing on the ground, nearer than it
+    mo = g.magnified(c2w, K, (W, H), obj[None])[0]
+    assert mo[H - 20:, :30].max() == 0 and torch.equal(mo[:, 30:], m[:, 30:])
+    m2 = g.magnified(c2w, K, (W, H), depth[None], scale=2.0)[0]  # a picture kept at twice the frame's size
+    expect2 = (((t + dz) / t / 2 - 1.2) / 0.8).clamp(0, 1)
+    assert torch.allclose(m2[below], expect2[below, None].expand(-1, W), atol=1e-4) and (m2 <= m).all()
+
+
+def test_walking_forward_gets_texture_on_the_enlarged_ground(parts):  # noqa: F811
+    """Walking 1.5 m straight ahead, the near ground of the frame is the start picture's, enlarged up to 1.3x: the
+    session asks for the detail there at least as much as `magnified` says, also where the frame shows the start
+    picture's own points (pinned) or the start view, where before it asked for none; the sky gets none. With the
+    detail on, the lowest rows differ from the detail off, and the memory is the same either way (display only)."""
+    model, vae, depth = parts
+    img = start_picture()[0].numpy()
+    outs = {}
+    for gain in (0.0, 1.0):
+        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), detail=gain)
+        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
+        s.start(img, seed=1)
+        n = s.frames_per_step
+        poses = np.repeat(np.eye(4)[None], n, 0)
+        poses[:, 2, 3] = np.linspace(0.2, 1.5, n)
+        if gain:
+            W, H = s.size_wh
+            view = s.memory.render(poses, s.intrinsics, s.size_wh)
+            _, asked = s._blend(torch.zeros(1, 3, n, H, W), view, poses)
+            mag = s._ground_detail().magnified(poses, s.intrinsics, s.size_wh, view.depth, s.start_view.scale)
+            shown = view.pinned if view.pinned is not None else view.coverage  # the start picture's own points
+            assert bool(((mag > 0) & shown).any()) and bool((asked >= mag - 1e-6).all())
+            assert asked[:, : H // 3].max() == 0
+        outs[gain] = (s.step(poses).astype(np.float64), s.memory.rgb.clone())
+    off, on = outs[0.0], outs[1.0]
+    H = off[0].shape[1]
+    diff = np.abs(on[0][-1] - off[0][-1]).max(-1)
+    assert diff[H - H // 6:].mean() > 0.5 and diff[: H // 3].max() == 0
+    assert torch.equal(on[1], off[1])

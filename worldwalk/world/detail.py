@@ -15,11 +15,15 @@ the whole level ground plane the rig stands on, mirrored at the tile's edges so 
 A pixel to draw whose ray meets the ground reads the high-pass there, faded where the current view sees the ground
 from farther than the start picture saw its source (the texture would alias). The session adds it for display only
 (world/session.py): the memory and the model never see it, so it is drawn afresh, the same for the same place, every
-time.
+time. It goes where the frame does not show the start picture, and also where it shows the start picture's ground
+magnified beyond the picture's resolution (`magnified`: walking forward, the near ground was seen from farther away,
+and enlarged it is a smear stretched towards the horizon).
 
     g = GroundDetail(pixels (H, W, 3) uint8, depth (H, W), intrinsics, eye_height)    # once, at the walk's start
     d = g.render(c2w (N, 4, 4), intrinsics, (W, H), weight (N, H, W))   # (N, 3, H, W) in [-1, 1] units, 0 off weight
     g.add_to(frames (N, H, W, 3) uint8, c2w, intrinsics, weight)         # the same, added in place, rounded, clipped
+    m = g.magnified(c2w, intrinsics, (W, H), depth (N, H, W), scale)    # (N, H, W) weight where the picture's ground
+                                                                         # is magnified beyond its resolution
 """
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from worldwalk.kernels.ground import add_u8, draw, fold  # noqa: F401  (fold: the tiling, for readers and tests)
+
+
+MAG_FROM, MAG_FULL = 1.2, 2.0  # magnification of the start picture's ground at which `magnified` starts, and is 1
+GROUND_BAND = (0.7, 1.3)  # the depth a frame shows, over the level ground's along the ray: that ground
 
 
 def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -125,3 +133,33 @@ class GroundDetail:
         (render) in [0, 255] units, rounded and clipped. -> frames."""
         self._call(add_u8, c2w, intrinsics, weight.cpu().float().reshape(frames.shape[:3]), frames)
         return frames
+
+    def magnified(self, c2w, intrinsics, size: tuple[int, int], depth: torch.Tensor, scale: float = 1.0
+                  ) -> torch.Tensor | None:
+        """Where cameras c2w (N, 4, 4) (the start camera's frame; intrinsics [fx, fy, cx, cy] in pixels of size = (W,
+        H)) show the start picture's level ground magnified beyond its resolution. depth (N, H, W): the z-depth the
+        frame shows (the memory's render; inf where none). A pixel whose ray meets the level ground at z-depth t, where
+        the frame shows that ground (depth within GROUND_BAND of t), shows a point the start camera saw at z-depth z_s:
+        z_s / t times nearer, so magnified that much across (more in height), and `scale` times less where the picture
+        was kept larger than the frame. -> (N, H, W) float32 weight: 0 up to MAG_FROM x, rising to 1 at MAG_FULL x;
+        0 off the ground. None where there is no usable ground texture."""
+        if not self.usable:
+            return None
+        W, H = int(size[0]), int(size[1])
+        fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
+        c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
+        R, o = c2w[:, :3, :3], c2w[:, :3, 3]
+        u = ((torch.arange(W, dtype=torch.float32) - cx) / fx)[None, None, :]  # (1, 1, W)
+        v = ((torch.arange(H, dtype=torch.float32) - cy) / fy)[None, :, None]  # (1, H, 1)
+
+        def ray(i: int) -> torch.Tensor:  # (N, H, W): component i of each pixel's ray (z-depth 1 in its camera)
+            return R[:, i, 0, None, None] * u + (R[:, i, 1, None, None] * v + R[:, i, 2, None, None])
+
+        dy = ray(1)
+        t = (self.eye_height - o[:, 1, None, None]) / dy.clamp_min(1e-6)  # z-depth where the ray meets the ground
+        zs = ray(2).mul_(t).add_(o[:, 2, None, None])  # that point's z-depth in the start camera
+        d = depth.detach().float().cpu().reshape(-1, H, W)
+        lo, hi = GROUND_BAND
+        ground = (dy > 1e-6) & (d > lo * t) & (d < hi * t) & (zs > 0)
+        w = zs.div_(t.mul_(scale)).sub_(MAG_FROM).div_(MAG_FULL - MAG_FROM).clamp_(0, 1)
+        return w.mul_(ground)

@@ -324,6 +324,11 @@ class Session:
         if ms.detail > 0 and self.start_pixels is not None:
             where = ~view.pinned if view.pinned is not None else ~view.coverage
             detail = where.float() * ms.detail if ws is None else where * (ms.detail - ms.detail * ws[:, 0])
+            if ws is not None:  # and where the start view shows the picture's ground magnified beyond its resolution
+                mag = self._ground_detail().magnified(poses, self.intrinsics, self.size_wh, view.depth,
+                                                      self.start_view.scale)
+                if mag is not None:
+                    detail = torch.maximum(detail.cpu().float(), mag.mul_(ms.detail))
         return out.transpose(0, 1)[None], detail
 
     def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
