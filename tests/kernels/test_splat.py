@@ -25,14 +25,15 @@ def cloud(M, seed):
                                                              (3000, 64, 48, 4, 2, 0), (2000, 50, 50, 4, 3, 0),
                                                              (257, 37, 23, 3, 1, 2), (3000, 64, 48, 4, 2, 3),
                                                              (2000, 50, 50, 4, 3, 1)])
-def test_numba_matches_the_reference(M, W, H, levels, seed, support):
+@pytest.mark.parametrize("crack", [0.0, 1.05])
+def test_numba_matches_the_reference(M, W, H, levels, seed, support, crack):
     xyz, rgb, conf, steps = cloud(M, seed)
     poses = np.stack([np.eye(4), make_pose(rotation_from_angles(25.0, -10.0), np.array([0.5, 0.2, 1.5])),
                       make_pose(np.eye(3), np.array([0.0, 0.0, 40.0]))])  # the last stands past the cloud, facing away
     P = torch.from_numpy(poses).float()
     intr = (0.8 * W, 0.8 * W, W / 2 - 0.3, H / 2 + 0.2)
     kw = dict(levels=levels, level_weight=(1.0, 0.85, 0.7, 0.55)[:levels], occlusion=0.08, magnified=1.5, near=0.05,
-              support=support, support_ratio=1.3)
+              support=support, support_ratio=1.3, crack=crack)
     ref = splat_ref(xyz, rgb, conf, steps, P[:, :3, :3], P[:, :3, 3], intr, (W, H), **kw)
     out = splat_cpu(xyz, rgb, conf, steps, P[:, :3, :3], P[:, :3, 3], intr, (W, H), **kw)
     names = ("rgb", "depth", "conf", "level", "owner")
@@ -166,3 +167,31 @@ def test_a_lone_fragment_is_not_drawn_as_a_block_but_a_surface_still_fills(fn):
             assert drawn[5] <= 2, drawn  # itself only
         else:
             assert drawn[0] == drawn[5] == W * H, drawn  # the patch, 4x magnified, fills the frame either way
+
+
+@pytest.mark.parametrize("fn", [splat_ref, splat_cpu])
+def test_a_surface_magnified_a_little_shows_no_grid_of_the_background(fn):
+    """A 16 x 16 pixel patch of surface 2 m away over a far wall, seen from 0.4 m nearer (1.25x): its points, drawn a
+    pixel each, leave a one-pixel gap every fourth row and column, through which the wall shows (crack 0: a grid of
+    wall lines over the patch). With crack, the gaps take the patch's own surface, and its outline grows by no more
+    than a pixel: the patch covers what its 20 x 20 pixel image covers, and the wall stays around it."""
+    W = H = 48
+    f = 32.0
+    wall = grid_points(40.0, 2 * f, 2 * W, 2 * H, (0, 0, 255))
+    near = grid_points(2.0, f, 16, 16, (255, 0, 0))  # pixels 16-31 of a 48-pixel frame seen from the origin
+    cloud_ = tuple(torch.cat([a, b]) for a, b in zip(wall, near))
+    pose = torch.eye(4)[None]
+    pose[0, 2, 3] = 0.4
+    kw = dict(levels=4, level_weight=(1.0, 0.85, 0.7, 0.55), occlusion=0.08, magnified=1.5, near=0.05, support=5,
+              support_ratio=1.5)
+    shown = {}
+    for crack in (0.0, 1.05):
+        _, depth, *_ = fn(*cloud_, pose[:, :3, :3], pose[:, :3, 3], (f, f, W / 2, H / 2), (W, H), crack=crack, **kw)
+        shown[crack] = depth[0] < 10  # the patch, not the wall
+    inner = torch.zeros(H, W, dtype=torch.bool)
+    inner[15:33, 15:33] = True  # the patch's image at 1.25x (pixels 14-34), less a pixel's margin
+    assert (~shown[0.0] & inner).sum() >= 20  # the grid of wall lines
+    assert not (~shown[1.05] & inner).any()
+    outer = torch.ones(H, W, dtype=torch.bool)
+    outer[13:36, 13:36] = False  # beyond a pixel around the image
+    assert not (shown[1.05] & outer).any() and not (shown[0.0] & outer).any()

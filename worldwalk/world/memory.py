@@ -22,13 +22,16 @@ Deduplication is in the view: the caller adds only the pixels the memory's own r
 so a surface the memory already holds gets no second copy. When the free slots run out, the unpinned points seen
 longest ago (then the least confident) make room.
 
-Rendering (`render`): every point is projected into every camera and z-buffered per pixel (scatter-min on depth, ties
-to the later point: deterministic), at full resolution and at `levels − 1` coarser ones (pixels 2^l wide). Points
-magnified by the move leave gaps between them; from the coarsest level down, a pixel takes the coarser surface
-(colours bilinear) where it has no point of its own, or where its own point lies more than `occlusion` (relative)
-behind a coarser surface whose point is drawn at least MAGNIFIED pixels wide: background seen through the gaps of a
-magnified foreground. An unmagnified surface never grows over its neighbours, so at the pose a view was lifted from,
-the render gives that view back. Confidence = the point's × the level's weight; coverage = confidence > 0.
+Rendering (`render`): every point is projected into every camera and z-buffered per pixel (scatter-min on depth,
+ties to the later point: deterministic), at full resolution and at `levels − 1` coarser ones (pixels 2^l wide).
+Points magnified by the move leave gaps between them; from the coarsest level down, a pixel takes the coarser
+surface (colours bilinear) where it has no point of its own, or where its own point lies more than `occlusion`
+(relative) behind a coarser surface whose point is drawn at least MAGNIFIED pixels wide: background seen through the
+gaps of a magnified foreground. A point drawn less wide (above CRACK pixels) leaves one-pixel gaps; the pixels of
+such a gap (their own point behind both neighbours of a row, column or diagonal) take it too, so that a surface
+magnified 1.1-1.5x does not show a grid of the background's lines. An unmagnified surface never grows over its
+neighbours, so at the pose a view was lifted from, the render gives that view back. Confidence = the point's × the
+level's weight; coverage = confidence > 0.
 """
 from __future__ import annotations
 
@@ -211,6 +214,7 @@ def _as_pose(c2w, device) -> torch.Tensor:
 
 
 MAGNIFIED = 1.5  # a point drawn this many pixels wide leaves gaps that show what lies behind it
+CRACK = 1.05  # ... and one drawn this many leaves one-pixel gaps: closed where the background shows through them
 
 
 class WorldMemory:
@@ -334,7 +338,7 @@ class WorldMemory:
         col, zl, cl, ll, owner = splat(*pts, poses[:, :3, :3], poses[:, :3, 3],
                                        (fx, fy, cx, cy), (W, H), levels=cfg.levels, level_weight=cfg.level_weight,
                                        occlusion=cfg.occlusion, magnified=MAGNIFIED, near=cfg.near,
-                                       support=cfg.support, support_ratio=cfg.support_ratio)
+                                       support=cfg.support, support_ratio=cfg.support_ratio, crack=CRACK)
         owner = owner.to(dev)
         if only is not None and only.numel():  # owner holds positions in `only`
             owner = torch.where(owner >= 0, only[owner.clamp_min(0)], -1)

@@ -151,6 +151,27 @@ def _lone_once(lone, cz, ccf, n, i, j, support, ratio):  # pragma: no cover - co
         lone[n, i, j] = v
     return v == 1
 
+@nb.njit(inline="always", error_model="numpy")
+def _crack(zb, base, i, j, Hl, Wl, occlusion):  # pragma: no cover - compiled
+    """This level's own point at (i, j) (zb[base + j], base = the row's start) lies more than `occlusion` behind both
+    own points of one of the 4 pairs of neighbours through it (left-right, up-down, the two diagonals): background
+    seen through a one-pixel gap (naive.cracks_ref). Neighbours past the level's edge hold none."""
+    z = zb[base + j]
+    k = 1.0 + occlusion
+    left, right, up, down = j > 0, j + 1 < Wl, i > 0, i + 1 < Hl
+    if left and right and zb[base + j - 1] * k < z and zb[base + j + 1] * k < z:
+        return True
+    if up and down:
+        if zb[base - Wl + j] * k < z and zb[base + Wl + j] * k < z:
+            return True
+        if left and right:
+            if zb[base - Wl + j - 1] * k < z and zb[base + Wl + j + 1] * k < z:
+                return True
+            if zb[base - Wl + j + 1] * k < z and zb[base + Wl + j - 1] * k < z:
+                return True
+    return False
+
+
 # fastmath without its no-NaN / no-infinity assumptions: empty pixels hold an infinite depth, and the tests compare
 # against it
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -158,7 +179,7 @@ _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=_FAST)
 def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level_weight, occlusion, magnified,
-               support, ratio, out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
+               support, ratio, crack, out_col, out_z, out_cf, out_lv, owner0):  # pragma: no cover - compiled
     """Coarsest level first, each level's rows of every camera in parallel (one camera's alone runs in parallel
     too). Per level: colour (N, 3, H, W), depth, confidence, level, footprint; the finest level's are the outputs,
     written directly (with the level and the owner; no footprint there: nothing reads it). Each level's nearest and
@@ -204,6 +225,7 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 np.empty((N, Hl, Wl), np.float32)
             nlv, nfp = np.empty((N, Hl, Wl), np.float32), np.empty((N, Hl, Wl), np.float32)
         lw = level_weight[lvl]
+        gap = crack * 2.0 ** lvl  # a coarser point drawn wider than this leaves one-pixel gaps at this level
         lone = np.full((N, Hc, Wc), -1, np.int8)  # the coarser level's _lone, worked out once where first asked
         for row in nb.prange(N * Hl):
             n, i = row // Hl, row % Hl
@@ -216,7 +238,9 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
                 cl = conf[m] * lw if m >= 0 else 0.0
                 upcf = ccf[n, ni, nj]
                 if m >= 0 and cl > 0 and (upcf <= 0 or zb[base + j] <= cz[n, ni, nj] * (1 + occlusion)
-                                          or cfp[n, ni, nj] < magnified
+                                          or (cfp[n, ni, nj] < magnified
+                                              and not (crack > 0 and cfp[n, ni, nj] > gap
+                                                       and _crack(zb, base, i, j, Hl, Wl, occlusion)))
                                           or (support > 0 and _lone_once(lone, cz, ccf, n, ni, nj, support, ratio))):
                     for c in range(3):
                         ncol[n, c, i, j] = rgb[m, c] / 127.5 - 1.0
@@ -248,7 +272,7 @@ def _composite(xyz, steps, R, t, fx, fy, rgb, conf, zb, own, offs, hs, ws, level
 
 
 def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
-              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5):
+              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5, crack=0.0):
     """The same call and result as naive.splat_ref, for CPU tensors."""
     W, H = size_wh
     N = R.shape[0]
@@ -269,8 +293,8 @@ def splat_cpu(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
     owner0 = np.empty((N, H, W), np.int64)
     lw = np.asarray(level_weight[:levels], np.float32)
     _composite(xyz_, f(steps.float()), R_, t_, fx, fy, f(rgb), conf_, zb, own, offs, hs, ws, lw,
-               float(occlusion), float(magnified), int(support), float(support_ratio), out_col, out_z, out_cf, out_lv,
-               owner0)
+               float(occlusion), float(magnified), int(support), float(support_ratio), float(crack), out_col, out_z,
+               out_cf, out_lv, owner0)
     return (torch.from_numpy(out_col), torch.from_numpy(out_z), torch.from_numpy(out_cf), torch.from_numpy(out_lv),
             torch.from_numpy(owner0))
 

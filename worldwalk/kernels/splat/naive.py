@@ -3,7 +3,7 @@ plain PyTorch: the references (any device).
 
     rgb, depth, conf, level, owner = splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, (W, H), levels=4,
                                                level_weight=(1, .85, .7, .55), occlusion=0.08, magnified=1.5,
-                                               near=0.05, support=5, support_ratio=1.5)
+                                               near=0.05, support=5, support_ratio=1.5, crack=1.05)
     filled = pull_push_ref(img (N, C, H, W), weight (N, 1, H, W))   # holes (weight 0) filled from the rest
     weight = feather_ref(mask (N, 1, H, W), feather)                 # a mask eroded, then blurred: a blend weight
     mark_ref(seen (M,), owner (N, H, W), value)                       # seen[owner] = value where owner >= 0
@@ -21,12 +21,16 @@ came closer or round to a surface first seen at a grazing angle.
 Composite, coarsest level first: the coarser result is brought to the next level (colours bilinearly, weighted by
 coverage; depth, confidence, level and footprint by nearest); a pixel keeps its own point where it has one and no
 coarser surface covers it, or the coarser surface lies within `occlusion` (relative depth) of it, or the coarser
-point is drawn narrower than `magnified` pixels (it does not leave gaps, so it must not grow over its neighbours).
-Otherwise the pixel takes the coarser value: the gaps of a magnified surface fill, and what they let through of the
-background is hidden. With `support` > 0 a coarser pixel grows over a finer one's own point only where it is part of a
-surface: at least `support` of its 8 neighbours at its level hold a depth within `support_ratio` times its own (those
-past the frame's edge count as holding one). A lone fragment (a flying pixel off a depth edge, lifted) is then drawn
-where it lies, not as a square block the size of the coarse cell it reached.
+point is drawn narrower than `magnified` pixels (it does not leave gaps, so it must not grow over its neighbours),
+unless (`crack` > 0) that point is drawn wider than `crack` pixels of this level (2^l full-resolution pixels each)
+and the pixel's own point lies more than `occlusion` behind both of its neighbours' own points along a row, a column
+or a diagonal (cracks_ref): the one-pixel gaps a point drawn a little wider than a pixel leaves, a grid of lines of
+the background over a surface magnified 1.1-1.5x. Otherwise the pixel takes the coarser value: the gaps of a
+magnified surface fill, and what they let through of the background is hidden. With `support` > 0 a coarser pixel
+grows over a finer one's own point only where it is part of a surface: at least `support` of its 8 neighbours at its
+level hold a depth within `support_ratio` times its own (those past the frame's edge count as holding one). A lone
+fragment (a flying pixel off a depth edge, lifted) is then drawn where it lies, not as a square block the size of
+the coarse cell it reached.
 
 -> rgb (N, 3, H, W) float in [-1, 1] (0 where nothing), depth (N, H, W) (inf where nothing), conf (N, H, W) (the
 point's conf times the level's weight; 0 where nothing), level (N, H, W) int8 (-1 where nothing), owner (N, H, W) long:
@@ -41,7 +45,7 @@ import torch.nn.functional as F
 
 
 def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_weight=(1.0, 0.85, 0.7, 0.55),
-              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5):
+              occlusion=0.08, magnified=1.5, near=0.05, support=0, support_ratio=1.5, crack=0.0):
     W, H = size_wh
     dev = xyz.device
     N = R.shape[0]
@@ -102,7 +106,10 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
         up_col = num / den.clamp_min(1e-6)
         up_z, up_cf, up_lv, up_fp = (F.interpolate(v_[:, None], size=(Hl, Wl), mode="nearest")[:, 0]
                                      for v_ in (cz, ccf, clv, cfp))
-        keep = (up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | (up_fp < magnified)
+        narrow = up_fp < magnified
+        if crack > 0:  # ... but one drawn wider than a pixel of this level leaves one-pixel gaps, which it closes
+            narrow &= ~((up_fp > crack * 2.0 ** lvl) & cracks_ref(zl, occlusion))
+        keep = (up_cf <= 0) | (zl <= up_z * (1 + occlusion)) | narrow
         if support > 0:  # a lone coarser pixel (no surface around it) does not grow over this level's own points
             sup = supported_ref(cz, ccf, support, support_ratio)
             keep |= ~F.interpolate(sup[:, None].float(), size=(Hl, Wl), mode="nearest")[:, 0].bool()
@@ -111,6 +118,21 @@ def splat_ref(xyz, rgb, conf, steps, R, t, intrinsics, size_wh, levels=4, level_
                torch.where(own, ll, up_lv), torch.where(own, fl, up_fp))
     col, zl, cl, ll, _ = out
     return col.contiguous(), zl, cl, ll.to(torch.int8), owner0
+
+
+def cracks_ref(z: torch.Tensor, occlusion: float) -> torch.Tensor:
+    """A level's own depths z (N, h, w) (inf where empty) -> (N, h, w) bool: the pixel's own point lies more than
+    `occlusion` behind both own points of one of the 4 pairs of neighbours through it (left-right, up-down, the two
+    diagonals): background seen through a one-pixel gap. Neighbours past the level's edge hold none."""
+    N, h, w = z.shape
+    zp = F.pad(z, (1, 1, 1, 1), value=math.inf)
+    k = 1 + occlusion
+    out = torch.zeros(N, h, w, dtype=torch.bool, device=z.device)
+    for (ai, aj), (bi, bj) in (((0, -1), (0, 1)), ((-1, 0), (1, 0)), ((-1, -1), (1, 1)), ((-1, 1), (1, -1))):
+        a = zp[:, 1 + ai:1 + ai + h, 1 + aj:1 + aj + w]
+        b = zp[:, 1 + bi:1 + bi + h, 1 + bj:1 + bj + w]
+        out |= (a * k < z) & (b * k < z)
+    return out
 
 
 def supported_ref(z: torch.Tensor, cf: torch.Tensor, support: int, ratio: float) -> torch.Tensor:
