@@ -109,17 +109,23 @@ def test_objects_in_the_start_picture_are_not_copied():
     assert flat.high.abs().max() < 1e-6  # a picture without texture gives none
 
 
+def started(parts, gain: float) -> Session:  # noqa: F811  (the fixture's value, passed on)
+    """A session of the test model with the ground detail at `gain`, started on the test's start picture (the test
+    model's own size)."""
+    model, vae, depth = parts
+    ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), detail=gain)
+    s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
+    s.start(start_picture()[0].numpy(), seed=1)
+    return s
+
+
 def test_a_turn_gets_texture_where_the_frame_does_not_show_the_start_picture(parts, tmp_path):  # noqa: F811
     """The same turn with detail on and off: the frames differ only where the memory does not draw the start picture's
     own points, and there the frames with detail have more fine structure; the memory and the next chunk are the same
     either way (display only); a restored snapshot draws the same texture again."""
-    model, vae, depth = parts
-    img = start_picture()[0].numpy()  # the test model's own size
     outs = {}
     for gain in (0.0, 1.0):
-        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), detail=gain)
-        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
-        s.start(img, seed=1)
+        s = started(parts, gain)
         n = s.frames_per_step
         poses = np.stack([yaw_pose(a) for a in np.linspace(0.1, 0.7, n)])
         snap = s.snapshot()
@@ -217,13 +223,9 @@ def test_walking_forward_gets_texture_on_the_enlarged_ground(parts):  # noqa: F8
     session asks for the detail there at least as much as `magnified` says, also where the frame shows the start
     picture's own points (pinned) or the start view, where before it asked for none; the sky gets none. With the
     detail on, the lowest rows differ from the detail off, and the memory is the same either way (display only)."""
-    model, vae, depth = parts
-    img = start_picture()[0].numpy()
     outs = {}
     for gain in (0.0, 1.0):
-        ms = MemorySettings(config=MemoryConfig(capacity=1 << 13), detail=gain)
-        s = Session(model, vae, SamplerConfig(steps=1), memory=ms, depth=depth)
-        s.start(img, seed=1)
+        s = started(parts, gain)
         n = s.frames_per_step
         poses = np.repeat(np.eye(4)[None], n, 0)
         poses[:, 2, 3] = np.linspace(0.2, 1.5, n)

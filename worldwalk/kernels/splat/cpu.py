@@ -151,6 +151,7 @@ def _lone_once(lone, cz, ccf, n, i, j, support, ratio):  # pragma: no cover - co
         lone[n, i, j] = v
     return v == 1
 
+
 @nb.njit(inline="always", error_model="numpy")
 def _crack(zb, base, i, j, Hl, Wl, occlusion):  # pragma: no cover - compiled
     """This level's own point at (i, j) (zb[base + j], base = the row's start) lies more than `occlusion` behind both
