@@ -1,7 +1,7 @@
 """world/detail.py: the start picture's ground texture tiled over the level ground. Inside its source rectangle a
 pixel reads its own high-pass; a ground point reads the same from any camera (fixed to the world); sky, objects and
 pixels not asked for get nothing; in a session, a turn gets texture where the frame does not show the start picture,
-for display only (test preset, untrained depth: level ground)."""
+for display only; the farther source bands end under the horizon (test preset, untrained depth: level ground)."""
 import numpy as np
 import pytest
 import torch
@@ -243,3 +243,14 @@ def test_walking_forward_gets_texture_on_the_enlarged_ground(parts):  # noqa: F8
     diff = np.abs(on[0][-1] - off[0][-1]).max(-1)
     assert diff[H - H // 6:].mean() > 0.5 and diff[: H // 3].max() == 0
     assert torch.equal(on[1], off[1])
+
+
+def test_farther_bands_end_under_the_horizon():
+    """Each farther source band is 2.5 times as far as the one before; only bands that end 3 rows or more under the
+    horizon are used, at most as many as asked for."""
+    px, depth, K = start_picture(W=256, H=256, fov=60.0)
+    fy = K[1]
+    g = GroundDetail(px, depth, K, EYE)
+    assert 2 <= g.bands <= 4 and g.z1 * 2.5 ** (g.bands - 1) <= EYE * fy / 3
+    assert g.bands == 4 or g.z1 * 2.5 ** g.bands > EYE * fy / 3  # no room for another
+    assert GroundDetail(px, depth, K, EYE, bands=1).bands == 1

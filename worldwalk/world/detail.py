@@ -12,8 +12,11 @@ the whole level ground plane the rig stands on, mirrored at the tile's edges so 
         any other (x, z): folded into it (a mirror at each edge), so every ground point has a source, the same one
         every time: the texture is fixed to the world
 
-A pixel to draw whose ray meets the ground reads the high-pass there, faded where the current view sees the ground
-from farther than the start picture saw its source (the texture would alias). The session adds it for display only
+Ground seen from farther away reads a farther rectangle, 2.5 times as far and as wide per band, where the picture shows
+its ground as small as the view does (up to 4 bands, to a few rows under the horizon; two bands mixed between them): so
+the far ground keeps the picture's far texture instead of fading to a smear. A pixel to draw whose ray meets the
+ground reads the high-pass there, faded where the view sees the ground from farther than the picture saw its source
+(past the farthest band: the texture would alias). The session adds it for display only
 (world/session.py): the memory and the model never see it, so it is drawn afresh, the same for the same place, every
 time. It goes where the frame does not show the start picture, and also where it shows the start picture's ground
 magnified beyond the picture's resolution (`magnified`: walking forward, the near ground was seen from farther away,
@@ -47,7 +50,8 @@ def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
 
 class GroundDetail:
     def __init__(self, pixels: torch.Tensor, depth: torch.Tensor, intrinsics, eye_height: float, blur: int = 9,
-                 clamp: float = 0.2, object_ratio: float = 0.7, edge: float = 0.12, edge_box: int | None = None):
+                 clamp: float = 0.2, object_ratio: float = 0.7, edge: float = 0.12,
+                 edge_box: int | None = None, bands: int = 4):
         """pixels (H, W, 3) uint8: the start picture at the frame's size; depth (H, W) its z-depth (metres);
         intrinsics [fx, fy, cx, cy] in its pixels; eye_height: metres from the start camera down to the ground.
         blur: the box (odd, pixels) whose mean the high-pass takes out; clamp: the largest change of a channel (in
@@ -57,7 +61,9 @@ class GroundDetail:
         the ground (a shadow's border), left out likewise. The edge box is larger than the high-pass's: a coarse
         texture's own blotches (grass, gravel) step by more than `edge` from one 9-px box to the next, and were they
         taken for edges most of such a ground would be left out; over the larger box they average away, and a
-        shadow's border, a step of the ground's colour, remains."""
+        shadow's border, a step of the ground's colour, remains. bands: at most this many source rectangles, each
+        2.5 times as far and as wide as the one before (those whose far edge is 3 rows or more below the horizon):
+        ground seen from farther than the first reads the one of its own scale (kernels/ground/naive.py)."""
         H, W = depth.shape
         fx, fy, cx, cy = (float(v) for v in np.asarray(intrinsics, dtype=np.float64).reshape(4))
         self.intrinsics, self.eye_height, self.size_wh = (fx, fy, cx, cy), float(eye_height), (W, H)
@@ -108,6 +114,11 @@ class GroundDetail:
         self.z0 = max(1.05 * z_bottom, 1.0)
         self.z1 = 2.5 * self.z0
         self.w = 0.95 * self.z0 * min(cx, W - 1 - cx) / fx
+        # farther bands, each 2.5 times as far and as wide, as many as end at least 3 rows below the horizon: ground
+        # seen from farther than the first band is read in the band of its own scale
+        self.bands = 1
+        while bands > self.bands and self.z1 * 2.5 ** self.bands <= eye_height * fy / 3:
+            self.bands += 1
         self.usable = bool(H - 1 - cy > 4 and self.w > 0 and keep.any())
 
     def _call(self, fn, c2w, intrinsics, weight: torch.Tensor, *front):
@@ -116,7 +127,7 @@ class GroundDetail:
         if not self.usable or not bool((weight > 0).any()):
             return None
         c2w = torch.as_tensor(np.asarray(c2w, dtype=np.float32)).reshape(-1, 4, 4)
-        return fn(*front, self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w), c2w,
+        return fn(*front, self.high[0], self.intrinsics, self.eye_height, (self.z0, self.z1, self.w, self.bands), c2w,
                   np.asarray(intrinsics, dtype=np.float64).reshape(4), weight)
 
     def render(self, c2w, intrinsics, size: tuple[int, int], weight: torch.Tensor) -> torch.Tensor:

@@ -25,29 +25,45 @@ def _row(c2w, i, ry, eye):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v):  # pragma: no cover
-    """Where each ray (rx, ry, 1) of camera i's row v reads the start picture -> su, sv (W,), and its weight times the
-    fade, k (W,; 0 off the ground, and all 0 where the camera is not above it). One loop without branches over the
-    row (it vectorises: the two divisions and two floors of a pixel were most of the pass done pixel by pixel)."""
+def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, i, v):  # pragma: no cover
+    """Where each ray (rx, ry, 1) of camera i's row v reads the start picture, in the two depth bands of its footprint
+    (naive.py) -> su, sv, k (2, W) (k: the weight times the fade and the band's share; 0 off the ground, and all 0
+    where the camera is not above it). One loop without branches over the row (it vectorises: the divisions, floors
+    and logarithm of a pixel were most of the pass done pixel by pixel). Band b is the first band's rectangle r^b
+    times as far and as wide: a ground point (x, z) reads in band b where (x, z) / r^b folds into the first, r^b times
+    as far (the same column of the picture, the row r^b times nearer the horizon), with a fade r^b times larger."""
     W = weight.shape[2]
-    su, sv, k = np.empty(W), np.empty(W), np.zeros(W)
+    su, sv, k = np.empty((2, W)), np.empty((2, W)), np.zeros((2, W))
     ax, bx, ay, by, az, bz, h, tx, tz = _row(c2w, i, (v - cy) / fy, eye)
     if h <= 0.0:  # the camera is not above the ground: no detail
         return su, sv, k
     span_x, inv_x, span_z, inv_z = 4.0 * w, 0.25 / w, 2.0 * (z1 - z0), 0.5 / (z1 - z0)  # _fold's terms, once
-    k_fade = fx / sfx
+    log_r = math.log(z1 / z0)
+    inv_log = 1.0 / log_r if bands > 1 else 0.0
+    top, top_b = float(bands - 1), float(max(bands - 2, 0))
+    k_fade, k_lvl = fx / sfx, sfx / (fx * z1)
+    ry2 = ((v - cy) / fy) ** 2 + 1.0
     for u in range(W):
         rx = (u - cx) / fx
         dy = ay * rx + by
         ok = dy > 1e-6  # (the ray goes down; elsewhere its values are worked out, then weighted 0)
         t = h / (dy if ok else 1.0)
         ok = ok and t < 1e4
-        x = _fold(tx + t * (ax * rx + bx), -w, span_x, inv_x)
-        z = _fold(tz + t * (az * rx + bz), z0, span_z, inv_z)
-        iz = 1.0 / z
-        su[u] = sfx * x * iz + scx
-        sv[u] = sfy * eye * iz + scy
-        k[u] = weight[i, v, u] * min(max(z * k_fade * dy / h, 0.0), 1.0) if ok else 0.0
+        xw, zw = tx + t * (ax * rx + bx), tz + t * (az * rx + bz)  # the ground point
+        lvl = min(max(math.log(t * math.sqrt(rx * rx + ry2) * k_lvl) * inv_log, 0.0), top)
+        b = min(math.floor(lvl), top_b)
+        a = lvl - b
+        share = 1.0 / math.sqrt((1.0 - a) * (1.0 - a) + a * a)
+        s = math.exp(b * log_r)  # band b's scale
+        kf = k_fade / t  # times the source's z-depth: the fade
+        wk = weight[i, v, u] * share if ok else 0.0
+        for j in range(2):  # (unrolled by the compiler)
+            sj = s * (z1 / z0) if j else s
+            x = _fold(xw / sj, -w, span_x, inv_x)
+            z = _fold(zw / sj, z0, span_z, inv_z)
+            iz = 1.0 / z
+            su[j, u], sv[j, u] = sfx * x * iz + scx, sfy * eye * iz / sj + scy
+            k[j, u] = wk * (a if j else 1.0 - a) * min(sj * z * kf, 1.0)
     return su, sv, k
 
 
@@ -81,39 +97,52 @@ def _bilinear(high, su, sv):  # pragma: no cover - compiled
     return r, g, b
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
-def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, out):  # pragma: no cover
-    N, H, W = weight.shape
-    for job in nb.prange(N * H):
-        i, v = job // H, job % H
-        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v)
-        for u in range(W):
-            if k[u] > 0.0:
-                r, g, b = _bilinear(high, su[u], sv[u])
-                out[i, 0, v, u] = k[u] * r
-                out[i, 1, v, u] = k[u] * g
-                out[i, 2, v, u] = k[u] * b
+@nb.njit(inline="always")
+def _read(high, su, sv, k, u):  # pragma: no cover - compiled
+    """Pixel u's detail: its two bands' bilinear reads, each times its k -> 3 floats."""
+    r = g = b = 0.0
+    for j in range(2):
+        if k[j, u] > 0.0:
+            p, q, s = _bilinear(high, su[j, u], sv[j, u])
+            r += k[j, u] * p
+            g += k[j, u] * q
+            b += k[j, u] * s
+    return r, g, b
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
-def _add_u8(high, sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, frames):  # pragma: no cover
+def _draw(high, sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, out):  # pragma: no cover
     N, H, W = weight.shape
     for job in nb.prange(N * H):
         i, v = job // H, job % H
-        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, c2w, fx, fy, cx, cy, weight, i, v)
+        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, i, v)
         for u in range(W):
-            if k[u] > 0.0:
-                r, g, b = _bilinear(high, su[u], sv[u])
+            r, g, b = _read(high, su, sv, k, u)
+            out[i, 0, v, u] = r
+            out[i, 1, v, u] = g
+            out[i, 2, v, u] = b
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy", fastmath=True)
+def _add_u8(high, sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, frames):  # pragma: no cover
+    N, H, W = weight.shape
+    for job in nb.prange(N * H):
+        i, v = job // H, job % H
+        su, sv, k = _sources(sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, i, v)
+        for u in range(W):
+            if k[0, u] > 0.0 or k[1, u] > 0.0:
+                r, g, b = _read(high, su, sv, k, u)
                 for c in range(3):
-                    x = frames[i, v, u, c] + 127.5 * k[u] * (r if c == 0 else (g if c == 1 else b))
+                    x = frames[i, v, u, c] + 127.5 * (r if c == 0 else (g if c == 1 else b))
                     frames[i, v, u, c] = 0 if x <= 0.0 else (255 if x >= 255.0 else int(x + 0.5))
 
 
 def _args(high, src, eye, rect, c2w, intr):
     sfx, sfy, scx, scy = (float(v) for v in src)
     fx, fy, cx, cy = (float(v) for v in intr)
-    z0, z1, w = (float(v) for v in rect)
-    return (high.float().permute(1, 2, 0).contiguous().numpy(), sfx, sfy, scx, scy, float(eye), z0, z1, w,
+    z0, z1, w = (float(v) for v in rect[:3])
+    bands = int(rect[3]) if len(rect) > 3 else 1
+    return (high.float().permute(1, 2, 0).contiguous().numpy(), sfx, sfy, scx, scy, float(eye), z0, z1, w, bands,
             c2w.double().contiguous().numpy(), fx, fy, cx, cy)
 
 
