@@ -114,10 +114,10 @@ class GroundDetail:
         self.z0 = max(1.05 * z_bottom, 1.0)
         self.z1 = 2.5 * self.z0
         self.w = 0.95 * self.z0 * min(cx, W - 1 - cx) / fx
-        # farther bands, each 2.5 times as far and as wide, as many as end at least 3 rows below the horizon: ground
-        # seen from farther than the first band is read in the band of its own scale
+        # farther bands, each z1 / z0 times as far and as wide, as many as end at least 3 rows below the horizon:
+        # ground seen from farther than the first band is read in the band of its own scale
         self.bands = 1
-        while bands > self.bands and self.z1 * 2.5 ** self.bands <= eye_height * fy / 3:
+        while bands > self.bands and self.z1 * (self.z1 / self.z0) ** self.bands <= eye_height * fy / 3:
             self.bands += 1
         self.usable = bool(H - 1 - cy > 4 and self.w > 0 and keep.any())
 

@@ -28,10 +28,11 @@ def _row(c2w, i, ry, eye):  # pragma: no cover - compiled
 def _sources(sfx, sfy, scx, scy, eye, z0, z1, w, bands, c2w, fx, fy, cx, cy, weight, i, v):  # pragma: no cover
     """Where each ray (rx, ry, 1) of camera i's row v reads the start picture, in the two depth bands of its footprint
     (naive.py) -> su, sv, k (2, W) (k: the weight times the fade and the band's share; 0 off the ground, and all 0
-    where the camera is not above it). One loop without branches over the row (it vectorises: the divisions, floors
-    and logarithm of a pixel were most of the pass done pixel by pixel). Band b is the first band's rectangle r^b
-    times as far and as wide: a ground point (x, z) reads in band b where (x, z) / r^b folds into the first, r^b times
-    as far (the same column of the picture, the row r^b times nearer the horizon), with a fade r^b times larger."""
+    where the camera is not above it). One loop without branches over the row: without bands it vectorised, and with
+    them it measured faster than a loop that skips the logarithm and the second band where they are not needed.
+    Band b is the first band's rectangle r^b times as far and as wide: a ground point (x, z) reads in band b where
+    (x, z) / r^b folds into the first, r^b times as far (the same column of the picture, the row r^b times nearer the
+    horizon), with a fade r^b times larger."""
     W = weight.shape[2]
     su, sv, k = np.empty((2, W)), np.empty((2, W)), np.zeros((2, W))
     ax, bx, ay, by, az, bz, h, tx, tz = _row(c2w, i, (v - cy) / fy, eye)

@@ -69,9 +69,9 @@ def draw_ref(high, src, eye: float, rect, c2w, intr, weight) -> torch.Tensor:
         read = F.grid_sample(high.double()[None], torch.stack([gx, gy], -1)[None, None], mode="bilinear",
                              padding_mode="zeros", align_corners=True)[0, :, 0]  # (3, P)
         val += read * share * ((sz / sfx) / (t / fx)).clamp(0, 1)
-    fade = torch.where(hit, 1 / torch.sqrt((1 - a) ** 2 + a ** 2), torch.zeros_like(t))
-    fade = fade * weight.reshape(-1)[flat].double()
-    out.view(-1, 3)[flat] = (val * fade).T.float()
+    keep = torch.where(hit, 1 / torch.sqrt((1 - a) ** 2 + a ** 2), torch.zeros_like(t))  # (the contrast of one)
+    keep = keep * weight.reshape(-1)[flat].double()
+    out.view(-1, 3)[flat] = (val * keep).T.float()
     return out.permute(0, 3, 1, 2)
 
 
