@@ -126,6 +126,15 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse("--ground", "on"), {"memory": before})[0].ground == 1
     assert world_args.memory_from(parse("--ground", "off"))[0] == MemorySettings(ground=0)
     assert MemorySettings().ground == 1 and world_args.memory_from(parse(), {"memory": rec})[0].ground == 1
+    # the skyline (world/skyline.py; off by default): --skyline, else the recording's (off for one made before it)
+    before = {k: v for k, v in rec.items() if k != "skyline"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3)
+    assert world_args.memory_from(parse("--skyline", "on"), {"memory": before})[0].skyline
+    assert world_args.memory_from(parse("--skyline", "on"))[0] == MemorySettings(skyline=True)
+    with_it = MemorySettings(skyline=True).to_dict()
+    assert world_args.memory_from(parse(), {"memory": with_it})[0].skyline  # a recording with it replays with it
+    assert world_args.memory_from(parse("--skyline", "off"), {"memory": with_it})[0] == MemorySettings()
+    assert not MemorySettings().skyline
     # one lift a chunk (its last latent frame): a recording made before it replays lifting every latent frame
     before = {k: v for k, v in rec.items() if k != "lift_last"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, lift_last=0)

@@ -58,6 +58,11 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                    help="with the memory: where the frame shows ground no frame has seen, move the model's colours "
                         "there towards the start picture's own ground colour at the same elevation (default on, or "
                         "the recording's; a recording from before it replays without)")
+    g.add_argument("--skyline", choices=("on", "off"), default=None,
+                   help="with the memory: the start picture's standing objects, mirrored round the start camera, "
+                        "stand round the whole horizon instead of the model's haze where a turn or a walk goes "
+                        "beyond the picture; copies, not the world behind it, and they cost held-out walks PSNR "
+                        "(default off, or the recording's)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                    help="compute dtype (default: bfloat16 for a release directory on CUDA, float32 otherwise)")
@@ -200,9 +205,10 @@ def memory_from(args, recorded: dict | None = None):
         # made before the start picture's enclosed far regions took their surroundings' depth (far_field.py) without
         # that, and one made before a latent's guess came from its own frame alone (MemorySettings.guess_still) from
         # all of its frames, and one made before the start view left the rays that miss its surface at once
-        # (MemorySettings.start_miss) following them all
+        # (MemorySettings.start_miss) following them all, and one made before the skyline (world/skyline.py)
+        # without it
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
-               "open_sky": False, "guess_still": False, "start_miss": 0}
+               "open_sky": False, "guess_still": False, "start_miss": 0, "skyline": False}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}
@@ -230,6 +236,9 @@ def memory_from(args, recorded: dict | None = None):
     ground = getattr(args, "ground", None)
     if ground is not None:
         ms = dataclasses.replace(ms, ground=1.0 if ground == "on" else 0.0)
+    skyline = getattr(args, "skyline", None)
+    if skyline is not None:
+        ms = dataclasses.replace(ms, skyline=skyline == "on")
     return ms, depth
 
 

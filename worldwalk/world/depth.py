@@ -238,6 +238,17 @@ class DepthNet(nn.Module):
             z = stand(z[0], objects, ground.clamp(cfg.min_depth, cfg.max_depth), 0.95 * cfg.max_depth)[None]
         return z
 
+    def start_objects(self, frames: torch.Tensor, intrinsics) -> torch.Tensor | None:
+        """frames (1, 3, H, W) in [-1, 1] seen from the start camera -> (H, W) bool: the objects its object network
+        sees (world/object_mask.py), or None where there is no such network."""
+        if self.object_mask is None:
+            return None
+        cfg = self.cfg
+        H, W = frames.shape[-2:]
+        rays, prior = ray_inputs(intrinsics, torch.eye(4, device=frames.device)[None], (W, H), cfg.eye_height,
+                                 cfg.min_depth, cfg.max_depth)
+        return self.object_mask.predict(frames, rays, prior)
+
 
 def frames_net(net: DepthNet) -> DepthNet:
     """The network for the generated frames' depth (the lift's, after every chunk): on a CPU that computes bfloat16

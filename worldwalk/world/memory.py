@@ -133,6 +133,8 @@ class MemorySettings:
     open_sky: bool = True  # the start picture's far field (the depth network's sky) only where it reaches the top of
     # the frame or a side above its middle; regions of it enclosed by nearer things (a cup's white rim, a pale wall
     # beside a face) take the depth around them (world/far_field.py; False: as the network predicts them)
+    skyline: bool = False  # the start picture's standing objects, mirrored round the start camera, seeded into the
+    # memory at the start: a skyline round the whole horizon instead of haze (world/skyline.py; False: none)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -179,7 +181,7 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid"}
+                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

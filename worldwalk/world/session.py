@@ -71,6 +71,7 @@ from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk,
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
 from worldwalk.world.seam import seam_offset
 from worldwalk.world.sky import SkyProfile
+from worldwalk.world import skyline
 from worldwalk.world.vae import VideoVAE
 
 FOV_RANGE = (25.0, 120.0)  # horizontal field of view the release accepts, degrees
@@ -232,6 +233,8 @@ class Session:
                 memory = WorldMemory(self.memory_settings.config, self.device)
                 z = self._start_depth(x, intr)
                 memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
+                if self.memory_settings.skyline and self.depth is not None:  # its standing objects round the circle
+                    self._seed_skyline(memory, pixels, z, x, intr, seed)
                 if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
                     hires = fit_to_model_hires(img, (W, H), self.memory_settings.start_scale)
                     start_view = StartView(torch.from_numpy(np.ascontiguousarray(pixels)),
@@ -372,6 +375,17 @@ class Session:
             self.sky_profile = SkyProfile(self.start_pixels, self._kept_start_depth(), self.intrinsics,
                                           self.depth.cfg.max_depth)
         return self.sky_profile
+
+    def _seed_skyline(self, memory: WorldMemory, pixels: np.ndarray, z: torch.Tensor, x: torch.Tensor, intr,
+                      seed: int) -> None:
+        """The start picture's standing objects, mirrored round the start camera, into the new memory (world/
+        skyline.py): pixels (H, W, 3) uint8, z (H, W) its start depth, x (1, 3, H, W) the same picture in [-1, 1];
+        seed: the session's (where each copy's objects stand)."""
+        cfg = self.depth.cfg
+        mask = skyline.standing_objects(z, intr, cfg.eye_height, cfg.max_depth, self.depth.start_objects(x, intr))
+        if mask is not None:
+            skyline.seed(memory, torch.from_numpy(np.ascontiguousarray(pixels)), z.cpu(), intr, mask,
+                         self.memory_settings.generated_conf, rng_seed=seed)
 
     def _kept_start_depth(self) -> torch.Tensor:
         """(H, W) metres: the start picture's depth the start view keeps, or predicted again where there is none."""
