@@ -39,7 +39,9 @@ own sky colour at the same elevation is laid over what the model drew, as much a
 that elevation (world/sky.py): a clean sky instead of haze in bands. Below the horizon, likewise, the memory's `ground`
 share of the start picture's own ground colour at the same elevation takes the place of the model's colours there,
 block by block, its detail kept (world/ground_colour.py): unseen grass the colour of the picture's instead of a drift
-towards greener, brighter fog. What they lay there is remembered like the rest.
+towards greener, brighter fog. What they lay there is remembered like the rest. With the memory settings' `skyline`
+(off by default), the start picture's standing objects, mirrored round the start camera, are put into the memory at
+the start as its points (world/skyline.py): things stand round the whole horizon instead of a haze band.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ from safetensors.torch import save_file
 from worldwalk.controls import rays
 from worldwalk.controls.intrinsics import as_vectors, fov_deg as field_of_view, from_fov, to_latent_grid
 from worldwalk.controls.se3 import rigidity_problem
+from worldwalk.world import skyline
 from worldwalk.world.cache import StreamCache
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
@@ -71,7 +74,6 @@ from worldwalk.world.reproject import feathered, overlay_start, reproject_chunk,
 from worldwalk.world.sampler import SamplerConfig, sample_chunk
 from worldwalk.world.seam import seam_offset
 from worldwalk.world.sky import SkyProfile
-from worldwalk.world import skyline
 from worldwalk.world.vae import VideoVAE
 
 FOV_RANGE = (25.0, 120.0)  # horizontal field of view the release accepts, degrees
