@@ -129,6 +129,8 @@ def test_a_session_seeds_the_skyline_only_when_its_settings_say_so(parts):  # no
             assert mem.count == pytest.approx(5 * one, rel=0.05)
     assert counts[True] >= counts[False]
     assert MemorySettings.from_dict({"skyline": True}).skyline and not MemorySettings().skyline
+    with pytest.raises(ValueError, match="skyline 'no': expected true or false"):
+        MemorySettings.from_dict({"skyline": "no"})  # (a recording's or bundle's text would otherwise turn it on)
 
 
 def test_each_copy_turns_its_objects_on_its_own_but_not_those_the_sides_cut():

@@ -162,6 +162,8 @@ class MemorySettings:
                              f"pixel) to 8")
         if not isinstance(self.open_sky, bool):
             raise ValueError(f"memory settings: open_sky {self.open_sky!r}: expected true or false")
+        if not isinstance(self.skyline, bool):
+            raise ValueError(f"memory settings: skyline {self.skyline!r}: expected true or false")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
