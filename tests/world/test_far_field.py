@@ -74,3 +74,34 @@ def test_a_photograph_keeps_no_far_region_inside_its_frame():
     assert not enclosed_far(kept[True], far).any()
     assert (kept[True][ring] < 10).all()  # the rim at the cup's depth (about a metre), not 100 m or more
     assert np.isfinite(kept[True].numpy()).all()
+
+
+def test_the_far_field_edge_moves_to_the_picture_own():
+    """A grey pillar (5 m, 20 pixels wide) against a blue sky over green ground: the network's depth ends the pillar 3 pixels short
+    on its right (sky there) and gives it 2 pixels of the sky on its left. sky_edges gives each back to the side whose
+    colour it has; the ground's horizon, where colour and depth agree, and everything farther than the band from an
+    edge stay as they were."""
+    from worldwalk.world.far_field import sky_edges
+
+    H, W = 48, 64
+    sky, grey, green = torch.tensor([-0.1, 0.3, 0.95]), torch.tensor([0.4, 0.4, 0.4]), torch.tensor([-0.2, 0.3, -0.4])
+    rgb = sky.view(3, 1, 1).repeat(1, H, W)
+    rgb[:, 30:] = green.view(3, 1, 1)
+    rgb[:, 8:30, 24:44] = grey.view(3, 1, 1)
+    truth = torch.full((H, W), 200.0)
+    truth[30:] = torch.linspace(40.0, 3.0, H - 30)[:, None]
+    truth[8:30, 24:44] = 5.0
+    z = truth.clone()
+    z[8:30, 41:44] = 200.0  # the pillar's right side lost to the sky
+    z[8:30, 22:24] = 5.0  # and a fringe of sky given to the pillar
+    out = sky_edges(z, rgb, FAR, band=4)
+    inner = slice(13, 26)  # rows more than the band away from the pillar's top and from the horizon
+    assert out[inner, 41:44].sub(5.0).abs().max() < 0.5
+    assert out[inner, 22:24].eq(200.0).all()
+    assert torch.equal(out[30:], z[30:])  # the ground, its horizon included
+    far_from = torch.ones(H, W, dtype=torch.bool)
+    far_from[3:35, 17:49] = False
+    assert torch.equal(out[far_from], z[far_from])
+    assert sky_edges(z, rgb, FAR, band=0) is z
+    plain = torch.full((8, 8), 3.0)
+    assert sky_edges(plain, rgb[:, :8, :8], FAR) is plain  # no far field: nothing to move

@@ -101,8 +101,8 @@ def test_ground_shape_stages_end_to_end(tmp_path, capsys):
     again = load_ground_shape(b)  # (a bundle as the source, as `bundle --ground-shape B.safetensors` takes it)
     assert all(torch.equal(again.state_dict()[k], t) for k, t in trained.state_dict().items())
     m, vv, extra = load_bundle(b)
-    sess = Session(m, vv, SamplerConfig(**extra["sampler"]), memory=MemorySettings(start_median=0, open_sky=False),
-                   depth=net)
+    sess = Session(m, vv, SamplerConfig(**extra["sampler"]),
+                   memory=MemorySettings(start_median=0, open_sky=False, sky_edge=0), depth=net)
     sess.start(s["imgs"][0], seed=0, intrinsics=s["intrinsics"][0])  # (256 x 256 -> the model's 96 x 64)
     x = torch.from_numpy(sess.start_pixels.numpy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     plain = net.predict(x, sess.intrinsics, np.eye(4)[None], median=0)[0]

@@ -206,9 +206,11 @@ def memory_from(args, recorded: dict | None = None):
         # that, and one made before a latent's guess came from its own frame alone (MemorySettings.guess_still) from
         # all of its frames, and one made before the start view left the rays that miss its surface at once
         # (MemorySettings.start_miss) following them all, and one made before the skyline (world/skyline.py)
-        # without it
+        # without it, and one made before the far field's edge moved to the picture's (MemorySettings.sky_edge) or
+        # the holes behind objects took what lies behind them (world/disocclusion.py) without those
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
-               "open_sky": False, "guess_still": False, "start_miss": 0, "skyline": False}
+               "open_sky": False, "guess_still": False, "start_miss": 0, "skyline": False, "sky_edge": 0,
+               "behind": 0}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}

@@ -133,6 +133,14 @@ class MemorySettings:
     open_sky: bool = True  # the start picture's far field (the depth network's sky) only where it reaches the top of
     # the frame or a side above its middle; regions of it enclosed by nearer things (a cup's white rim, a pale wall
     # beside a face) take the depth around them (world/far_field.py; False: as the network predicts them)
+    sky_edge: int = 0  # the start picture's pixels within this many of the edge between its far field and a nearer
+    # surface join the side whose colour round them they are nearer: the depth networks' far field ends a few pixels
+    # off the picture's edge, and a pillar's sliver lifted as sky floated off it (world/far_field.py; 0: as predicted;
+    # off by default: on a textured picture single pixels change sides and open holes in the start frame)
+    behind: int = 24  # holes of at most this many pixels along a row or column of the memory's render between a near
+    # and a far surface (what a move opens behind an object) take the far surface's colour, in the model's guess and
+    # in the frame shown, not a blend of both that the model read as a blurred copy of the object and the lift kept
+    # (world/disocclusion.py; 0: the guess a smooth extension of both, the frame the model's drawing)
     skyline: bool = False  # the start picture's standing objects, mirrored round the start camera, seeded into the
     # memory at the start: a skyline round the whole horizon instead of haze (world/skyline.py; False: none)
 
@@ -162,6 +170,11 @@ class MemorySettings:
                              f"pixel) to 8")
         if not isinstance(self.open_sky, bool):
             raise ValueError(f"memory settings: open_sky {self.open_sky!r}: expected true or false")
+        if isinstance(self.sky_edge, bool) or not (isinstance(self.sky_edge, int) and 0 <= self.sky_edge <= 16):
+            raise ValueError(f"memory settings: sky_edge {self.sky_edge!r}: expected a count of pixels from 0 (off) "
+                             f"to 16")
+        if isinstance(self.behind, bool) or not (isinstance(self.behind, int) and 0 <= self.behind <= 256):
+            raise ValueError(f"memory settings: behind {self.behind!r}: expected a count of pixels from 0 (off) to 256")
         if not isinstance(self.skyline, bool):
             raise ValueError(f"memory settings: skyline {self.skyline!r}: expected true or false")
         if not 0 <= self.detail <= 2:
@@ -183,7 +196,7 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline"}
+                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline", "behind", "sky_edge"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

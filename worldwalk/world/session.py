@@ -64,7 +64,8 @@ from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
 from worldwalk.world.colour import apply_colour_map, fit_colour_map
 from worldwalk.world.depth import DepthNet, frames_net
 from worldwalk.world.detail import GroundDetail
-from worldwalk.world.far_field import open_sky
+from worldwalk.world.disocclusion import fill_behind
+from worldwalk.world.far_field import open_sky, sky_edges
 from worldwalk.world.ground_colour import GroundColour
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
@@ -298,7 +299,11 @@ class Session:
         keeps the frames without it, so it is drawn afresh, the same for the same place, every time (never piling
         up). Float32 frames are changed in place (the caller's decoded chunk; nothing else holds it)."""
         ms = self.memory_settings
-        w = feathered(view.coverage[:, None].float(), ms.feather)  # (N, 1, H, W)
+        seen, shown = view.coverage, view.rgb
+        if ms.behind > 0:  # the holes a move opens behind an object show what lies behind it
+            shown, filled = fill_behind(view.rgb, view.depth, view.coverage, ms.behind)
+            seen = seen | filled
+        w = feathered(seen[:, None].float(), ms.feather)  # (N, 1, H, W)
         if ms.strength != 1:
             w.mul_(ms.strength)
         drawn = frames[0].float().transpose(0, 1)  # (N, 3, H, W)
@@ -306,7 +311,7 @@ class Session:
             offset = seam_offset(drawn, view.rgb.to(drawn.device), view.coverage.to(drawn.device))
             if offset is not None:
                 drawn = drawn + ms.seam * offset
-        out = drawn.lerp_(view.rgb.to(drawn.device), w.to(drawn.device))  # (in place: no new 12-frame buffers)
+        out = drawn.lerp_(shown.to(drawn.device), w.to(drawn.device))  # (in place: no new 12-frame buffers)
         ws = wss = None  # the start view's weight, and times the strength
         if self.start_view is not None:
             rgb, ws = self.start_view.warp(poses, self.intrinsics, self.size_wh, view.depth, view.coverage)
@@ -339,11 +344,14 @@ class Session:
     def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
         """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, from the bundle's start picture
         network where it has one (world/depth.py), through the memory settings' own median
-        (MemorySettings.start_median), its enclosed far regions filled (MemorySettings.open_sky)."""
+        (MemorySettings.start_median), its enclosed far regions filled (MemorySettings.open_sky), its far field's edge
+        moved to the picture's own (MemorySettings.sky_edge)."""
         k = self.memory_settings.start_median
         z = self.depth.predict_start(x, intrinsics, median=k or None)[0]
         if self.memory_settings.open_sky:  # its sky only where it can be sky (world/far_field.py)
             z = open_sky(z, self.depth.cfg.max_depth / 2)
+        if self.memory_settings.sky_edge > 0:  # its sky's edge where the picture's colours put it (far_field.py)
+            z = sky_edges(z, x[0], self.depth.cfg.max_depth / 2, self.memory_settings.sky_edge)
         return z
 
     def _start_view_config(self) -> StartViewConfig:
@@ -615,8 +623,11 @@ class Session:
         # the memory's render with what it does not see filled by a smooth extension of its own colours, after the
         # last frame shown; channels-last, as the encoder's convolutions read them (no copy on the way). guess_still:
         # each latent's own raw frame only, held still
-        rgb, cov = (view.rgb[s - 1::s][:new], view.coverage[s - 1::s][:new]) if ms.guess_still else \
-            (view.rgb, view.coverage)
+        rgb, cov, z = (view.rgb[s - 1::s][:new], view.coverage[s - 1::s][:new], view.depth[s - 1::s][:new]) \
+            if ms.guess_still else (view.rgb, view.coverage, view.depth)
+        if ms.behind > 0:  # the holes a move opens behind an object take what lies behind it (world/disocclusion.py)
+            rgb, filled = fill_behind(rgb, z, cov, ms.behind)
+            cov = cov | filled
         (W, H), dt = self.size_wh, self._vae_dtype()
         clip = torch.empty((rgb.shape[0], 3, H, W), device=self.device, memory_format=torch.channels_last)
         pull_push(rgb.to(self.device), cov[:, None].float().to(self.device), out=clip)
