@@ -116,8 +116,8 @@ def test_object_mask_stage_end_to_end(tmp_path, capsys):
     box[H // 3:H - 8, W // 3:W // 2] = True  # (an untrained network's mask is noise: the session gets this one)
     seen = []
     net.object_mask.predict = lambda frames, rays, prior: seen.append(frames.shape) or box
-    sess = Session(m, vv, SamplerConfig(**extra["sampler"]), memory=MemorySettings(start_median=0, open_sky=False),
-                   depth=net)
+    sess = Session(m, vv, SamplerConfig(**extra["sampler"]),
+                   memory=MemorySettings(start_median=0, open_sky=False, sky_edge=0), depth=net)
     sess.start(s["imgs"][0], seed=0, intrinsics=s["intrinsics"][0])
     assert seen == [(1, 3, H, W)]
     x = torch.from_numpy(sess.start_pixels.numpy()).permute(2, 0, 1)[None].float() / 127.5 - 1

@@ -127,7 +127,7 @@ def test_the_start_picture_network_stages(tmp_path, capsys):
     assert net.start is not None and all(torch.equal(net.start.state_dict()[k], v)
                                          for k, v in start.state_dict().items())
     m, v, extra = load_bundle(b)
-    sess = Session(m, v, SamplerConfig(**extra["sampler"]), memory=MemorySettings(), depth=net)
+    sess = Session(m, v, SamplerConfig(**extra["sampler"]), memory=MemorySettings(sky_edge=0), depth=net)
     img = s["exact"][0]
     sess.start(img, seed=0)
     x = torch.from_numpy(sess.start_pixels.numpy()).permute(2, 0, 1)[None].float() / 127.5 - 1

@@ -21,8 +21,8 @@ network's depth, and a sky-blue fringe elsewhere is an object's. Those pixels ar
 the wrong depth: a pillar's sliver 1,000 m away floats off it as soon as the camera moves (white specks and streaks
 beside pillars and trees), and a fringe of sky hangs round the object. `sky_edges` gives every pixel within `band`
 pixels of both the far field and a nearer surface to whichever side's colour it is nearer: the mean colour of the far
-and of the near pixels round it that lie farther than `band` from the edge (a window of 4 band + 1 pixels), then to the
-side most of its 3 x 3 neighbours took. A pixel
+and of the near pixels round it that lie farther than `band` from the edge (a window of 4 band + 1 pixels), where
+those two colours differ (by `CONTRAST`, and by more than the colours vary on either side), then to the side most of its 3 x 3 neighbours took. A pixel
 that joins the near side takes the depth of the nearest pixel that stays near; one that joins the far field, the far
 field's depth.
 """
@@ -38,6 +38,7 @@ from worldwalk.kernels.splat import pull_push
 __all__ = ["enclosed_far", "open_sky", "sky_edges"]
 
 HALO = 3  # pixels around an enclosed far region that are filled with it
+CONTRAST = 0.1  # sky_edges: the least squared distance (colours in [-1, 1]) between the two sides' mean colours
 
 
 def enclosed_far(z: torch.Tensor, far: float) -> torch.Tensor:
@@ -95,16 +96,23 @@ def sky_edges(z: torch.Tensor, rgb: torch.Tensor, far: float, band: int = 4) -> 
     col = rgb.detach().float().cpu()
     k = 4 * band + 1
 
-    def local_mean(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def local_mean(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> the mean colour (3, H, W) of the pixels w marks round each, their variance summed over the channels
+        (H, W), and whether there are any (H, W)."""
         den = F.avg_pool2d(w[None], k, stride=1, padding=k // 2, count_include_pad=False)[0]  # (1, H, W)
-        num = F.avg_pool2d((col * w)[None], k, stride=1, padding=k // 2, count_include_pad=False)[0]  # (3, H, W)
-        return num / den.clamp_min(1e-12), den[0] > 0
+        both = torch.cat([col * w, col.square() * w])[None]
+        num = F.avg_pool2d(both, k, stride=1, padding=k // 2, count_include_pad=False)[0] / den.clamp_min(1e-12)
+        mean = num[:3]
+        return mean, (num[3:] - mean.square()).sum(0).clamp_min(0), den[0] > 0
 
-    c_far, has_far = local_mean(sure_far)
-    c_near, has_near = local_mean(sure_near)
+    c_far, v_far, has_far = local_mean(sure_far)
+    c_near, v_near, has_near = local_mean(sure_near)
     d_far = (col - c_far).square().sum(0)
     d_near = (col - c_near).square().sum(0)
-    decided = edge & has_far & has_near
+    # only where the two sides' colours round the pixel differ, by more than they vary within each side (sky against
+    # an object, not texture against texture)
+    contrast = (c_far - c_near).square().sum(0)
+    decided = edge & has_far & has_near & (contrast > CONTRAST) & (contrast > v_far + v_near)
     # each pixel of the band to the side it is nearer to in colour, then the majority of its 3 x 3 (a lone pixel
     # that changed sides would stand out in depth: not lifted, a hole in the memory's render)
     sky = torch.where(decided, d_far < d_near, f).numpy()

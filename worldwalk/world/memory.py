@@ -133,10 +133,9 @@ class MemorySettings:
     open_sky: bool = True  # the start picture's far field (the depth network's sky) only where it reaches the top of
     # the frame or a side above its middle; regions of it enclosed by nearer things (a cup's white rim, a pale wall
     # beside a face) take the depth around them (world/far_field.py; False: as the network predicts them)
-    sky_edge: int = 0  # the start picture's pixels within this many of the edge between its far field and a nearer
+    sky_edge: int = 4  # the start picture's pixels within this many of the edge between its far field and a nearer
     # surface join the side whose colour round them they are nearer: the depth networks' far field ends a few pixels
-    # off the picture's edge, and a pillar's sliver lifted as sky floated off it (world/far_field.py; 0: as predicted;
-    # off by default: on a textured picture single pixels change sides and open holes in the start frame)
+    # off the picture's edge, and a pillar's sliver lifted as sky floated off it (world/far_field.py; 0: as predicted)
     behind: int = 24  # holes of at most this many pixels along a row or column of the memory's render between a near
     # and a far surface (what a move opens behind an object) take the far surface's colour, in the model's guess and
     # in the frame shown, not a blend of both that the model read as a blurred copy of the object and the lift kept
