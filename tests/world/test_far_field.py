@@ -77,10 +77,10 @@ def test_a_photograph_keeps_no_far_region_inside_its_frame():
 
 
 def test_the_far_field_edge_moves_to_the_picture_own():
-    """A grey pillar (5 m, 20 pixels wide) against a blue sky over green ground: the network's depth ends the pillar 3 pixels short
-    on its right (sky there) and gives it 2 pixels of the sky on its left. sky_edges gives each back to the side whose
-    colour it has; the ground's horizon, where colour and depth agree, and everything farther than the band from an
-    edge stay as they were."""
+    """A grey pillar (5 m, 20 pixels wide) against a blue sky over green ground: the network's depth ends the pillar
+    3 pixels short on its right (sky there) and gives it 2 pixels of the sky on its left. sky_edges gives each back to
+    the side whose colour it has; the ground's horizon, where colour and depth agree, and everything farther than the
+    band from an edge stay as they were."""
     from worldwalk.world.far_field import sky_edges
 
     H, W = 48, 64

@@ -12,8 +12,8 @@ of unseen pixels of at most `max_gap` pixels with a seen pixel at both ends whos
 colour of the farther end. Gaps at the frame's edge (one end only) and between two ends at the same depth (a crack in
 one surface) are left as they are. Only rows: a walk moves the camera sideways, not up or down, so the holes it opens
 behind objects run along rows; down a column, an unseen run between the ground and the sky is ground the walk has not
-seen yet, not sky (filled with the sky's colour, it paled the horizon of long walks: benchmarks/RESULTS.md "Holes
-behind objects").
+seen yet, not sky (filled with the sky's colour, it paled the horizon of long walks: benchmarks/RESULTS.md "Objects
+without ghosts").
 
     rgb, filled = fill_behind(rgb (N, 3, H, W), depth (N, H, W) metres (inf where unseen), seen (N, H, W) bool,
                               max_gap, tol) -> (N, 3, H, W) the colours with the holes filled, (N, H, W) bool

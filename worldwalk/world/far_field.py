@@ -22,9 +22,9 @@ the wrong depth: a pillar's sliver 1,000 m away floats off it as soon as the cam
 beside pillars and trees), and a fringe of sky hangs round the object. `sky_edges` gives every pixel within `band`
 pixels of both the far field and a nearer surface to whichever side's colour it is nearer: the mean colour of the far
 and of the near pixels round it that lie farther than `band` from the edge (a window of 4 band + 1 pixels), where
-those two colours differ (by `CONTRAST`, and by more than the colours vary on either side), then to the side most of its 3 x 3 neighbours took. A pixel
-that joins the near side takes the depth of the nearest pixel that stays near; one that joins the far field, the far
-field's depth.
+those two colours differ (by `CONTRAST`, and by more than the colours vary on either side), then to the side most of
+its 3 x 3 neighbours took. A pixel that joins the near side takes the depth of the nearest pixel that stays near; one
+that joins the far field, the far field's depth.
 """
 from __future__ import annotations
 
@@ -72,7 +72,6 @@ def open_sky(z: torch.Tensor, far: float) -> torch.Tensor:
     return torch.where(closed, filled.to(z.dtype), z)
 
 
-
 def sky_edges(z: torch.Tensor, rgb: torch.Tensor, far: float, band: int = 4) -> torch.Tensor:
     """z (H, W) metres; rgb (3, H, W) the picture (any scale); far: the far field's near bound (metres); band: how far
     (pixels) from the edge between the far field and nearer surfaces a pixel may change sides. -> z with each pixel of
@@ -115,10 +114,10 @@ def sky_edges(z: torch.Tensor, rgb: torch.Tensor, far: float, band: int = 4) -> 
     decided = edge & has_far & has_near & (contrast > CONTRAST) & (contrast > v_far + v_near)
     # each pixel of the band to the side it is nearer to in colour, then the majority of its 3 x 3 (a lone pixel
     # that changed sides would stand out in depth: not lifted, a hole in the memory's render)
-    sky = torch.where(decided, d_far < d_near, f).numpy()
-    sky = torch.from_numpy(ndimage.median_filter(sky.astype(np.uint8), size=3, mode="nearest").astype(bool))
-    to_far = decided & near & sky
-    to_near = decided & f & ~sky
+    side = torch.where(decided, d_far < d_near, f).numpy()  # True: the far field
+    side = torch.from_numpy(ndimage.median_filter(side.astype(np.uint8), size=3, mode="nearest").astype(bool))
+    to_far = decided & near & side
+    to_near = decided & f & ~side
     if not bool(to_far.any()) and not bool(to_near.any()):
         return z
     out = z.clone()
@@ -128,6 +127,6 @@ def sky_edges(z: torch.Tensor, rgb: torch.Tensor, far: float, band: int = 4) -> 
         nearest = z[torch.from_numpy(iy).to(z.device), torch.from_numpy(ix).to(z.device)]
         out = torch.where(to_near.to(z.device), nearest, out)
     if bool(to_far.any()):
-        sky = z[f.to(z.device) & torch.isfinite(z)]
-        out = torch.where(to_far.to(z.device), sky.max() if sky.numel() else torch.tensor(float("inf")), out)
+        far_z = z[f.to(z.device) & torch.isfinite(z)]  # the far field's depths
+        out = torch.where(to_far.to(z.device), far_z.max() if far_z.numel() else torch.tensor(float("inf")), out)
     return out

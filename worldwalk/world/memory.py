@@ -136,8 +136,8 @@ class MemorySettings:
     sky_edge: int = 4  # the start picture's pixels within this many of the edge between its far field and a nearer
     # surface join the side whose colour round them they are nearer: the depth networks' far field ends a few pixels
     # off the picture's edge, and a pillar's sliver lifted as sky floated off it (world/far_field.py; 0: as predicted)
-    behind: int = 24  # holes of at most this many pixels along a row or column of the memory's render between a near
-    # and a far surface (what a move opens behind an object) take the far surface's colour, in the model's guess and
+    behind: int = 24  # holes of at most this many pixels along a row of the memory's render between a near and a far
+    # surface (what a move opens behind an object) take the far surface's colour, in the model's guess and
     # in the frame shown, not a blend of both that the model read as a blurred copy of the object and the lift kept
     # (world/disocclusion.py; 0: the guess a smooth extension of both, the frame the model's drawing)
     skyline: bool = False  # the start picture's standing objects, mirrored round the start camera, seeded into the

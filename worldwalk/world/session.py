@@ -293,7 +293,8 @@ class Session:
     def _blend(self, frames: torch.Tensor, view: MemoryView, poses: np.ndarray
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """frames (1, 3, N, H, W) in [-1, 1] at poses (N, 4, 4) -> (the same with the memory's render laid over them
-        where it sees, and where that render magnifies the start image the start image itself (world/start_view.py);
+        where it sees (and over the holes a move opens behind an object, what lies behind it: world/disocclusion.py),
+        and where that render magnifies the start image the start image itself (world/start_view.py);
         the weight (N, H, W) of the ground detail to add for display (world/detail.py), or None). The detail goes
         wherever the frame does not show the start picture: over what the model drew, new and remembered. The memory
         keeps the frames without it, so it is drawn afresh, the same for the same place, every time (never piling

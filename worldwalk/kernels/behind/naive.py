@@ -27,9 +27,9 @@ def _ends(seen: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     return before, after
 
 
-def fill_behind_ref(rgb: torch.Tensor, depth: torch.Tensor, seen: torch.Tensor, max_gap: int = 24, tol: float = 0.1
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """rgb (N, 3, H, W) float; depth (N, H, W) z-depth in metres where seen; seen (N, H, W) bool; max_gap: the
+def fill_behind_ref(rgb: torch.Tensor, depth: torch.Tensor, seen: torch.Tensor, max_gap: int = 24,
+                    tol: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """rgb (N, C, H, W) float; depth (N, H, W) z-depth in metres where seen; seen (N, H, W) bool; max_gap: the
     longest run of unseen pixels along a row that is filled; tol: the ends' depths must differ by more than this share
     of the nearer. -> (rgb with the holes behind objects filled (a new tensor), filled (N, H, W) bool)."""
     N, C, H, W = rgb.shape
