@@ -70,6 +70,27 @@ def lattice_db(img: np.ndarray, cell: int = 16) -> float:
     return float(np.mean(10 * np.log10(peak / np.maximum(floor, 1e-12))))
 
 
+def magnified_ssim(frame: np.ndarray, start: np.ndarray, most: float = 4.0, steps: int = 29) -> float:
+    """How much a frame of a walk straight in looks like its start picture magnified: the SSIM of the frame's middle
+    half (H, W, 3 uint8, as start) against the start picture magnified about its centre, at the best of `steps`
+    magnifications from 1 to `most` (geometric). A picture walked into as one surface scores high; one torn into
+    blocks or fog, low. Parallax between near and far parts of the picture lowers it too, so it is a floor on how
+    whole the picture stays, not a measure of the walk's geometry."""
+    from PIL import Image
+
+    H, W = frame.shape[:2]
+    mid = frame[H // 4: H - H // 4, W // 4: W - W // 4]
+    img = Image.fromarray(start)
+    cx, cy = W / 2, H / 2
+    best = -1.0
+    for m in np.geomspace(1.0, most, steps):
+        hw, hh = W / 4 / m, H / 4 / m  # the half size of the start's region that fills the middle half at m
+        ref = np.asarray(img.resize((mid.shape[1], mid.shape[0]), Image.BICUBIC, box=(cx - hw, cy - hh, cx + hw,
+                                                                                        cy + hh)))
+        best = max(best, ssim(mid, ref))
+    return best
+
+
 def turn_steadiness(frames: np.ndarray, c2w: np.ndarray, intrinsics) -> float:
     """How steadily a walk that only turns holds its picture: each frame (F, H, W, 3) uint8 after the first against
     the frame before it carried through the turn between them (c2w (F, 4, 4) with one position; intrinsics [fx, fy,

@@ -126,6 +126,17 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     assert world_args.memory_from(parse("--ground", "on"), {"memory": before})[0].ground == 1
     assert world_args.memory_from(parse("--ground", "off"))[0] == MemorySettings(ground=0)
     assert MemorySettings().ground == 1 and world_args.memory_from(parse(), {"memory": rec})[0].ground == 1
+    # a photograph's depth as one sheet (world/sheet.py): --sheet, else the recording's (off for one made before it),
+    # else on
+    before = {k: v for k, v in rec.items() if k != "sheet"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, sheet=0)
+    assert world_args.memory_from(parse("--sheet", "on"), {"memory": before})[0].sheet == MemorySettings().sheet > 0
+    assert world_args.memory_from(parse("--sheet", "off"))[0] == MemorySettings(sheet=0)
+    assert world_args.memory_from(parse(), {"memory": rec})[0].sheet == MemorySettings().sheet
+    # the start picture's rims (world/rims.py): a recording made before them replays without them
+    before = {k: v for k, v in rec.items() if k != "rims"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, rims=False)
+    assert world_args.memory_from(parse(), {"memory": rec})[0].rims is True
     # the skyline (world/skyline.py; off by default): --skyline, else the recording's (off for one made before it)
     before = {k: v for k, v in rec.items() if k != "skyline"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3)

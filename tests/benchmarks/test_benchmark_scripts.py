@@ -220,3 +220,30 @@ def test_turn_steadiness_scores_noise_that_boils_below_noise_that_turns_with_the
     with_fixed = turn_steadiness(u8(exact + 12 * fixed), c2w, intr)
     with_boiling = turn_steadiness(u8(exact + 12 * boiling), c2w, intr)
     assert clean > with_fixed > with_boiling + 2, (clean, with_fixed, with_boiling)
+
+
+def test_magnified_ssim_finds_the_magnification_and_sees_blur_and_blocks():
+    """metrics.magnified_ssim (photo_walks.py's figure for a walk straight in): the picture magnified 1.7x about its
+    centre scores near 1 at its own scale; the same frame blurred, or with a third of its 16-px blocks flattened to
+    their mean (a picture torn into blocks), scores lower."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from metrics import magnified_ssim
+    from scipy.ndimage import gaussian_filter
+    from skimage import data
+
+    pic = np.asarray(Image.fromarray(data.astronaut()).resize((128, 128), Image.BICUBIC))
+    assert magnified_ssim(pic, pic) > 0.99
+    m = 1.7
+    h = 64 / m
+    zoom = np.asarray(Image.fromarray(pic).resize((128, 128), Image.BICUBIC, box=(64 - h, 64 - h, 64 + h, 64 + h)))
+    whole = magnified_ssim(zoom, pic)
+    assert whole > 0.85
+    blurred = gaussian_filter(zoom.astype(np.float64), (2, 2, 0)).round().astype(np.uint8)
+    assert magnified_ssim(blurred, pic) < whole - 0.1
+    torn = zoom.copy()
+    rng = np.random.default_rng(0)
+    for by in range(0, 128, 16):
+        for bx in range(0, 128, 16):
+            if rng.random() < 1 / 3:
+                torn[by:by + 16, bx:bx + 16] = torn[by:by + 16, bx:bx + 16].reshape(-1, 3).mean(0)
+    assert magnified_ssim(torn, pic) < whole - 0.1

@@ -58,6 +58,11 @@ def add_world_args(p: argparse.ArgumentParser) -> None:
                    help="with the memory: where the frame shows ground no frame has seen, move the model's colours "
                         "there towards the start picture's own ground colour at the same elevation (default on, or "
                         "the recording's; a recording from before it replays without)")
+    g.add_argument("--sheet", choices=("on", "off"), default=None,
+                   help="with the memory: a start picture whose predicted depth follows its texture (a photograph: "
+                        "more than a tenth of its pixels on a depth edge) keeps only that depth's broad shape, one "
+                        "sheet, so walking in magnifies it whole instead of tearing it (default on, or the "
+                        "recording's; a recording from before it replays without)")
     g.add_argument("--skyline", choices=("on", "off"), default=None,
                    help="with the memory: the start picture's standing objects, mirrored round the start camera, "
                         "stand round the whole horizon instead of the model's haze where a turn or a walk goes "
@@ -207,10 +212,12 @@ def memory_from(args, recorded: dict | None = None):
         # all of its frames, and one made before the start view left the rays that miss its surface at once
         # (MemorySettings.start_miss) following them all, and one made before the skyline (world/skyline.py)
         # without it, and one made before the far field's edge moved to the picture's (MemorySettings.sky_edge) or
-        # the holes behind objects took what lies behind them (world/disocclusion.py) without those
+        # the holes behind objects took what lies behind them (world/disocclusion.py) without those, and one made
+        # before a photograph's depth became one sheet (world/sheet.py) with the depth as predicted, and one made
+        # before the start picture's rims were lifted (world/rims.py) without them
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
                "open_sky": False, "guess_still": False, "start_miss": 0, "skyline": False, "sky_edge": 0,
-               "behind": 0}
+               "behind": 0, "sheet": 0, "rims": False}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}
@@ -238,6 +245,9 @@ def memory_from(args, recorded: dict | None = None):
     ground = getattr(args, "ground", None)
     if ground is not None:
         ms = dataclasses.replace(ms, ground=1.0 if ground == "on" else 0.0)
+    sheet = getattr(args, "sheet", None)
+    if sheet is not None:
+        ms = dataclasses.replace(ms, sheet=MemorySettings.sheet if sheet == "on" else 0.0)
     skyline = getattr(args, "skyline", None)
     if skyline is not None:
         ms = dataclasses.replace(ms, skyline=skyline == "on")

@@ -140,8 +140,15 @@ class MemorySettings:
     # surface (what a move opens behind an object) take the far surface's colour, in the model's guess and
     # in the frame shown, not a blend of both that the model read as a blurred copy of the object and the lift kept
     # (world/disocclusion.py; 0: the guess a smooth extension of both, the frame the model's drawing)
+    rims: bool = True  # the start picture's pixels on a depth edge, which the lift leaves out, are lifted too, each
+    # with the depth of the nearby pixel whose colour is nearest its own: the start frame is the picture, not the
+    # picture with every outline filled from the render's coarser levels (world/rims.py; False: left out)
     skyline: bool = False  # the start picture's standing objects, mirrored round the start camera, seeded into the
     # memory at the start: a skyline round the whole horizon instead of haze (world/skyline.py; False: none)
+    sheet: float = 0.1  # a start depth with more than this share of its pixels on a depth edge follows the
+    # picture's texture, not its surfaces (photographs of things 16-46 %, procedural start views 0.6-7.3 %), and
+    # is smoothed into one sheet: walking in magnifies the picture whole instead of tearing it along its texture
+    # (world/sheet.py; 0: the depth as predicted)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -174,8 +181,13 @@ class MemorySettings:
                              f"to 16")
         if isinstance(self.behind, bool) or not (isinstance(self.behind, int) and 0 <= self.behind <= 256):
             raise ValueError(f"memory settings: behind {self.behind!r}: expected a count of pixels from 0 (off) to 256")
+        if not isinstance(self.rims, bool):
+            raise ValueError(f"memory settings: rims {self.rims!r}: expected true or false")
         if not isinstance(self.skyline, bool):
             raise ValueError(f"memory settings: skyline {self.skyline!r}: expected true or false")
+        if isinstance(self.sheet, bool) or not (isinstance(self.sheet, (int, float)) and 0 <= self.sheet <= 1):
+            raise ValueError(f"memory settings: sheet {self.sheet!r}: expected a share of edge pixels from 0 (off) "
+                             f"to 1")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -195,7 +207,8 @@ class MemorySettings:
         d = dict(d or {})
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
-                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline", "behind", "sky_edge"}
+                 "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline", "behind", "sky_edge",
+                 "sheet", "rims"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")
@@ -284,17 +297,20 @@ class WorldMemory:
     # ------------------------------------------------------------------ adding
     @torch.inference_mode()
     def add(self, rgb: torch.Tensor, depth: torch.Tensor, c2w, intrinsics, mask: torch.Tensor | None = None,
-            conf: float = 1.0, pinned: bool = False) -> int:
+            conf: float = 1.0, pinned: bool = False, rims: bool = False) -> int:
         """Lift the pixels of one view into the memory. rgb (H, W, 3) uint8; depth (H, W) z-depth in metres; c2w
         (4, 4) in the start camera's frame; intrinsics [fx, fy, cx, cy]; mask (H, W) bool: the pixels to add (default
-        all). -> the number of points added."""
+        all); rims: lift them even on a depth edge, each with a footprint of at most one pixel (the start picture's
+        rims, their depth given to one side: world/rims.py). -> the number of points added."""
         cfg, dev = self.cfg, self.device
         depth = depth.to(dev, torch.float32)
+        edge, edge_inv, max_step = (float("inf"), float("inf"), 1.0) if rims else (cfg.edge, cfg.edge_inv,
+                                                                                   cfg.max_step)
         # the pixels to lift, their points in the camera and their steps to the right / lower neighbour pixel on the
         # same surface (kernels/lift: not across an edge; at the frame's edge or across one, a pixel's width)
         idx, cam, steps = lift(depth, None if mask is None else mask.to(dev),
                                np.asarray(intrinsics, dtype=np.float64).reshape(4), cfg.near, cfg.far, cfg.far_store,
-                               cfg.edge, cfg.edge_inv, cfg.max_step)
+                               edge, edge_inv, max_step)
         idx, cam, steps = idx.to(dev), cam.to(dev), steps.to(dev)
         n = int(idx.numel())
         if n == 0:

@@ -66,6 +66,8 @@ from worldwalk.world.depth import DepthNet, frames_net
 from worldwalk.world.detail import GroundDetail
 from worldwalk.world.disocclusion import fill_behind
 from worldwalk.world.far_field import open_sky, sky_edges
+from worldwalk.world.rims import snap_rims
+from worldwalk.world.sheet import smooth_sheet
 from worldwalk.world.ground_colour import GroundColour
 from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
@@ -149,6 +151,7 @@ class Session:
         self._frames_depth = frames_net(self.depth) if self.depth is not None else None
         self.memory: WorldMemory | None = None
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
+        self.picture_depth: torch.Tensor | None = None  # (H, W) the start picture's depth as predicted (no sheet)
         self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
         self.sky_profile: SkyProfile | None = None  # the start picture's sky by elevation (world/sky.py)
         self.ground_colour: GroundColour | None = None  # its ground colour by elevation (world/ground_colour.py)
@@ -231,11 +234,18 @@ class Session:
             dec_cache = self.vae.new_decode_cache()
             first = self.vae.decode_chunk(z0.to(self._vae_dtype()), dec_cache, cameras=(np.eye(4)[None], intr))
             colour_map = fit_colour_map(first[0, :, 0], x[0]) if self.colour_match else None
-            memory, start_view = None, None
+            memory, start_view, picture_depth = None, None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
-                z = self._start_depth(x, intr)
-                memory.add(torch.from_numpy(np.ascontiguousarray(pixels)), z, np.eye(4), intr, pinned=True)
+                picture_depth = self._start_depth(x, intr, sheet=False)
+                z = self._sheet(picture_depth)  # one sheet where it follows the picture's texture (world/sheet.py)
+                px = torch.from_numpy(np.ascontiguousarray(pixels))
+                memory.add(px, z, np.eye(4), intr, pinned=True)
+                if self.memory_settings.rims:  # its outlines too, each pixel with the side it belongs to (rims.py)
+                    cfg = self.memory_settings.config
+                    rim, zr = snap_rims(z, x[0], cfg.far, cfg.edge, cfg.edge_inv)
+                    if bool(rim.any()):
+                        memory.add(px, zr, np.eye(4), intr, mask=rim, pinned=True, rims=True)
                 if self.memory_settings.skyline and self.depth is not None:  # its standing objects round the circle
                     self._seed_skyline(memory, pixels, z, x, intr, seed)
                 if self.memory_settings.start_scale >= 1:  # the picture, at its own resolution up to start_scale x
@@ -247,6 +257,7 @@ class Session:
         self.colour_map = colour_map
         self.memory = memory
         self.start_view = start_view
+        self.picture_depth = picture_depth  # the picture's depth as predicted (its ground and sky are read from it)
         self.ground_detail = None  # made from the start picture when a frame first needs it
         self.sky_profile = None  # likewise
         self.ground_colour = None  # likewise
@@ -342,18 +353,27 @@ class Session:
                     detail = torch.maximum(detail.cpu().float(), mag.mul_(ms.detail))
         return out.transpose(0, 1)[None], detail
 
-    def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
+    def _start_depth(self, x: torch.Tensor, intrinsics, sheet: bool = True) -> torch.Tensor:
         """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, from the bundle's start picture
         network where it has one (world/depth.py), through the memory settings' own median
         (MemorySettings.start_median), its enclosed far regions filled (MemorySettings.open_sky), its far field's edge
-        moved to the picture's own (MemorySettings.sky_edge)."""
+        moved to the picture's own (MemorySettings.sky_edge), and (sheet) smoothed into one sheet where it follows
+        the picture's texture (MemorySettings.sheet)."""
         k = self.memory_settings.start_median
         z = self.depth.predict_start(x, intrinsics, median=k or None)[0]
         if self.memory_settings.open_sky:  # its sky only where it can be sky (world/far_field.py)
             z = open_sky(z, self.depth.cfg.max_depth / 2)
         if self.memory_settings.sky_edge > 0:  # its sky's edge where the picture's colours put it (far_field.py)
             z = sky_edges(z, x[0], self.depth.cfg.max_depth / 2, self.memory_settings.sky_edge)
-        return z
+        return self._sheet(z) if sheet else z
+
+    def _sheet(self, z: torch.Tensor) -> torch.Tensor:
+        """The start depth z (H, W) smoothed into one sheet where its edges are the picture's texture's, not its
+        surfaces' (world/sheet.py, MemorySettings.sheet: a photograph); as it is otherwise."""
+        ms = self.memory_settings
+        if ms.sheet <= 0:
+            return z
+        return smooth_sheet(z, self.depth.cfg.max_depth / 2, ms.config.edge, ms.config.edge_inv, ms.sheet)[0]
 
     def _start_view_config(self) -> StartViewConfig:
         """The start view's settings: its depth edges are the memory's (what the lift leaves out, it does not
@@ -367,24 +387,24 @@ class Session:
         """The start picture's ground texture over the world's ground (world/detail.py): made from the start picture
         and its depth when first needed (a restored snapshot makes the same again)."""
         if self.ground_detail is None:
-            self.ground_detail = GroundDetail(self.start_pixels, self._kept_start_depth(), self.intrinsics,
-                                              self.depth.cfg.eye_height)
+            z = self._kept_start_depth(sheet=False)  # its ground and sky: the picture's depth as predicted
+            self.ground_detail = GroundDetail(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
         return self.ground_detail
 
     def _ground_colour(self) -> GroundColour:
         """The start picture's ground colour by elevation (world/ground_colour.py): made from the start picture and
         its depth when first needed (a restored snapshot makes the same again)."""
         if self.ground_colour is None:
-            self.ground_colour = GroundColour(self.start_pixels, self._kept_start_depth(), self.intrinsics,
-                                              self.depth.cfg.eye_height)
+            z = self._kept_start_depth(sheet=False)  # its ground and sky: the picture's depth as predicted
+            self.ground_colour = GroundColour(self.start_pixels, z, self.intrinsics, self.depth.cfg.eye_height)
         return self.ground_colour
 
     def _sky_profile(self) -> SkyProfile:
         """The start picture's sky by elevation (world/sky.py): made from the start picture and its depth when first
         needed (a restored snapshot makes the same again)."""
         if self.sky_profile is None:
-            self.sky_profile = SkyProfile(self.start_pixels, self._kept_start_depth(), self.intrinsics,
-                                          self.depth.cfg.max_depth)
+            z = self._kept_start_depth(sheet=False)  # its ground and sky: the picture's depth as predicted
+            self.sky_profile = SkyProfile(self.start_pixels, z, self.intrinsics, self.depth.cfg.max_depth)
         return self.sky_profile
 
     def _seed_skyline(self, memory: WorldMemory, pixels: np.ndarray, z: torch.Tensor, x: torch.Tensor, intr,
@@ -398,12 +418,19 @@ class Session:
             skyline.seed(memory, torch.from_numpy(np.ascontiguousarray(pixels)), z.cpu(), intr, mask,
                          self.memory_settings.generated_conf, rng_seed=seed)
 
-    def _kept_start_depth(self) -> torch.Tensor:
-        """(H, W) metres: the start picture's depth the start view keeps, or predicted again where there is none."""
-        if self.start_view is not None:
+    def _kept_start_depth(self, sheet: bool = True) -> torch.Tensor:
+        """(H, W) metres: the start picture's depth as the memory holds it (sheet: smoothed into one sheet where it
+        follows the picture's texture, world/sheet.py) or as predicted (not: what its ground and sky are read from),
+        kept from the start, or predicted again where it was not kept (a restored snapshot)."""
+        if sheet and self.start_view is not None:
             return self.start_view.depth
+        if not sheet and self.picture_depth is not None:
+            return self.picture_depth
         with torch.inference_mode():
-            return self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
+            z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics, sheet=sheet)
+        if not sheet:
+            self.picture_depth = z
+        return z
 
     def depth_ahead(self) -> float | None:
         """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its
@@ -724,6 +751,7 @@ class Session:
         self.start_pixels, self.shown_frame = start_px, shown_frame
         self.memory = memory
         self.start_view = start_view
+        self.picture_depth = None  # predicted again from the start picture when a frame needs it
         self.ground_detail = None  # made again from the start picture when a frame needs it
         self.sky_profile = None  # likewise
         self.ground_colour = None  # likewise
