@@ -26,7 +26,10 @@ def scene(tmp_path_factory):
     img[45:] = (70, 120, 60)  # grass
     img[30:70, 50:70] = (160, 60, 40)  # a box
     Image.fromarray(img).save(d / "start.png")
-    (d / "walk.actions").write_text("w-8,wl-5")  # 14 frames: 1 start + 13 generated (3 chunks of 6, trimmed)
+    # 14 frames: 1 start + 13 generated (3 chunks of 6, trimmed); the turn reveals what the picture did not show,
+    # which the model draws (where the world memory sees, the frames are its render of the picture, whatever the
+    # sampler or the colour map)
+    (d / "walk.actions").write_text("w-4,l-9")
     return d
 
 
