@@ -237,7 +237,7 @@ class Session:
             memory, start_view, picture_depth = None, None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
-                picture_depth = self._start_depth(x, intr, sheet=False)
+                picture_depth = self._start_depth(x, intr)
                 z = self._sheet(picture_depth)  # one sheet where it follows the picture's texture (world/sheet.py)
                 px = torch.from_numpy(np.ascontiguousarray(pixels))
                 memory.add(px, z, np.eye(4), intr, pinned=True)
@@ -353,19 +353,18 @@ class Session:
                     detail = torch.maximum(detail.cpu().float(), mag.mul_(ms.detail))
         return out.transpose(0, 1)[None], detail
 
-    def _start_depth(self, x: torch.Tensor, intrinsics, sheet: bool = True) -> torch.Tensor:
+    def _start_depth(self, x: torch.Tensor, intrinsics) -> torch.Tensor:
         """The start picture's depth: x (1, 3, H, W) in [-1, 1] -> (H, W) metres, from the bundle's start picture
         network where it has one (world/depth.py), through the memory settings' own median
         (MemorySettings.start_median), its enclosed far regions filled (MemorySettings.open_sky), its far field's edge
-        moved to the picture's own (MemorySettings.sky_edge), and (sheet) smoothed into one sheet where it follows
-        the picture's texture (MemorySettings.sheet)."""
+        moved to the picture's own (MemorySettings.sky_edge). What the memory holds is this through `_sheet`."""
         k = self.memory_settings.start_median
         z = self.depth.predict_start(x, intrinsics, median=k or None)[0]
         if self.memory_settings.open_sky:  # its sky only where it can be sky (world/far_field.py)
             z = open_sky(z, self.depth.cfg.max_depth / 2)
         if self.memory_settings.sky_edge > 0:  # its sky's edge where the picture's colours put it (far_field.py)
             z = sky_edges(z, x[0], self.depth.cfg.max_depth / 2, self.memory_settings.sky_edge)
-        return self._sheet(z) if sheet else z
+        return z
 
     def _sheet(self, z: torch.Tensor) -> torch.Tensor:
         """The start depth z (H, W) smoothed into one sheet where its edges are the picture's texture's, not its
@@ -424,13 +423,10 @@ class Session:
         kept from the start, or predicted again where it was not kept (a restored snapshot)."""
         if sheet and self.start_view is not None:
             return self.start_view.depth
-        if not sheet and self.picture_depth is not None:
-            return self.picture_depth
-        with torch.inference_mode():
-            z = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics, sheet=sheet)
-        if not sheet:
-            self.picture_depth = z
-        return z
+        if self.picture_depth is None:
+            with torch.inference_mode():
+                self.picture_depth = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
+        return self._sheet(self.picture_depth) if sheet else self.picture_depth
 
     def depth_ahead(self) -> float | None:
         """Metres to what lies straight ahead in the start picture: the nearer quarter (25th percentile) of its
