@@ -75,20 +75,28 @@ def magnified_ssim(frame: np.ndarray, start: np.ndarray, most: float = 4.0, step
     half (H, W, 3 uint8, as start) against the start picture magnified about its centre, at the best of `steps`
     magnifications from 1 to `most` (geometric). A picture walked into as one surface scores high; one torn into
     blocks or fog, low. Parallax between near and far parts of the picture lowers it too, so it is a floor on how
-    whole the picture stays, not a measure of the walk's geometry."""
+    whole the picture stays, not a measure of the walk's geometry. A frame that does not move at all (the start
+    picture copied) would score 1 at magnification 1: read it with the magnification found (magnified_match)."""
+    return magnified_match(frame, start, most, steps)[0]
+
+
+def magnified_match(frame: np.ndarray, start: np.ndarray, most: float = 4.0, steps: int = 29) -> tuple[float, float]:
+    """magnified_ssim, with the magnification that gave it. -> (SSIM, magnification)"""
     from PIL import Image
 
     H, W = frame.shape[:2]
     mid = frame[H // 4: H - H // 4, W // 4: W - W // 4]
     img = Image.fromarray(start)
     cx, cy = W / 2, H / 2
-    best = -1.0
+    best, at = -1.0, 1.0
     for m in np.geomspace(1.0, most, steps):
         hw, hh = W / 4 / m, H / 4 / m  # the half size of the start's region that fills the middle half at m
         ref = np.asarray(img.resize((mid.shape[1], mid.shape[0]), Image.BICUBIC, box=(cx - hw, cy - hh, cx + hw,
                                                                                         cy + hh)))
-        best = max(best, ssim(mid, ref))
-    return best
+        v = ssim(mid, ref)
+        if v > best:
+            best, at = v, float(m)
+    return best, at
 
 
 def turn_steadiness(frames: np.ndarray, c2w: np.ndarray, intrinsics) -> float:

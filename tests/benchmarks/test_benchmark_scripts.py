@@ -224,10 +224,10 @@ def test_turn_steadiness_scores_noise_that_boils_below_noise_that_turns_with_the
 
 def test_magnified_ssim_finds_the_magnification_and_sees_blur_and_blocks():
     """metrics.magnified_ssim (photo_walks.py's figure for a walk straight in): the picture magnified 1.7x about its
-    centre scores near 1 at its own scale; the same frame blurred, or with a third of its 16-px blocks flattened to
-    their mean (a picture torn into blocks), scores lower."""
+    centre scores near 1 at its own scale, which magnified_match finds; the same frame blurred, or with a third of
+    its 16-px blocks flattened to their mean (a picture torn into blocks), scores lower."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from metrics import magnified_ssim
+    from metrics import magnified_match, magnified_ssim
     from scipy.ndimage import gaussian_filter
     from skimage import data
 
@@ -238,6 +238,7 @@ def test_magnified_ssim_finds_the_magnification_and_sees_blur_and_blocks():
     zoom = np.asarray(Image.fromarray(pic).resize((128, 128), Image.BICUBIC, box=(64 - h, 64 - h, 64 + h, 64 + h)))
     whole = magnified_ssim(zoom, pic)
     assert whole > 0.85
+    assert abs(magnified_match(zoom, pic)[1] - m) < 0.1 and magnified_match(pic, pic)[1] == 1.0  # the scale it found
     blurred = gaussian_filter(zoom.astype(np.float64), (2, 2, 0)).round().astype(np.uint8)
     assert magnified_ssim(blurred, pic) < whole - 0.1
     torn = zoom.copy()
