@@ -28,6 +28,7 @@ from world_quality import with_settings  # noqa: E402
 from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, PRESET_VAE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
+from worldwalk.world.images import DEPTH_SUFFIXES, open_picture  # noqa: E402
 from worldwalk.world.memory import MemorySettings  # noqa: E402
 from worldwalk.world.sampler import SamplerConfig, reproject_level, with_reproject  # noqa: E402
 from worldwalk.world.session import Session  # noqa: E402
@@ -169,14 +170,15 @@ def main():
             memory = with_settings(memory, a.memory_setting)
     s = Session(model, vae, SamplerConfig(**sam), window_chunks=a.window, device=a.device, dtype=dtype,
                 start_overlay=a.start_overlay == "on", memory=memory, depth=depth)
-    scenes = sorted((Path(__file__).resolve().parents[1] / "assets" / "scenes").glob("*.png"))
+    scenes = sorted(p for p in (Path(__file__).resolve().parents[1] / "assets" / "scenes").glob("*.png")
+                    if not p.name.endswith(DEPTH_SUFFIXES))  # (a scene's depth map is not a scene)
     image = a.image or (str(scenes[0]) if scenes else "noise")
     if image == "noise":
         img = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
     else:
         img = image
     try:
-        s.start(img)
+        s.start(open_picture(img))  # (with its depth map beside it, as the app starts it)
     except ValueError as e:
         sys.exit(f"error: {e}")
     fps, n = model.cfg.fps, s.frames_per_step

@@ -38,6 +38,7 @@ from worldwalk.controls.se3 import make_pose, rotation_from_angles  # noqa: E402
 from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle, load_depth, random_world  # noqa: E402
 from worldwalk.world.checkpoint import CheckpointError  # noqa: E402
 from worldwalk.world.colour import apply_colour_map, fit_colour_map  # noqa: E402
+from worldwalk.world.images import Picture  # noqa: E402
 from worldwalk.world.memory import MemorySettings  # noqa: E402
 from worldwalk.world.procedural.scene import Scene  # noqa: E402
 from worldwalk.world.procedural.walks import random_walk  # noqa: E402
@@ -50,6 +51,7 @@ MOVING = ("walk_forward", "orbit", "look_around", "strafe", "random")
 
 EXACT_CACHE: Path | None = None  # --exact-cache: exact renders kept on disk between runs (they cost the most here)
 START_SCALE = 1.0  # --start-scale: the start image the session is given, rendered at this x the frame's resolution
+START_DEPTH = "network"  # --start-depth: "exact" gives the session the start view's own depth (world/images.Picture)
 
 
 def exact_frames(scene: Scene, c2w: np.ndarray, intr, size) -> np.ndarray:
@@ -79,6 +81,8 @@ def walk(session: Session, scene: Scene, c2w: np.ndarray):
         # the same pixel-centre grid: frame pixel u covers big pixels s(u + 0.5) - 0.5 +- s/2
         intr_s = np.array([fx * Ws / W, fy * Hs / H, (cx + 0.5) * Ws / W - 0.5, (cy + 0.5) * Hs / H - 0.5])
         start = exact_frames(scene, c2w[:1], intr_s, (Ws, Hs))[0]
+    if START_DEPTH == "exact":  # an RGB-D start picture: the renderer's own depth of the start view
+        start = Picture(start, scene.render(c2w[:1], intr, (W, H), depth=True)[1][0])
     session.start(start, frame_intrinsics=intr)
     n = session.frames_per_step
     gen = [exact[:1]]
@@ -231,11 +235,14 @@ def main():
     ap.add_argument("--start-scale", type=float, default=1.0,
                     help="give the session the start view rendered at this many times the frame's resolution, as a "
                          "photograph is larger than the frame (default 1: the exact frame itself)")
+    ap.add_argument("--start-depth", choices=("network", "exact"), default="network",
+                    help="the start picture's depth: the depth network's guess (default, as for a photograph), or the "
+                         "renderer's own (as the app's start scenes carry it: world/images.Picture)")
     ap.add_argument("--memory-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a memory setting (world/memory.MemorySettings) other than the bundle's, as a number, for a "
                          "probe (repeatable), e.g. generated_depth_scale=4")
     a = ap.parse_args()
-    global EXACT_CACHE, START_SCALE
+    global EXACT_CACHE, START_SCALE, START_DEPTH
     EXACT_CACHE = Path(a.exact_cache) if a.exact_cache else None
     if not 0 <= a.first_scene < 998 - a.scenes:  # scene 999 is the long walk's
         sys.exit(f"error: --first-scene {a.first_scene}: expected 0 to {997 - a.scenes} (scene 999 is the long walk's)")
@@ -247,6 +254,7 @@ def main():
     if not 1 <= a.start_scale <= 8:
         sys.exit(f"error: --start-scale {a.start_scale}: expected a scale from 1 to 8")
     START_SCALE = a.start_scale
+    START_DEPTH = a.start_depth
     depth, mem_settings = None, None
     try:
         if a.random_weights:
@@ -291,6 +299,7 @@ def main():
           f"{''.join(f'{m} | ' for m in a.memory_setting) if mem_settings else ''}"
           f"{f'walks cut to {a.seconds:g} s | ' if a.seconds else ''}"
           f"{f'start image {a.start_scale:g}x | ' if a.start_scale != 1 else ''}"
+          f"{'start depth exact | ' if a.start_depth == 'exact' else ''}"
           f"{cpu_header()} | {torch.get_num_threads()} threads | {time.strftime('%Y-%m-%d')}")
     names = list(MOVING[:4]) + ["out_and_back", "random"]
     if a.seconds:  # the loop's return is not reached

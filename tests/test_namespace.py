@@ -81,7 +81,7 @@ def test_installed_top_level_names(tmp_path):
         "a = worldwalk.assets_dir()\n"
         f"assert str(a).startswith({str(target)!r}), a\n"
         "assert (a / 'default_world.safetensors').stat().st_size > 1_000_000\n"
-        "assert sorted(p.name for p in (a / 'scenes').glob('*.png'))[:1] == ['world_1.png']\n"
+        "assert sorted(p.name for p in (a / 'scenes').glob('*.png'))[:2] == ['world_1.depth.png', 'world_1.png']\n"
         "assert (a / 'trajectories' / 'orbit.json').is_file()\n"
         "from worldwalk.world.bundle import DEFAULT_BUNDLE, load_bundle\n"
         "model, vae, extra = load_bundle(DEFAULT_BUNDLE)\n"

@@ -29,7 +29,9 @@ def recording_info(session, world_desc: dict, window_chunks, image=None) -> dict
     """What a sidecar needs to know about a Session's walk."""
     label = image if isinstance(image, (str, os.PathLike)) else session.image_label
     path = Path(label)
+    depth = getattr(session, "depth_sha256", None)  # the picture's own depth map (world/images.Picture), if any
     return {"image": str(path.resolve()) if path.is_file() else None, "image_sha256": session.image_sha256,
+            **({"start_depth_sha256": depth} if depth else {}),
             "seed": session.seed, "sampler": session.sampler.to_dict(), "window_chunks": window_chunks,
             "colour_match": session.colour_match, "start_overlay": session.start_overlay,
             "memory": session.memory_settings.to_dict() if session.memory_settings is not None else False,

@@ -28,6 +28,7 @@ from worldwalk.app.video import require_pyav
 from worldwalk.app.world_args import add_world_args, check_seed, finite_number, world_factory
 from worldwalk.controls import Trajectory, TrajectoryError, load_trajectory, trajectory_from_actions
 from worldwalk.controls.actions import meant_as_actions
+from worldwalk.world.images import Picture, open_picture
 from worldwalk.world.session import FOV_RANGE, Session, Snapshot
 
 IMAGES = "a PNG/JPEG/WebP image file"
@@ -242,10 +243,19 @@ def run(args) -> int:
     make_session, world_desc = world_factory(args, rec)  # a recorded prompt and settings are used again
     session = make_session()
     traj = fit_path(traj, session.cfg.fps)
+    # the picture's own depth map beside it (photo.depth.npy / .png: world/images.Picture), used by a render, and by
+    # a replay where the recording used one (a recording made without one replays without it)
+    want_depth = rec.get("start_depth_sha256")
+    picture = open_picture(image) if want_depth or not args.replay else image
+    if want_depth and not isinstance(picture, Picture):
+        raise ValueError(f"--image {image}: the recording walked it with its depth map beside it "
+                         f"({Path(image).stem}.depth.npy or .depth.png), which is missing")
     with SlowStartNotice():
-        first, chunks = start_on_path(session, traj, image, seed, args.fov)
+        first, chunks = start_on_path(session, traj, picture, seed, args.fov)
     if rec.get("image_sha256") and rec["image_sha256"] != session.image_sha256:
         raise ValueError(f"--image {image}: is not the recording's start image (pixel hash differs)")
+    if want_depth and want_depth != session.depth_sha256:
+        raise ValueError(f"--image {image}: its depth map is not the one the recording walked it with (hash differs)")
     rec_info = recording_info(session, world_desc, args.window, image)
     return _write(session, chunks, traj, rec_info, out, sidecar, first=(first, traj.c2w[:1]))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,97 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from worldwalk.controls.intrinsics import adjust_for_resize_crop, resize_crop_geometry
 
 MAX_PIXELS = 64_000_000  # refuse decompression bombs long before PIL would
+DEPTH_SUFFIXES = (".depth.npy", ".depth.png")  # a start picture's own depth map, beside it (depth_beside)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A start picture with its own depth map (an RGB-D picture: a render of a known world, a phone's depth photo):
+    the session lifts it at this depth instead of the depth network's guess. image: anything load_image reads;
+    depth (h, w) float32 metres along the camera's axis (z), of the picture as seen, at its size or any size of the
+    same shape (resized to it, nearest); not finite or <= 0: no depth there (the far field, as sky)."""
+
+    image: object
+    depth: np.ndarray
+    label: str = ""
+
+
+def read_depth_map(path) -> np.ndarray:
+    """A depth map file -> (h, w) float32 metres (inf where it holds none). `.npy`: metres, float (not finite or <= 0:
+    none); `.png`: 16-bit millimetres (0: none), the RGB-D cameras' convention. Raises ValueError "depth: <file>:
+    <problem>; expected ...". """
+    p = Path(path)
+    want = "a .npy of metres (h, w) or a 16-bit PNG of millimetres"
+    if not p.is_file():
+        raise ValueError(f"depth: {p}: no such file; expected {want}")
+    try:
+        if p.suffix.lower() == ".npy":
+            a = np.load(p, allow_pickle=False)
+            if a.ndim != 2 or a.dtype.kind != "f":
+                raise ValueError(f"depth: {p}: array of dtype {a.dtype} and shape {a.shape}; expected {want}")
+            z = a.astype(np.float32)
+        else:
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(p) as im:
+                if im.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                    raise ValueError(f"depth: {p}: a {im.mode} image; expected {want}")
+                z = np.asarray(im, dtype=np.float32) / 1000.0
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ValueError(f"depth: {p}: not readable ({type(e).__name__}); expected {want}") from None
+    except ValueError as e:
+        if str(e).startswith("depth:"):
+            raise
+        raise ValueError(f"depth: {p}: not readable ({e}); expected {want}") from None
+    if min(z.shape) < 8:
+        raise ValueError(f"depth: {p}: {z.shape[1]}x{z.shape[0]} is too small; expected at least 8x8")
+    z = np.where(np.isfinite(z) & (z > 0), z, np.float32(np.inf))
+    if not np.isfinite(z).any():
+        raise ValueError(f"depth: {p}: holds no depth anywhere; expected {want}")
+    return z
+
+
+def depth_beside(image) -> Path | None:
+    """The depth map beside a picture file (photo.png -> photo.depth.npy or photo.depth.png), or None."""
+    if not isinstance(image, (str, Path)):
+        return None
+    p = Path(image)
+    for suffix in DEPTH_SUFFIXES:
+        q = p.with_name(p.stem + suffix)
+        if q.is_file():
+            return q
+    return None
+
+
+def open_picture(image):
+    """A picture file with its depth map beside it -> a Picture; anything else as it is."""
+    d = depth_beside(image)
+    return Picture(str(image), read_depth_map(d), str(image)) if d is not None else image
+
+
+def fit_depth(depth: np.ndarray, image_wh: tuple[int, int], size_wh: tuple[int, int]) -> np.ndarray:
+    """A picture's depth map (h, w) -> the model's frame (H, W), as fit_to_model crops the picture (image_wh its size
+    as seen): the same crop in the map's own pixels, sampled nearest (no depth mixed across an edge). Raises
+    ValueError when the map's shape is not the picture's."""
+    h, w = depth.shape
+    iw, ih = image_wh
+    if abs(w / h - iw / ih) > 0.01 * iw / ih:
+        raise ValueError(f"depth: {w}x{h} for a picture of {iw}x{ih}; expected a map of the picture's shape")
+    (rw, rh), (left, top) = resize_crop_geometry((iw, ih), size_wh)
+    W, H = size_wh
+    kx, ky = w / rw, h / rh  # map pixels per resized picture pixel
+    cols = np.clip(np.floor((left + np.arange(W) + 0.5) * kx).astype(int), 0, w - 1)
+    rows = np.clip(np.floor((top + np.arange(H) + 0.5) * ky).astype(int), 0, h - 1)
+    return np.ascontiguousarray(depth[rows[:, None], cols[None, :]])
 
 
 def load_image(image) -> tuple[Image.Image, str]:
     """-> (RGB PIL image, a label for messages). Raises ValueError "image: <which>: <problem>; expected ...".
 
-    Accepts a path (str / Path), raw bytes, a PIL image, or a uint8 array (H, W, 3) / (H, W).
+    Accepts a path (str / Path), raw bytes, a PIL image, a uint8 array (H, W, 3) / (H, W), or a Picture (its image).
     """
+    if isinstance(image, Picture):
+        img, label = load_image(image.image)
+        return img, image.label or label
     if isinstance(image, (str, Path)):
         label = str(image)
         p = Path(image)

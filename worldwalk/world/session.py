@@ -45,6 +45,7 @@ the start as its points (world/skyline.py): things stand round the whole horizon
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ from worldwalk.world.far_field import open_sky, sky_edges
 from worldwalk.world.rims import snap_rims
 from worldwalk.world.sheet import smooth_sheet
 from worldwalk.world.ground_colour import GroundColour
-from worldwalk.world.images import fit_to_model, fit_to_model_hires, image_hash, load_image
+from worldwalk.world.images import Picture, fit_depth, fit_to_model, fit_to_model_hires, image_hash, load_image
 from worldwalk.world.memory import MemorySettings, MemoryView, WorldMemory, pull_push
 from worldwalk.world.start_view import StartView, StartViewConfig
 from worldwalk.world.model import WorldModel
@@ -115,6 +116,11 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
 
+def depth_hash(z: torch.Tensor | None) -> str | None:
+    """sha256 of a picture's own depth on the frame's crop (float32 bytes), None without one."""
+    return None if z is None else hashlib.sha256(z.float().contiguous().numpy().tobytes()).hexdigest()
+
+
 def _model_id(model: WorldModel, vae: VideoVAE) -> str:
     cfg = dict(model.cfg.to_dict())
     cfg.pop("name")
@@ -152,6 +158,8 @@ class Session:
         self.memory: WorldMemory | None = None
         self.start_view: StartView | None = None  # the start image at its own resolution, for magnified views
         self.picture_depth: torch.Tensor | None = None  # (H, W) the start picture's depth as predicted (no sheet)
+        self.given_depth: torch.Tensor | None = None  # (H, W) the picture's own depth (world/images.Picture)
+        self.depth_sha256: str | None = None  # ... its hash (recordings check it), None without one
         self.ground_detail: GroundDetail | None = None  # the start picture's ground texture (world/detail.py)
         self.sky_profile: SkyProfile | None = None  # the start picture's sky by elevation (world/sky.py)
         self.ground_colour: GroundColour | None = None  # its ground colour by elevation (world/ground_colour.py)
@@ -227,6 +235,9 @@ class Session:
             raise ValueError(f"intrinsics: horizontal field of view {hfov:.1f}° after cropping to {W}x{H}; expected "
                              f"{FOV_RANGE[0]:.0f}°–{FOV_RANGE[1]:.0f}°")
 
+        given = None  # the picture's own depth (an RGB-D picture: world/images.Picture), on the frame's crop
+        if isinstance(image, Picture):
+            given = torch.from_numpy(fit_depth(np.asarray(image.depth, dtype=np.float32), img.size, (W, H)))
         x = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -237,8 +248,9 @@ class Session:
             memory, start_view, picture_depth = None, None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
-                picture_depth = self._start_depth(x, intr)
-                z = self._sheet(picture_depth)  # one sheet where it follows the picture's texture (world/sheet.py)
+                picture_depth = self._start_depth(x, intr) if given is None else self._given_depth(given)
+                # one sheet where it follows the picture's texture (world/sheet.py); a depth given is as it is
+                z = self._sheet(picture_depth) if given is None else picture_depth
                 px = torch.from_numpy(np.ascontiguousarray(pixels))
                 memory.add(px, z, np.eye(4), intr, pinned=True)
                 if self.memory_settings.rims:  # its outlines too, each pixel with the side it belongs to (rims.py)
@@ -258,6 +270,7 @@ class Session:
         self.memory = memory
         self.start_view = start_view
         self.picture_depth = picture_depth  # the picture's depth as predicted (its ground and sky are read from it)
+        self.given_depth = given  # (H, W) metres: the picture's own depth, used instead of the network's; or None
         self.ground_detail = None  # made from the start picture when a frame first needs it
         self.sky_profile = None  # likewise
         self.ground_colour = None  # likewise
@@ -275,6 +288,7 @@ class Session:
         # without the ground detail, which only the display gets)
         self._raw_frames = 1
         self.image_label, self.image_sha256 = label, image_hash(img)
+        self.depth_sha256 = depth_hash(given)
         self._started = True
         self.last_timing = {"encode_decode": time.perf_counter() - t0}
         first = self._colour(first)
@@ -417,12 +431,21 @@ class Session:
             skyline.seed(memory, torch.from_numpy(np.ascontiguousarray(pixels)), z.cpu(), intr, mask,
                          self.memory_settings.generated_conf, rng_seed=seed)
 
+    def _given_depth(self, z: torch.Tensor) -> torch.Tensor:
+        """A picture's own depth (H, W) metres (inf: none) -> as the depth network gives it: the far field and what
+        holds no depth at the network's max_depth, the rest inside its range."""
+        lo, hi = (self.depth.cfg.min_depth, self.depth.cfg.max_depth) if self.depth is not None else (0.05, 200.0)
+        z = z.to(self.device, torch.float32)
+        return torch.where(torch.isfinite(z), z.clamp(lo, hi), torch.full_like(z, hi))
+
     def _kept_start_depth(self, sheet: bool = True) -> torch.Tensor:
         """(H, W) metres: the start picture's depth as the memory holds it (sheet: smoothed into one sheet where it
         follows the picture's texture, world/sheet.py) or as predicted (not: what its ground and sky are read from),
         kept from the start, or predicted again where it was not kept (a restored snapshot)."""
         if sheet and self.start_view is not None:
             return self.start_view.depth
+        if self.given_depth is not None:  # the picture's own (an RGB-D picture), never smoothed
+            return self._given_depth(self.given_depth)
         if self.picture_depth is None:
             with torch.inference_mode():
                 self.picture_depth = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
@@ -679,6 +702,8 @@ class Session:
             t["start_pixels"], t["shown_frame"] = self.start_pixels, self.shown_frame
         if self.colour_map is not None:
             t["colour_map"] = self.colour_map
+        if self.given_depth is not None:
+            t["given_depth"] = self.given_depth
         if self.memory is not None:
             t.update({f"memory.{k}": v for k, v in self.memory.state_dict().items()})
         if self.start_view is not None:
@@ -725,6 +750,10 @@ class Session:
                     raise KeyError(f"{name} (the sampler reprojects; a snapshot from before reprojection has none)")
                 if f is not None and (tuple(f.shape) != frame_shape or f.dtype != torch.uint8):
                     raise ValueError(f"{name} is {f.dtype} {tuple(f.shape)}, expected uint8 {frame_shape}")
+            given = tens.get("given_depth")
+            if given is not None and (tuple(given.shape) != frame_shape[:2] or given.dtype != torch.float32):
+                raise ValueError(f"given_depth is {given.dtype} {tuple(given.shape)}, expected float32 "
+                                 f"{frame_shape[:2]}")
             memory = None
             if self.memory_settings is not None:
                 mem = {k[7:]: v for k, v in tens.items() if k.startswith("memory.")}
@@ -748,6 +777,8 @@ class Session:
         self.memory = memory
         self.start_view = start_view
         self.picture_depth = None  # predicted again from the start picture when a frame needs it
+        self.given_depth = given  # (or the picture's own, kept in the snapshot)
+        self.depth_sha256 = depth_hash(given)
         self.ground_detail = None  # made again from the start picture when a frame needs it
         self.sky_profile = None  # likewise
         self.ground_colour = None  # likewise

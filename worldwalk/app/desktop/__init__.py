@@ -75,7 +75,7 @@ def build(args):
     from worldwalk.app.runtime import SlowStartNotice
     from worldwalk.app.world_args import world_factory
     from worldwalk.app.walker import Walker
-    from worldwalk.world.images import load_image
+    from worldwalk.world.images import DEPTH_SUFFIXES, load_image, open_picture
 
     args = complete(args)
     if args.size is not None and not 0.1 <= args.size <= 16:
@@ -91,7 +91,8 @@ def build(args):
     if image:
         load_image(image)  # a bad image is a one-line error before any window opens
     elif saved is None:
-        scenes = sorted(p for p in SCENES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        scenes = sorted(p for p in SCENES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+                        and not p.name.lower().endswith(DEPTH_SUFFIXES))
         if scenes:
             image = str(scenes[0])
         else:
@@ -117,7 +118,7 @@ def build(args):
         note = f"resumed {Path(args.resume).name} at frame {saved.frame_index} — Space to walk on"
     else:
         with SlowStartNotice():  # (the first run on a machine compiles the kernels before the window opens)
-            walker.start(image, seed=seed, fov_deg=args.fov)
+            walker.start(open_picture(image), seed=seed, fov_deg=args.fov)  # (with its depth map beside it)
         note = " — ".join(m for m in (note, walker.message) if m)  # a close-up starts slower (app/walker.py)
     name = desc.get("preset", session.cfg.name)
     opts = Options(out_dir=out_dir, scale=args.size, display_hz=args.display_hz, seed=seed, fov=args.fov,

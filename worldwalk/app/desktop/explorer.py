@@ -30,6 +30,7 @@ from worldwalk.app.desktop.view import ExplorerView, heading_of
 from worldwalk.app.desktop.walkfile import SUFFIX, capture, load_walk, save_walk
 from worldwalk.app.walker import Walker
 from worldwalk.controls.rig import InputState
+from worldwalk.world.images import DEPTH_SUFFIXES, open_picture
 
 SCENES_DIR = assets_dir() / "scenes"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -390,7 +391,8 @@ class Explorer(ExplorerView):
 
     def scenes(self) -> list[Path]:
         d = self.opt.scenes_dir
-        return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if d.is_dir() else []
+        return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                      and not p.name.lower().endswith(DEPTH_SUFFIXES)) if d.is_dir() else []  # (depth maps: no)
 
     def next_scene(self) -> None:
         scenes = self.scenes()
@@ -404,7 +406,7 @@ class Explorer(ExplorerView):
     def open_image(self, path) -> None:
         """Restart the walk at the image `path` (in the background); a bad image leaves the walk as it was."""
         def job():
-            self.walker.start(str(path), seed=self.opt.seed, fov_deg=self.opt.fov)
+            self.walker.start(open_picture(str(path)), seed=self.opt.seed, fov_deg=self.opt.fov)
             speed = self.walker.message  # a close-up starts slower (app/walker.py)
             return f"new walk from {Path(path).name}" + (f" — {speed}" if speed else "")
         self._start_task("open image", job)

@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 
 from worldwalk.controls.rig import Rig, RigConfig
 from worldwalk.world.checkpoint import UnreadableFile, read_safetensors
+from worldwalk.world.images import Picture
 from worldwalk.world.session import Snapshot
 
 FORMAT = "worldwalk-walk"
@@ -83,7 +84,8 @@ def capture(walker) -> SavedWalk:
             raise ValueError("save: the walk has not started")
         st = walker.shown_state()
         snap, rig, path = st.snapshot, st.rig, [tuple(p) for p in st.path]
-        image = walker.image if isinstance(walker.image, (str, Path)) else None
+        image = walker.image.label if isinstance(walker.image, Picture) else walker.image  # (a picture with depth)
+        image = image if isinstance(image, (str, Path)) else None
         meta = {"format": FORMAT, "version": VERSION, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "frame_index": st.frame_index, "chunk_index": int(st.snapshot.meta["cache"]["chunks"]),
                 "seed": s.seed,

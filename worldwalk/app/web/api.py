@@ -71,7 +71,7 @@ class ApiHandlers:
         if image:
             return read_upload(self.uploads(), image, "image", self.size_wh, self.lim.max_upload_bytes)[0]
         if scene:
-            return find_scene(self.scenes, scene).image
+            return find_scene(self.scenes, scene).picture
         raise ValueError("image: upload an image (gradio_client.handle_file) or name a start scene "
                          f"({', '.join(s.name for s in self.scenes)})")
 

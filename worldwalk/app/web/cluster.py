@@ -151,7 +151,7 @@ class SessionHost:
              "memory": s.memory_settings.to_dict() if s.memory_settings is not None else False}
         if s.started:
             d.update(intrinsics=np.asarray(s.intrinsics).copy(), frame_index=s.frame_index, seed=s.seed,
-                     image_label=s.image_label, image_sha256=s.image_sha256)
+                     image_label=s.image_label, image_sha256=s.image_sha256, depth_sha256=s.depth_sha256)
         return d
 
     def start(self, image, seed: int = 0, fov_deg=None, frame_intrinsics=None):
@@ -190,7 +190,7 @@ class RemoteSession:
         self.sampler = _AsDict(d["sampler"])
         self.colour_match, self.start_overlay = d["colour_match"], d["start_overlay"]
         self.memory_settings = _AsDict(d["memory"]) if d["memory"] else None
-        for k in ("intrinsics", "frame_index", "seed", "image_label", "image_sha256"):
+        for k in ("intrinsics", "frame_index", "seed", "image_label", "image_sha256", "depth_sha256"):
             if k in d:
                 setattr(self, k, d[k])
 

@@ -58,7 +58,7 @@ class PageHandlers:
         if choice and choice.get("kind") == "upload":
             return choice["image"], choice.get("name", "your upload")
         s = self.scenes[int((choice or {}).get("index", 0)) % len(self.scenes)]
-        return s.image, s.name
+        return s.picture, s.name  # (with its depth map where it has one)
 
     def on_scene(self, evt: gr.SelectData, request: gr.Request):
         self.new_pick(request)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from worldwalk import assets_dir
+from worldwalk.world.images import DEPTH_SUFFIXES, Picture, depth_beside, read_depth_map
 
 SCENES_DIR = assets_dir() / "scenes"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -22,6 +23,12 @@ SIZE_WH = (480, 320)
 class Scene:
     name: str
     image: np.ndarray  # (H, W, 3) uint8
+    depth: np.ndarray | None = None  # (h, w) metres: its own depth map, beside it in the folder (world/images.py)
+
+    @property
+    def picture(self):
+        """What a walk starts from: the image, with its depth map where it has one (world/images.Picture)."""
+        return self.image if self.depth is None else Picture(self.image, self.depth, self.name)
 
 
 def load_scenes(folder: Path | None = None) -> list[Scene]:
@@ -30,12 +37,14 @@ def load_scenes(folder: Path | None = None) -> list[Scene]:
     out = []
     if folder.is_dir():
         for p in sorted(folder.iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.lower().endswith(DEPTH_SUFFIXES):
                 try:
                     with Image.open(p) as im:
-                        out.append(Scene(p.stem.replace("_", " ").replace("-", " ").capitalize(),
-                                         np.asarray(im.convert("RGB"))))
-                except OSError:
+                        image = np.asarray(im.convert("RGB"))
+                    d = depth_beside(p)
+                    out.append(Scene(p.stem.replace("_", " ").replace("-", " ").capitalize(), image,
+                                     read_depth_map(d) if d is not None else None))
+                except (OSError, ValueError):
                     continue  # a broken asset must not take the demo down
     return out or drawn_scenes()
 
