@@ -178,7 +178,8 @@ def main():
     else:
         img = image
     try:
-        s.start(open_picture(img))  # (with its depth map beside it, as the app starts it)
+        img = open_picture(img)  # with its depth map beside it, as the app starts it
+        s.start(img)
     except ValueError as e:
         sys.exit(f"error: {e}")
     fps, n = model.cfg.fps, s.frames_per_step
@@ -203,7 +204,8 @@ def main():
           f"{'off' if memory is None else f'on (guess {memory.guess})'} | "
           f"{''.join(f'{m} | ' for m in a.memory_setting) if memory else ''}start view "
           f"{'on' if s.start_view is not None else 'off'} | {a.walk} | window {a.window} | "
-          f"image {image if image == 'noise' else Path(image).name} | "
+          f"image {image if image == 'noise' else Path(image).name}"
+          f"{' + its depth map' if s.depth_sha256 else ''} | "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"{chunks} chunks x {n} frames = {chunks * n} frames ({chunks * n / fps:.1f} s of video) in {wall:.1f} s")
     skip = 1 if chunks > 2 else 0  # the first chunk holds the start latent and warms up

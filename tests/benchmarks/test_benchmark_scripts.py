@@ -122,7 +122,7 @@ def test_sharpness_leaves_out_frames_whose_exact_frame_is_flat():
 def test_engine_starts_from_the_apps_picture_or_another():
     r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1")
     assert r.returncode == 0, r.stderr
-    assert "| image world_1.png |" in r.stdout.splitlines()[0]
+    assert "| image world_1.png + its depth map |" in r.stdout.splitlines()[0]  # (as the app starts it)
     r = bench("engine.py", "--preset", "test", "--chunks", "3", "--steps", "1", "--image", "noise")
     assert r.returncode == 0 and "| image noise |" in r.stdout.splitlines()[0], r.stderr
     r = bench("engine.py", "--preset", "test", "--chunks", "3", "--image", "no/such.png", timeout=60)
