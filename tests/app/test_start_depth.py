@@ -96,12 +96,14 @@ def test_a_missing_or_changed_map_stops_a_replay_with_one_line(walks, tmp_path):
         assert not (tmp_path / "x.mp4").exists()
 
 
-def test_a_bad_map_beside_the_picture_is_one_error_line(tmp_path):
+@pytest.mark.parametrize("bad, msg", [(np.zeros((64, 96, 3), np.uint8), "16-bit PNG"),  # 8-bit colour: not a map
+                                      (np.full((40, 40), 900, np.uint16), "the picture's shape")])  # square
+def test_a_bad_map_beside_the_picture_is_one_error_line(tmp_path, bad, msg):
     Image.fromarray(np.zeros((64, 96, 3), np.uint8)).save(tmp_path / "p.png")
-    Image.fromarray(np.zeros((64, 96, 3), np.uint8)).save(tmp_path / "p.depth.png")  # 8-bit colour: not a map
+    Image.fromarray(bad).save(tmp_path / "p.depth.png")
     r = render(tmp_path / "p.png", tmp_path / "p.mp4")
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and "p.depth.png" in lines[0] and "16-bit PNG" in lines[0], r.stderr
+    assert r.returncode == 2 and len(lines) == 1 and "p.depth.png" in lines[0] and msg in lines[0], r.stderr
     assert not (tmp_path / "p.mp4").exists()
 
 
@@ -112,8 +114,10 @@ def test_the_demo_scenes_carry_their_depth_and_no_map_is_a_scene(tmp_path):
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "b.png")
     Image.fromarray(np.full((40, 40), 3000, np.uint16)).save(tmp_path / "a.depth.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(np.full((40, 20), 3000, np.uint16)).save(tmp_path / "c.depth.png")  # not its shape: left out
     scenes = load_scenes(tmp_path)
-    assert [s.name for s in scenes] == ["A", "B"]
+    assert [s.name for s in scenes] == ["A", "B", "C"] and scenes[2].depth is None
     assert isinstance(scenes[0].picture, Picture) and np.allclose(scenes[0].picture.depth, 3.0)
     assert scenes[1].depth is None and scenes[1].picture is scenes[1].image
     shipped = load_scenes()  # the app's own: every one with its depth map

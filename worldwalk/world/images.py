@@ -79,19 +79,28 @@ def depth_beside(image) -> Path | None:
 
 
 def open_picture(image):
-    """A picture file with its depth map beside it -> a Picture; anything else as it is."""
+    """A picture file with its depth map beside it -> a Picture; anything else as it is. Raises ValueError naming the
+    map when it cannot be read or is not of the picture's shape."""
     d = depth_beside(image)
-    return Picture(str(image), read_depth_map(d), str(image)) if d is not None else image
+    if d is None:
+        return image
+    z = read_depth_map(d)
+    (iw, ih), (h, w) = load_image(image)[0].size, z.shape
+    if abs(w / h - iw / ih) > 0.01 * iw / ih:
+        raise ValueError(f"depth: {d}: {w}x{h} for a picture of {iw}x{ih}; expected a map of the picture's shape")
+    return Picture(str(image), z, str(image))
 
 
-def fit_depth(depth: np.ndarray, image_wh: tuple[int, int], size_wh: tuple[int, int]) -> np.ndarray:
+def fit_depth(depth: np.ndarray, image_wh: tuple[int, int], size_wh: tuple[int, int],
+              label: str = "the picture") -> np.ndarray:
     """A picture's depth map (h, w) -> the model's frame (H, W), as fit_to_model crops the picture (image_wh its size
     as seen): the same crop in the map's own pixels, sampled nearest (no depth mixed across an edge). Raises
     ValueError when the map's shape is not the picture's."""
     h, w = depth.shape
     iw, ih = image_wh
     if abs(w / h - iw / ih) > 0.01 * iw / ih:
-        raise ValueError(f"depth: {w}x{h} for a picture of {iw}x{ih}; expected a map of the picture's shape")
+        raise ValueError(f"depth: the map of {label} is {w}x{h} and the picture {iw}x{ih}; expected a map of the "
+                         f"picture's shape")
     (rw, rh), (left, top) = resize_crop_geometry((iw, ih), size_wh)
     W, H = size_wh
     kx, ky = w / rw, h / rh  # map pixels per resized picture pixel

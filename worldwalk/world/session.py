@@ -237,7 +237,7 @@ class Session:
 
         given = None  # the picture's own depth (an RGB-D picture: world/images.Picture), on the frame's crop
         if isinstance(image, Picture):
-            given = torch.from_numpy(fit_depth(np.asarray(image.depth, dtype=np.float32), img.size, (W, H)))
+            given = torch.from_numpy(fit_depth(np.asarray(image.depth, dtype=np.float32), img.size, (W, H), label))
         x = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
         t0 = time.perf_counter()
         with torch.inference_mode():

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from worldwalk import assets_dir
-from worldwalk.world.images import DEPTH_SUFFIXES, Picture, depth_beside, read_depth_map
+from worldwalk.world.images import DEPTH_SUFFIXES, Picture, open_picture
 
 SCENES_DIR = assets_dir() / "scenes"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -41,11 +41,14 @@ def load_scenes(folder: Path | None = None) -> list[Scene]:
                 try:
                     with Image.open(p) as im:
                         image = np.asarray(im.convert("RGB"))
-                    d = depth_beside(p)
-                    out.append(Scene(p.stem.replace("_", " ").replace("-", " ").capitalize(), image,
-                                     read_depth_map(d) if d is not None else None))
                 except (OSError, ValueError):
                     continue  # a broken asset must not take the demo down
+                try:
+                    pic = open_picture(p)
+                except ValueError:
+                    pic = None  # ... nor a broken depth map beside it: the picture alone
+                out.append(Scene(p.stem.replace("_", " ").replace("-", " ").capitalize(), image,
+                                 pic.depth if isinstance(pic, Picture) else None))
     return out or drawn_scenes()
 
 
