@@ -118,7 +118,7 @@ class Snapshot:
 
 def depth_hash(z: torch.Tensor | None) -> str | None:
     """sha256 of a picture's own depth on the frame's crop (float32 bytes), None without one."""
-    return None if z is None else hashlib.sha256(z.float().contiguous().numpy().tobytes()).hexdigest()
+    return None if z is None else hashlib.sha256(z.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _model_id(model: WorldModel, vae: VideoVAE) -> str:
@@ -235,9 +235,11 @@ class Session:
             raise ValueError(f"intrinsics: horizontal field of view {hfov:.1f}° after cropping to {W}x{H}; expected "
                              f"{FOV_RANGE[0]:.0f}°–{FOV_RANGE[1]:.0f}°")
 
-        given = None  # the picture's own depth (an RGB-D picture: world/images.Picture), on the frame's crop
+        given = None  # the picture's own depth (an RGB-D picture: world/images.Picture), on the frame's crop, as
+        # the depth network gives one (converted once: the memory, the start view and _kept_start_depth read it)
         if isinstance(image, Picture):
-            given = torch.from_numpy(fit_depth(np.asarray(image.depth, dtype=np.float32), img.size, (W, H), label))
+            given = self._given_depth(torch.from_numpy(fit_depth(np.asarray(image.depth, dtype=np.float32), img.size,
+                                                                 (W, H), label)))
         x = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -248,7 +250,7 @@ class Session:
             memory, start_view, picture_depth = None, None, None
             if self.memory_settings is not None:
                 memory = WorldMemory(self.memory_settings.config, self.device)
-                picture_depth = self._start_depth(x, intr) if given is None else self._given_depth(given)
+                picture_depth = self._start_depth(x, intr) if given is None else given
                 # one sheet where it follows the picture's texture (world/sheet.py); a depth given is as it is
                 z = self._sheet(picture_depth) if given is None else picture_depth
                 px = torch.from_numpy(np.ascontiguousarray(pixels))
@@ -445,7 +447,7 @@ class Session:
         if sheet and self.start_view is not None:
             return self.start_view.depth
         if self.given_depth is not None:  # the picture's own (an RGB-D picture), never smoothed
-            return self._given_depth(self.given_depth)
+            return self.given_depth
         if self.picture_depth is None:
             with torch.inference_mode():
                 self.picture_depth = self._start_depth(self._unit(self.start_pixels)[None], self.intrinsics)
@@ -777,7 +779,8 @@ class Session:
         self.memory = memory
         self.start_view = start_view
         self.picture_depth = None  # predicted again from the start picture when a frame needs it
-        self.given_depth = given  # (or the picture's own, kept in the snapshot)
+        self.given_depth = None if given is None else given.to(self.device)  # (or the picture's own, kept in the
+        # snapshot as the session holds it)
         self.depth_sha256 = depth_hash(given)
         self.ground_detail = None  # made again from the start picture when a frame needs it
         self.sky_profile = None  # likewise
