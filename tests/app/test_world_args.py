@@ -137,6 +137,11 @@ def test_memory_from_flag_recording_and_depth(monkeypatch):
     before = {k: v for k, v in rec.items() if k != "rims"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3, rims=False)
     assert world_args.memory_from(parse(), {"memory": rec})[0].rims is True
+    # the guess's sky and ground colours (MemorySettings.guess_prior): a recording made before replays without them
+    before = {k: v for k, v in rec.items() if k != "guess_prior"}
+    assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3,
+                                                                                  guess_prior=False)
+    assert world_args.memory_from(parse(), {"memory": rec})[0].guess_prior is True
     # the skyline (world/skyline.py; off by default): --skyline, else the recording's (off for one made before it)
     before = {k: v for k, v in rec.items() if k != "skyline"}
     assert world_args.memory_from(parse(), {"memory": before})[0] == MemorySettings(guess=0.7, feather=3)

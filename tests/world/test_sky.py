@@ -126,3 +126,32 @@ def test_a_sun_in_the_picture_does_not_tint_its_elevation_all_the_way_round():
     rows = slice(9, 16)
     assert (kept - plain)[:, :, rows].abs().max() * 127.5 < 1.5
     assert (untrimmed - plain)[:, :, rows].abs().max() * 127.5 > 5  # the mean alone takes in the sun
+
+
+def test_the_guess_takes_the_start_picture_sky_where_the_memory_does_not_see(parts):  # noqa: F811
+    """MemorySettings.guess_prior: the guess's frames (a dark smear, as the smooth extension of a remembered tree
+    gave them) take the start picture's sky colour at the same elevation where the memory does not see, above the
+    horizon, and keep what it sees; a turning chunk with it replays exactly from a snapshot and differs from one
+    without it."""
+    from test_session_memory import session
+
+    px, _, _ = picture()
+    img = px.numpy()
+    s = session(parts, guess_prior=True, detail=0.0)
+    s.start(img, seed=1)
+    H, W = img.shape[:2]
+    poses = np.stack([pose(yaw=a) for a in (20.0, 40.0, 60.0)])
+    clip = torch.full((3, 3, H, W), -0.8).contiguous(memory_format=torch.channels_last)
+    holes = torch.zeros(3, H, W, dtype=torch.bool)
+    holes[:, :, W // 3:] = True  # the memory sees the left third
+    s._guess_prior(clip, poses, holes)
+    sky = torch.from_numpy(img).float().permute(2, 0, 1) / 127.5 - 1  # a turn keeps each pixel's elevation
+    up = slice(2, H // 2 - 2)
+    assert (clip[:, :, up, W // 3:] - sky[:, up, W // 3:]).abs().mean() * 127.5 < 3
+    assert (clip[:, :, :, : W // 3] == -0.8).all()  # what the memory sees stays as it is
+    on = turn_chunk(parts, img, sky=1.0, detail=0.0)[0]  # (on by default)
+    off = turn_chunk(parts, img, sky=1.0, detail=0.0, guess_prior=False)[0]
+    assert not np.array_equal(on, off)
+    with pytest.raises(ValueError, match="guess_prior"):
+        MemorySettings(guess_prior=1).validate()
+    assert MemorySettings().guess_prior and not MemorySettings.from_dict({"guess_prior": False}).guess_prior

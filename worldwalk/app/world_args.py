@@ -214,10 +214,11 @@ def memory_from(args, recorded: dict | None = None):
         # without it, and one made before the far field's edge moved to the picture's (MemorySettings.sky_edge) or
         # the holes behind objects took what lies behind them (world/disocclusion.py) without those, and one made
         # before a photograph's depth became one sheet (world/sheet.py) with the depth as predicted, and one made
-        # before the start picture's rims were lifted (world/rims.py) without them
+        # before the start picture's rims were lifted (world/rims.py) without them, and one made before the guess
+        # took the start picture's sky and ground colours where the memory does not see (guess_prior) without that
         old = {"start_scale": 0, "detail": 0, "seam": 0, "start_median": 0, "sky": 0, "lift_last": 0, "ground": 0,
                "open_sky": False, "guess_still": False, "start_miss": 0, "skyline": False, "sky_edge": 0,
-               "behind": 0, "sheet": 0, "rims": False}
+               "behind": 0, "sheet": 0, "rims": False, "guess_prior": False}
         settings = {**old, **rec} if isinstance(rec, dict) else rec
         if isinstance(rec, dict) and isinstance(rec.get("config"), dict):
             settings["config"] = {"support": 0, **rec["config"]}

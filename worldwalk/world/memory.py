@@ -149,6 +149,10 @@ class MemorySettings:
     # picture's texture, not its surfaces (photographs of things 16-46 %, procedural start views 0.6-7.3 %), and
     # is smoothed into one sheet: walking in magnifies the picture whole instead of tearing it along its texture
     # (world/sheet.py; 0: the depth as predicted)
+    guess_prior: bool = True  # where the memory does not see, the chunk's guess takes the start picture's sky and
+    # ground colours (as the frame shown does) over the smooth extension of what it sees beside: that extension smeared
+    # a remembered tree's colours over the open sky beside it, the model drew a blurred copy of the tree there, and the
+    # lift kept it as a grey wall (benchmarks/RESULTS.md "The guess's open sky"; False: the smooth extension alone)
 
     def validate(self) -> "MemorySettings":
         self.config.validate()
@@ -188,6 +192,8 @@ class MemorySettings:
         if isinstance(self.sheet, bool) or not (isinstance(self.sheet, (int, float)) and 0 <= self.sheet <= 1):
             raise ValueError(f"memory settings: sheet {self.sheet!r}: expected a share of edge pixels from 0 (off) "
                              f"to 1")
+        if not isinstance(self.guess_prior, bool):
+            raise ValueError(f"memory settings: guess_prior {self.guess_prior!r}: expected true or false")
         if not 0 <= self.detail <= 2:
             raise ValueError(f"memory settings: detail {self.detail}: expected a gain from 0 (off) to 2")
         if not (self.start_scale == 0 or self.start_scale >= 1):
@@ -208,7 +214,7 @@ class MemorySettings:
         known = {"config", "feather", "strength", "generated_conf", "generated_depth_scale", "generated_margin",
                  "guess", "guess_min_coverage", "start_scale", "detail", "seam", "start_median", "sky", "ground",
                  "lift_last", "open_sky", "guess_still", "start_miss", "start_grid", "skyline", "behind", "sky_edge",
-                 "sheet", "rims"}
+                 "sheet", "rims", "guess_prior"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"memory settings: unknown fields {unknown}; expected a subset of {sorted(known)}")

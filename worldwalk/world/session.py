@@ -39,7 +39,9 @@ own sky colour at the same elevation is laid over what the model drew, as much a
 that elevation (world/sky.py): a clean sky instead of haze in bands. Below the horizon, likewise, the memory's `ground`
 share of the start picture's own ground colour at the same elevation takes the place of the model's colours there,
 block by block, its detail kept (world/ground_colour.py): unseen grass the colour of the picture's instead of a drift
-towards greener, brighter fog. What they lay there is remembered like the rest. With the memory settings' `skyline`
+towards greener, brighter fog. What they lay there is remembered like the rest. The chunk's guess takes the same
+colours where the memory does not see (`guess_prior`), so that the model does not start a remembered tree's smooth
+extension over the open sky beside it. With the memory settings' `skyline`
 (off by default), the start picture's standing objects, mirrored round the start camera, are put into the memory at
 the start as its points (world/skyline.py): things stand round the whole horizon instead of a haze band.
 """
@@ -680,9 +682,24 @@ class Session:
         (W, H), dt = self.size_wh, self._vae_dtype()
         clip = torch.empty((rgb.shape[0], 3, H, W), device=self.device, memory_format=torch.channels_last)
         pull_push(rgb.to(self.device), cov[:, None].float().to(self.device), out=clip)
+        if ms.guess_prior and self.start_pixels is not None and (ms.sky > 0 or ms.ground > 0):
+            self._guess_prior(clip, poses[s - 1::s][:new] if ms.guess_still else poses, ~cov)
         guess = self.vae.encode_next(self._unit(self.shown_frame)[None].to(dt), clip[None].transpose(1, 2).to(dt),
                                      still=ms.guess_still).float()
         return guess, None, levels.to(self.device)
+
+    def _guess_prior(self, clip: torch.Tensor, poses: np.ndarray, holes: torch.Tensor) -> None:
+        """clip (N, 3, H, W) the guess's frames at poses, changed in place: where the memory does not see (holes
+        (N, H, W) bool), the start picture's sky colour at the same elevation and its ground colour, as the frame
+        shown takes them, over the smooth extension of what the memory sees beside (MemorySettings.guess_prior)."""
+        ms = self.memory_settings
+        free = holes.float().cpu()
+        out = clip.float().cpu().contiguous()
+        if ms.sky > 0 and self._sky_profile().usable:
+            out = self._sky_profile().blend(out, poses, self.intrinsics, free if ms.sky == 1 else free * ms.sky)
+        if ms.ground > 0:
+            self._ground_colour().correct(out, poses, self.intrinsics, free if ms.ground == 1 else free * ms.ground)
+        clip.copy_(out.to(clip.device, clip.dtype))
 
     # ------------------------------------------------------------------ state
     def state_nbytes(self) -> int:
