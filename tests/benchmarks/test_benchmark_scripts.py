@@ -248,3 +248,40 @@ def test_magnified_ssim_finds_the_magnification_and_sees_blur_and_blocks():
             if rng.random() < 1 / 3:
                 torn[by:by + 16, bx:bx + 16] = torn[by:by + 16, bx:bx + 16].reshape(-1, 3).mean(0)
     assert magnified_ssim(torn, pic) < whole - 0.1
+
+
+def test_app_walks_on_one_scene(tmp_path):
+    """app_walks.py walks the app's first scene through the rig, a quarter as long, on the embedded default: one row
+    with every figure finite, the mean line, and a sheet of the walk over its exact frames."""
+    sheet = tmp_path / "sheet.jpg"
+    r = bench("app_walks.py", "--scenes", "world_1", "--seconds-scale", "0.25", "--sheet", str(sheet))
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| world_1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(numbers(cells[2])) == 2  # 3.5 s of walking: two 2-s stretches
+    assert all(np.isfinite(numbers(c)).all() and numbers(c) for c in cells[1:])
+    assert 10 < numbers(cells[3])[0] < 60 and 0 < numbers(cells[4])[0] <= 1
+    assert "mean over 1 scenes" in r.stdout
+    img = np.asarray(Image.open(sheet))
+    assert img.shape[0] == 2 * 128 and img.shape[1] % 128 == 0 and img.std() > 5
+    r = bench("app_walks.py", "--scenes", "world_9", timeout=60)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "world_1" in r.stderr
+
+
+def test_app_walks_scenes_are_the_worlds_it_names():
+    """app_walks.py scores the app's scenes against renders of the worlds they were made from: each shipped picture
+    (2x the frame) is its world rendered from the start pose."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from app_walks import SCENES
+    from worldwalk.controls.intrinsics import from_fov
+    from worldwalk.world.procedural.scene import Scene
+    from worldwalk.world.session import DEFAULT_FOV
+
+    for name, seed in SCENES.items():
+        pic = np.asarray(Image.open(ROOT / "assets" / "scenes" / f"{name}.png").convert("RGB")).astype(int)
+        H, W = pic.shape[:2]
+        fx, fy, cx, cy = from_fov(256, 256, DEFAULT_FOV)
+        s = W / 256  # the frame's rays through the picture's pixel centres
+        intr = np.array([fx * s, fy * s, (cx + 0.5) * s - 0.5, (cy + 0.5) * s - 0.5])
+        got = Scene(seed).render(np.eye(4)[None], intr, (W, H))[0].astype(int)
+        assert np.abs(got - pic).mean() < 1.0, name

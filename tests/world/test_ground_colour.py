@@ -115,13 +115,14 @@ def test_the_bilinear_matrix_is_f_interpolate():
 
 
 def test_a_turn_shows_the_start_picture_ground_colour_where_the_memory_does_not_see(parts):  # noqa: F811
-    """The same turn with the ground colour on and off (the sky and detail off): the frames differ only below the
-    horizon and where the memory does not wholly draw, and there the frames with it are nearer the start picture's
-    ground colour at the same elevation; a restored snapshot shows the same again; old recordings replay without it."""
+    """The same turn with the ground colour on and off (the sky, detail and the guess's colours off): the frames differ
+    only below the horizon and where the memory does not wholly draw, and there the frames with it are nearer the
+    start picture's ground colour at the same elevation; a restored snapshot shows the same again; old recordings
+    replay without it."""
     px, _, _ = picture()  # the test model's own size
     img = px.numpy()
     H, W = img.shape[:2]
-    outs = {gain: turn_chunk(parts, img, sky=0.0, detail=0.0, ground=gain) for gain in (0.0, 1.0)}
+    outs = {gain: turn_chunk(parts, img, sky=0.0, detail=0.0, ground=gain, guess_prior=False) for gain in (0.0, 1.0)}
     off, on = outs[0.0], outs[1.0]
     cov, whole = off[1], off[2]
     changed = np.abs(on[0] - off[0]).max(-1) > 0

@@ -88,12 +88,12 @@ def test_no_sky_where_the_picture_has_none():
 
 
 def test_a_turn_shows_the_start_picture_sky_where_the_memory_does_not_see(parts):  # noqa: F811
-    """The same turn with the sky on and off: the frames differ only above the horizon where the memory does not see,
-    and there the frames with it show the start picture's sky colour at the same elevation; a restored snapshot shows
-    the same again."""
+    """The same turn with the sky on and off (the guess's colours off): the frames differ only above the horizon where
+    the memory does not see, and there the frames with it show the start picture's sky colour at the same elevation;
+    a restored snapshot shows the same again."""
     px, _, _ = picture()  # the test model's own size
     img = px.numpy()
-    outs = {gain: turn_chunk(parts, img, sky=gain, detail=0.0) for gain in (0.0, 1.0)}
+    outs = {gain: turn_chunk(parts, img, sky=gain, detail=0.0, guess_prior=False) for gain in (0.0, 1.0)}
     off, on = outs[0.0], outs[1.0]
     cov, whole = off[1], off[2]
     H = cov.shape[1]
