@@ -166,7 +166,9 @@ def test_recording_decodes_with_matching_sidecar(explorer, tmp_path):
     show = ex._show
     ex._show = lambda s: (shown.__setitem__(s.number, s.frame), show(s))
     key_down("w")
-    ex.run(frames=2)  # W is held before the recording starts
+    # W is held and the view shown walks before the recording starts (a chunk asked for before W, still queued on a
+    # loaded machine, would otherwise open the recording standing still)
+    assert ex.run(until=lambda: z_of(ex) > 0, timeout=30) == "until"
     press("r")
     assert ex.run(until=lambda: w.recorder is not None and w.recorder.frames >= 18, timeout=60) == "until"
     press("r")
