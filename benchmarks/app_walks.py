@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from metrics import FLAT, contact_sheet, cpu_header, gradient_energy, psnr, sharpness, ssim  # noqa: E402
+from photo_walks import run  # noqa: E402  (a walk's frames, chunk by chunk as the app asks for them)
 from world_quality import with_settings  # noqa: E402
 from worldwalk.app.runtime import keep_freed_memory  # noqa: E402
 from worldwalk.controls.intrinsics import from_fov  # noqa: E402
@@ -46,27 +47,16 @@ SCENES = {"world_1": 2_000_001, "world_2": 2_000_002, "world_3": 2_000_005, "wor
 WALK = ((("w",), 3.0), (("w", "right"), 2.0), (("w",), 3.0), (("left",), 3.0), (("w",), 3.0))
 
 
-def held_keys(fps: int, ahead: float | None, scale: float = 1.0) -> np.ndarray:
-    """WALK through the camera rig from standing -> poses (1 + frames, 4, 4), the start pose first."""
+def held_keys(fps: int, ahead: float | None, scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """WALK through the camera rig from standing, at the speed the app starts a walk with for a picture whose surface
+    ahead is `ahead` metres away -> (poses (1 + frames, 4, 4), the start pose first; the speed)"""
     rig = Rig(RigConfig(fps=fps))
-    rig.fit_speed(ahead)
+    speed = rig.fit_speed(ahead)
     poses = [np.eye(4)[None]]
     for keys, seconds in WALK:
         rig.update(InputState(keys=set(keys)), 0.0)
         poses.append(rig.advance(max(1, int(round(seconds * scale * fps)))))
-    return np.concatenate(poses)
-
-
-def run(session: Session, picture, c2w: np.ndarray) -> np.ndarray:
-    """The walk's frames (len(c2w), H, W, 3) uint8, chunk by chunk as the app asks for them."""
-    out = [session.start(picture, fov_deg=DEFAULT_FOV)]
-    n = session.frames_per_step
-    for i in range(1, len(c2w), n):
-        p = c2w[i:i + n]
-        if len(p) < n:
-            p = np.concatenate([p, np.repeat(p[-1:], n - len(p), 0)])
-        out.append(session.step(p)[: len(c2w) - i])
-    return np.concatenate(out)[: len(c2w)]
+    return np.concatenate(poses), speed
 
 
 def main():
@@ -110,7 +100,7 @@ def main():
         picture = open_picture(folder / f"{name}.png")
         session.start(picture, fov_deg=DEFAULT_FOV)
         ahead = session.depth_ahead()
-        c2w = held_keys(fps, ahead, a.seconds_scale)
+        c2w, speed = held_keys(fps, ahead, a.seconds_scale)
         gen = run(session, picture, c2w)
         exact = Scene(SCENES[name]).render(c2w, from_fov(W, H, DEFAULT_FOV), (W, H))
         sh = np.array([sharpness(g, e) if gradient_energy(e) >= FLAT else np.nan  # (a flat exact frame: no detail
@@ -121,7 +111,6 @@ def main():
         parts = " ".join(f"{np.nanmedian(sh[i:i + step]):.3f}" for i in range(0, len(sh), step))
         row = (np.nanmean(sh), ps.mean(), ss.mean(), np.nanmean(sh[-tail:]), ps[-tail:].mean(), ss[-tail:].mean())
         rows.append(row)
-        speed = Rig(RigConfig(fps=fps)).fit_speed(ahead)
         print(f"| {name} | {speed:.2f} m/s | {parts} | {row[1]:.2f} dB | {row[2]:.3f} | {row[3]:.3f}, {row[4]:.2f} dB, "
               f"{row[5]:.3f} |")
         sheet.append((gen[:, ::2, ::2], exact[:, ::2, ::2]))  # (half size)

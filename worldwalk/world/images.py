@@ -78,6 +78,12 @@ def depth_beside(image) -> Path | None:
     return None
 
 
+def _fits(map_hw: tuple[int, int], image_wh: tuple[int, int]) -> bool:
+    """Whether a depth map of shape (h, w) is of a picture of size (W, H)'s shape (aspect ratios within 1 %)."""
+    (h, w), (iw, ih) = map_hw, image_wh
+    return abs(w / h - iw / ih) <= 0.01 * iw / ih
+
+
 def open_picture(image):
     """A picture file with its depth map beside it -> a Picture; anything else as it is. Raises ValueError naming the
     map when it cannot be read or is not of the picture's shape."""
@@ -86,7 +92,7 @@ def open_picture(image):
         return image
     z = read_depth_map(d)
     (iw, ih), (h, w) = load_image(image)[0].size, z.shape
-    if abs(w / h - iw / ih) > 0.01 * iw / ih:
+    if not _fits(z.shape, (iw, ih)):
         raise ValueError(f"depth: {d}: {w}x{h} for a picture of {iw}x{ih}; expected a map of the picture's shape")
     return Picture(str(image), z, str(image))
 
@@ -98,7 +104,7 @@ def fit_depth(depth: np.ndarray, image_wh: tuple[int, int], size_wh: tuple[int, 
     ValueError when the map's shape is not the picture's."""
     h, w = depth.shape
     iw, ih = image_wh
-    if abs(w / h - iw / ih) > 0.01 * iw / ih:
+    if not _fits(depth.shape, image_wh):
         raise ValueError(f"depth: the map of {label} is {w}x{h} and the picture {iw}x{ih}; expected a map of the "
                          f"picture's shape")
     (rw, rh), (left, top) = resize_crop_geometry((iw, ih), size_wh)

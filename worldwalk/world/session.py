@@ -351,15 +351,7 @@ class Session:
             free = 1 - w[:, 0].cpu()  # (N, H, W): where neither the memory nor the start view draws
             if wss is not None:
                 free.mul_(1 - wss[:, 0].cpu())
-            if ms.sky > 0 and self._sky_profile().usable:
-                # the start picture's sky at the same elevation, as much as it says is sky there (world/sky.py)
-                out = self._sky_profile().blend(out.cpu(), poses, self.intrinsics,
-                                                free if ms.sky == 1 else free * ms.sky).to(out.device)
-            if ms.ground > 0:
-                # the start picture's ground colour at the same elevation, at the scale of blocks, as much as it
-                # says is open ground there (world/ground_colour.py)
-                self._ground_colour().correct(out, poses, self.intrinsics,
-                                              free if ms.ground == 1 else free * ms.ground)
+            out = self._start_colours(out, poses, free)
         detail = None  # how much of the ground detail to draw where (N, H, W)
         if ms.detail > 0 and self.start_pixels is not None:
             where = ~view.pinned if view.pinned is not None else ~view.coverage
@@ -688,17 +680,25 @@ class Session:
                                      still=ms.guess_still).float()
         return guess, None, levels.to(self.device)
 
+    def _start_colours(self, frames: torch.Tensor, poses: np.ndarray, free: torch.Tensor) -> torch.Tensor:
+        """frames (N, 3, H, W) float32 at poses, where `free` (N, H, W) on the CPU says how much nothing draws them
+        -> the same with the memory settings' `sky` share of the start picture's sky colour at the same elevation, as
+        much as it says is sky there (world/sky.py), and its `ground` share of the picture's ground colour at the same
+        elevation, at the scale of blocks, as much as it says is open ground there (world/ground_colour.py); float32
+        frames on the CPU are changed in place."""
+        ms = self.memory_settings
+        if ms.sky > 0 and self._sky_profile().usable:
+            frames = self._sky_profile().blend(frames.cpu(), poses, self.intrinsics,
+                                               free if ms.sky == 1 else free * ms.sky).to(frames.device)
+        if ms.ground > 0:
+            self._ground_colour().correct(frames, poses, self.intrinsics, free if ms.ground == 1 else free * ms.ground)
+        return frames
+
     def _guess_prior(self, clip: torch.Tensor, poses: np.ndarray, holes: torch.Tensor) -> None:
         """clip (N, 3, H, W) the guess's frames at poses, changed in place: where the memory does not see (holes
-        (N, H, W) bool), the start picture's sky colour at the same elevation and its ground colour, as the frame
-        shown takes them, over the smooth extension of what the memory sees beside (MemorySettings.guess_prior)."""
-        ms = self.memory_settings
-        free = holes.float().cpu()
-        out = clip.float().cpu().contiguous()
-        if ms.sky > 0 and self._sky_profile().usable:
-            out = self._sky_profile().blend(out, poses, self.intrinsics, free if ms.sky == 1 else free * ms.sky)
-        if ms.ground > 0:
-            self._ground_colour().correct(out, poses, self.intrinsics, free if ms.ground == 1 else free * ms.ground)
+        (N, H, W) bool), the start picture's sky and ground colours, as the frame shown takes them (_start_colours),
+        over the smooth extension of what the memory sees beside (MemorySettings.guess_prior)."""
+        out = self._start_colours(clip.float().cpu().contiguous(), poses, holes.float().cpu())
         clip.copy_(out.to(clip.device, clip.dtype))
 
     # ------------------------------------------------------------------ state
